@@ -1,0 +1,156 @@
+//! Wake-ups: the ready queue that tokio's wakers fill, and the eventfd that tells a sleeping
+//! consumer there is work. A waker firing on the thread that is driving the runtime only
+//! queues its key; from any other thread it also signals the eventfd, once per batch.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Wake, Waker};
+
+thread_local! {
+    /// The id of the runtime this thread is driving right now (0: none).
+    static DRIVING: Cell<u16> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as driving runtime `id` until dropped.
+pub(crate) struct DrivingGuard {
+    previous: u16,
+}
+
+impl DrivingGuard {
+    pub(crate) fn new(id: u16) -> DrivingGuard {
+        DrivingGuard {
+            previous: DRIVING.with(|d| d.replace(id)),
+        }
+    }
+}
+
+impl Drop for DrivingGuard {
+    fn drop(&mut self) {
+        DRIVING.with(|d| d.set(self.previous));
+    }
+}
+
+/// State shared between a runtime and every waker it has handed out.
+pub(crate) struct Shared {
+    pub(crate) rt_id: u16,
+    ready: Mutex<Vec<u64>>,
+    event_fd: OwnedFd,
+    /// True from the first signal until the consumer drains the eventfd: coalesces writes.
+    signaled: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(rt_id: u16) -> io::Result<Shared> {
+        // SAFETY: eventfd has no memory-safety preconditions; we check its result.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let event_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Shared {
+            rt_id,
+            ready: Mutex::new(Vec::new()),
+            event_fd,
+            signaled: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn event_fd(&self) -> RawFd {
+        self.event_fd.as_raw_fd()
+    }
+
+    /// Queues `key` and, unless this thread is driving the runtime, signals the eventfd.
+    pub(crate) fn push(&self, key: u64) {
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(key);
+        if DRIVING.with(|d| d.get()) != self.rt_id {
+            self.signal();
+        }
+    }
+
+    /// Makes the backend fd readable (at most one eventfd write until the next drain).
+    pub(crate) fn signal(&self) {
+        if !self.signaled.swap(true, Ordering::AcqRel) {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to our own eventfd. A failure can only
+            // be EAGAIN (counter saturated), in which case the fd is readable anyway.
+            unsafe { libc::write(self.event_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    /// Resets the eventfd if it was signaled. Returns whether it was.
+    pub(crate) fn drain_signal(&self) -> bool {
+        if !self.signaled.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let mut value: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64 from our own non-blocking eventfd.
+        unsafe { libc::read(self.event_fd(), (&mut value as *mut u64).cast(), 8) };
+        true
+    }
+
+    /// Swaps the ready queue with `into` (which should be empty), so no allocation happens
+    /// in steady state.
+    pub(crate) fn take_ready(&self, into: &mut Vec<u64>) {
+        let mut q = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut *q, into);
+    }
+
+    pub(crate) fn has_ready(&self) -> bool {
+        !self
+            .ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+}
+
+struct KeyWaker {
+    key: u64,
+    shared: Arc<Shared>,
+}
+
+impl Wake for KeyWaker {
+    fn wake(self: Arc<Self>) {
+        self.shared.push(self.key);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.shared.push(self.key);
+    }
+}
+
+/// A waker that queues `key` on `shared`'s ready queue.
+pub(crate) fn waker(shared: &Arc<Shared>, key: u64) -> Waker {
+    Waker::from(Arc::new(KeyWaker {
+        key,
+        shared: shared.clone(),
+    }))
+}
+
+/// A thread-safe handle that wakes a runtime from any thread.
+#[derive(Clone)]
+pub struct RuntimeWaker {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl RuntimeWaker {
+    /// Makes the runtime's backend fd readable so that its consumer runs a turn.
+    pub fn wake(&self) {
+        self.shared.signal();
+    }
+}
+
+impl std::fmt::Debug for RuntimeWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeWaker")
+            .field("runtime", &self.shared.rt_id)
+            .finish()
+    }
+}
