@@ -92,21 +92,12 @@ impl Default for Options {
 }
 
 /// Listener settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ListenOptions {
     /// Accept queue length; 0 means the default (511, as libuv and Node).
     pub backlog: u32,
     /// Sets `SO_REUSEPORT`, so several runtimes (one per core) can share a port.
     pub reuse_port: bool,
-}
-
-impl Default for ListenOptions {
-    fn default() -> ListenOptions {
-        ListenOptions {
-            backlog: 0,
-            reuse_port: false,
-        }
-    }
 }
 
 /// Counters, for tests and tuning.
@@ -221,6 +212,11 @@ impl Queue {
                 None
             }
             _ => None,
+        };
+        // A failed connect or accept names no connection, whatever the reason.
+        let handle = match (&result, op.code) {
+            (Err(_), OpCode::Connect | OpCode::Accept) => Handle::NONE,
+            _ => handle,
         };
         let result = match result {
             Ok(n) => n as i64,
@@ -441,8 +437,9 @@ impl Runtime {
     }
 
     /// Runs turns until at least one completion is available, then returns up to `max`.
-    /// Blocks at most `timeout` (`None`: without limit). Returns 0 on timeout, and at once
-    /// when nothing is in flight (nothing could ever complete).
+    /// Blocks at most `timeout` (`None`: without limit). Returns 0 on timeout, when woken by
+    /// [`RuntimeWaker::wake`], and at once when nothing is in flight (nothing could ever
+    /// complete).
     pub fn reap(
         &mut self,
         out: &mut Vec<Completion>,
@@ -452,7 +449,12 @@ impl Runtime {
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
         loop {
             let n = self.turn(out, max);
-            if n > 0 || max == 0 || (self.q.ops.len() == 0 && self.q.completions.is_empty()) {
+            let woken = self.shared.take_woken();
+            if n > 0
+                || max == 0
+                || woken
+                || (self.q.ops.len() == 0 && self.q.completions.is_empty())
+            {
                 return n;
             }
             let mut wait = self.next_timeout();
@@ -773,11 +775,10 @@ impl Runtime {
     }
 
     /// A one-shot timer: completes with 0 after `ms` milliseconds (0: on the next turn).
+    /// `InvalidArgument` when `ms` exceeds `i64::MAX`.
     pub fn timer(&mut self, ms: u64, user_data: u64) -> Result<(), Status> {
         self.admit()?;
-        let at = Instant::now()
-            .checked_add(Duration::from_millis(ms))
-            .ok_or(Status::InvalidArgument)?;
+        let at = instant_after(ms)?;
         let id = self.new_op(
             user_data,
             OpCode::Timer,
@@ -808,9 +809,7 @@ impl Runtime {
     /// (replacing an earlier one); one still pending then completes with `TimedOut`.
     /// `NotFound` when none is pending.
     pub fn deadline(&mut self, user_data: u64, ms: u64) -> Result<(), Status> {
-        let at = Instant::now()
-            .checked_add(Duration::from_millis(ms))
-            .ok_or(Status::InvalidArgument)?;
+        let at = instant_after(ms)?;
         let ids = self.q.ops.find(|op| op.user_data == user_data);
         if ids.is_empty() {
             return Err(Status::NotFound);
@@ -834,17 +833,19 @@ impl Runtime {
         let mut requeue = None;
         match self.resources.get_mut(target) {
             Some(Resource::Conn(c)) => {
-                if c.reads.front() == Some(&id) {
+                // Only when another op waits behind it: a spurious key would make
+                // `next_timeout` report work (ZERO) on an idle runtime.
+                if c.reads.front() == Some(&id) && c.reads.len() > 1 {
                     requeue = Some(key(KEY_READ, target));
                 }
-                if c.writes.front() == Some(&id) {
+                if c.writes.front() == Some(&id) && c.writes.len() > 1 {
                     requeue = Some(key(KEY_WRITE, target));
                 }
                 c.reads.retain(|o| *o != id);
                 c.writes.retain(|o| *o != id);
             }
             Some(Resource::Listener(l)) => {
-                if l.accepts.front() == Some(&id) {
+                if l.accepts.front() == Some(&id) && l.accepts.len() > 1 {
                     requeue = Some(key(KEY_ACCEPT, target));
                 }
                 l.accepts.retain(|o| *o != id);
@@ -1156,6 +1157,18 @@ async fn connect_addrs(addrs: Vec<SocketAddr>) -> Result<TcpStream, Status> {
         }
     }
     Err(last)
+}
+
+/// The instant `ms` milliseconds from now. A delay with the top bit set is a negative
+/// number in disguise (a C caller passing -1): `InvalidArgument`, as is one past the clock's
+/// range. `Instant::checked_add` alone does not catch `u64::MAX` ms on Linux.
+fn instant_after(ms: u64) -> Result<Instant, Status> {
+    if ms > i64::MAX as u64 {
+        return Err(Status::InvalidArgument);
+    }
+    Instant::now()
+        .checked_add(Duration::from_millis(ms))
+        .ok_or(Status::InvalidArgument)
 }
 
 fn far_future() -> Instant {

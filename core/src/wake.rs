@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     event_fd: OwnedFd,
     /// True from the first signal until the consumer drains the eventfd: coalesces writes.
     signaled: AtomicBool,
+    /// Set by an explicit `RuntimeWaker::wake`: makes a blocked `reap` return.
+    woken: AtomicBool,
 }
 
 impl Shared {
@@ -56,6 +58,7 @@ impl Shared {
             ready: Mutex::new(Vec::new()),
             event_fd,
             signaled: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
         })
     }
 
@@ -86,13 +89,28 @@ impl Shared {
 
     /// Resets the eventfd if it was signaled. Returns whether it was.
     pub(crate) fn drain_signal(&self) -> bool {
-        if !self.signaled.swap(false, Ordering::AcqRel) {
+        if !self.signaled.load(Ordering::Acquire) {
             return false;
         }
         let mut value: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64 from our own non-blocking eventfd.
-        unsafe { libc::read(self.event_fd(), (&mut value as *mut u64).cast(), 8) };
+        let n = unsafe { libc::read(self.event_fd(), (&mut value as *mut u64).cast(), 8) };
+        if n != 8 {
+            // The flag is set but its write has not landed yet: keep the flag; that write
+            // makes the fd readable and a later turn drains it.
+            return false;
+        }
+        // Read first, clear second. Clearing first let a signal slip in between: its write
+        // was read here while its flag stayed set, so every later signal skipped its write
+        // and a sleeping consumer never woke (a lost wakeup). A signal that still sees the
+        // flag set here pushed its key before, so this turn's `take_ready` picks it up.
+        self.signaled.store(false, Ordering::Release);
         true
+    }
+
+    /// Consumes an explicit wake (see `RuntimeWaker::wake`).
+    pub(crate) fn take_woken(&self) -> bool {
+        self.woken.swap(false, Ordering::AcqRel)
     }
 
     /// Swaps the ready queue with `into` (which should be empty), so no allocation happens
@@ -141,8 +159,10 @@ pub struct RuntimeWaker {
 }
 
 impl RuntimeWaker {
-    /// Makes the runtime's backend fd readable so that its consumer runs a turn.
+    /// Makes the runtime's backend fd readable so that its consumer runs a turn, and makes a
+    /// `reap` blocked on another thread return (possibly with no completions).
     pub fn wake(&self) {
+        self.shared.woken.store(true, Ordering::Release);
         self.shared.signal();
     }
 }

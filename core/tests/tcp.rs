@@ -185,7 +185,6 @@ fn ready_reads_and_writes_complete_inline() {
 #[test]
 fn queued_accepts_complete_in_order() {
     let mut rt = runtime(BACKENDS[0]);
-    let mut r = Reaper::new();
     let (l, port) = listen(&mut rt);
     for i in 0..5 {
         rt.accept(l, 100 + i).unwrap();
