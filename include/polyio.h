@@ -355,8 +355,9 @@ size_t polyio_turn(struct polyio_runtime *rt, struct polyio_completion *out, siz
 /**
  * Runs turns until at least one completion is available and copies up to `max` into `out`;
  * returns how many. Blocks at most `timeout_ms` (-1: no limit; 0: one turn, like
- * `polyio_turn`). Returns 0 on timeout, and at once when nothing is in flight (nothing
- * could ever complete). Returns 0 if `rt` is NULL or `out` is NULL with `max > 0`.
+ * `polyio_turn`). Returns 0 on timeout, when another thread (or a signal handler) calls
+ * `polyio_runtime_wake`, and at once when nothing is in flight (nothing could ever
+ * complete). Returns 0 if `rt` is NULL or `out` is NULL with `max > 0`.
  *
  * # Safety
  * As for `polyio_turn`.
@@ -367,8 +368,8 @@ size_t polyio_reap(struct polyio_runtime *rt,
                    int32_t timeout_ms);
 
 /**
- * Makes the backend fd readable, so that a consumer sleeping in `poll` or `polyio_reap`
- * wakes and runs a turn. The one call that is safe from any thread (while `rt` is alive).
+ * Makes the backend fd readable, so that a consumer sleeping in `poll` wakes and runs a
+ * turn, and makes a `polyio_reap` blocked in another thread return. The one call that is safe from any thread (while `rt` is alive).
  * Wakes are coalesced: many calls before the next turn cost one eventfd write.
  *
  * Errors: INVALID_ARGUMENT if `rt` is NULL.

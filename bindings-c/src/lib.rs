@@ -12,7 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use polyio_core::{
-    Backend, Completion, Handle, ListenOptions, Options, ReadBuf, Runtime, RuntimeWaker, Status, WriteBuf,
+    Backend, Completion, Handle, ListenOptions, Options, ReadBuf, Runtime, RuntimeWaker, Status,
+    WriteBuf,
 };
 
 /// Major version of this header; `polyio_version()` reports the library's.
@@ -238,7 +239,12 @@ pub unsafe extern "C" fn polyio_options_init(opts: *mut polyio_options) {
         if !opts.is_null() {
             let d = Options::default();
             // SAFETY: checked non-NULL; the caller promised it is writable.
-            unsafe { opts.write(polyio_options { backend: polyio_backend::Auto as u32, max_ops: d.max_ops as u32 }) };
+            unsafe {
+                opts.write(polyio_options {
+                    backend: polyio_backend::Auto as u32,
+                    max_ops: d.max_ops as u32,
+                })
+            };
         }
     })
 }
@@ -253,7 +259,10 @@ pub unsafe extern "C" fn polyio_options_init(opts: *mut polyio_options) {
 /// # Safety
 /// `opts` is NULL or a valid `polyio_options`; `out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_runtime_new(opts: *const polyio_options, out: *mut *mut polyio_runtime) -> polyio_status {
+pub unsafe extern "C" fn polyio_runtime_new(
+    opts: *const polyio_options,
+    out: *mut *mut polyio_runtime,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         if out.is_null() {
             return polyio_status::InvalidArgument;
@@ -272,7 +281,11 @@ pub unsafe extern "C" fn polyio_runtime_new(opts: *const polyio_options, out: *m
         }
         match Runtime::new(options) {
             Ok(core) => {
-                let rt = Box::new(Rt { waker: core.waker(), core: UnsafeCell::new(core), scratch: UnsafeCell::new(Vec::new()) });
+                let rt = Box::new(Rt {
+                    waker: core.waker(),
+                    core: UnsafeCell::new(core),
+                    scratch: UnsafeCell::new(Vec::new()),
+                });
                 // SAFETY: checked non-NULL; the caller promised it is writable.
                 unsafe { out.write(Box::into_raw(rt).cast()) };
                 polyio_status::Ok
@@ -326,7 +339,9 @@ pub unsafe extern "C" fn polyio_runtime_shutdown(rt: *mut polyio_runtime) -> pol
 /// `rt` is NULL or a live runtime.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn polyio_runtime_backend_fd(rt: *const polyio_runtime) -> c_int {
-    ffi_boundary!(-1, { runtime_mut!(rt as *mut polyio_runtime, -1).backend_fd() })
+    ffi_boundary!(-1, {
+        runtime_mut!(rt as *mut polyio_runtime, -1).backend_fd()
+    })
 }
 
 /// The backend in use, as a `polyio_backend` value (EPOLL or THREAD, never AUTO); 0 if `rt`
@@ -362,13 +377,23 @@ pub unsafe extern "C" fn polyio_runtime_next_timeout_ms(rt: *const polyio_runtim
     })
 }
 
-fn copy_out(rt: &mut Rt, out: *mut polyio_completion, f: impl FnOnce(&mut Runtime, &mut Vec<Completion>) -> usize) -> usize {
+fn copy_out(
+    rt: &mut Rt,
+    out: *mut polyio_completion,
+    f: impl FnOnce(&mut Runtime, &mut Vec<Completion>) -> usize,
+) -> usize {
     let core = rt.core.get_mut();
     let scratch = rt.scratch.get_mut();
     scratch.clear();
     let n = f(core, scratch);
     for (i, c) in scratch.drain(..).enumerate() {
-        let rec = polyio_completion { user_data: c.user_data, handle: c.handle.into_raw(), result: c.result, op: c.op as u32, flags: c.flags };
+        let rec = polyio_completion {
+            user_data: c.user_data,
+            handle: c.handle.into_raw(),
+            result: c.result,
+            op: c.op as u32,
+            flags: c.flags,
+        };
         // SAFETY: `i < n <= max` and the caller promised room for `max` records at `out`.
         unsafe { out.add(i).write(rec) };
     }
@@ -385,7 +410,11 @@ fn copy_out(rt: &mut Rt, out: *mut polyio_completion, f: impl FnOnce(&mut Runtim
 /// `rt` is NULL or a live runtime used by this thread only; `out` has room for `max`
 /// records.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_turn(rt: *mut polyio_runtime, out: *mut polyio_completion, max: usize) -> usize {
+pub unsafe extern "C" fn polyio_turn(
+    rt: *mut polyio_runtime,
+    out: *mut polyio_completion,
+    max: usize,
+) -> usize {
     ffi_boundary!(0, {
         if rt.is_null() || (out.is_null() && max > 0) {
             return 0;
@@ -398,26 +427,36 @@ pub unsafe extern "C" fn polyio_turn(rt: *mut polyio_runtime, out: *mut polyio_c
 
 /// Runs turns until at least one completion is available and copies up to `max` into `out`;
 /// returns how many. Blocks at most `timeout_ms` (-1: no limit; 0: one turn, like
-/// `polyio_turn`). Returns 0 on timeout, and at once when nothing is in flight (nothing
-/// could ever complete). Returns 0 if `rt` is NULL or `out` is NULL with `max > 0`.
+/// `polyio_turn`). Returns 0 on timeout, when another thread (or a signal handler) calls
+/// `polyio_runtime_wake`, and at once when nothing is in flight (nothing could ever
+/// complete). Returns 0 if `rt` is NULL or `out` is NULL with `max > 0`.
 ///
 /// # Safety
 /// As for `polyio_turn`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_reap(rt: *mut polyio_runtime, out: *mut polyio_completion, max: usize, timeout_ms: i32) -> usize {
+pub unsafe extern "C" fn polyio_reap(
+    rt: *mut polyio_runtime,
+    out: *mut polyio_completion,
+    max: usize,
+    timeout_ms: i32,
+) -> usize {
     ffi_boundary!(0, {
         if rt.is_null() || (out.is_null() && max > 0) {
             return 0;
         }
         // SAFETY: checked non-NULL; a live runtime used by this thread only.
         let rt = unsafe { &mut *rt.cast::<Rt>() };
-        let timeout = if timeout_ms < 0 { None } else { Some(Duration::from_millis(timeout_ms as u64)) };
+        let timeout = if timeout_ms < 0 {
+            None
+        } else {
+            Some(Duration::from_millis(timeout_ms as u64))
+        };
         copy_out(rt, out, |core, v| core.reap(v, max, timeout))
     })
 }
 
-/// Makes the backend fd readable, so that a consumer sleeping in `poll` or `polyio_reap`
-/// wakes and runs a turn. The one call that is safe from any thread (while `rt` is alive).
+/// Makes the backend fd readable, so that a consumer sleeping in `poll` wakes and runs a
+/// turn, and makes a `polyio_reap` blocked in another thread return. The one call that is safe from any thread (while `rt` is alive).
 /// Wakes are coalesced: many calls before the next turn cost one eventfd write.
 ///
 /// Errors: INVALID_ARGUMENT if `rt` is NULL.
@@ -444,13 +483,21 @@ pub unsafe extern "C" fn polyio_runtime_wake(rt: *const polyio_runtime) -> polyi
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only; `out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_runtime_stats(rt: *const polyio_runtime, out: *mut polyio_stats) -> polyio_status {
+pub unsafe extern "C" fn polyio_runtime_stats(
+    rt: *const polyio_runtime,
+    out: *mut polyio_stats,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         if out.is_null() {
             return polyio_status::InvalidArgument;
         }
         let s = runtime_mut!(rt as *mut polyio_runtime, polyio_status::InvalidArgument).stats();
-        let rec = polyio_stats { inline_completions: s.inline_completions, completions: s.completions, turns: s.turns, in_flight: s.in_flight as u64 };
+        let rec = polyio_stats {
+            inline_completions: s.inline_completions,
+            completions: s.completions,
+            turns: s.turns,
+            in_flight: s.in_flight as u64,
+        };
         // SAFETY: checked non-NULL; the caller promised it is writable.
         unsafe { out.write(rec) };
         polyio_status::Ok
@@ -483,11 +530,18 @@ unsafe fn host_str<'a>(host: *const c_char) -> Option<&'a str> {
 /// `rt` is NULL or a live runtime used by this thread only; `host` is NULL or a
 /// NUL-terminated string.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_tcp_connect(rt: *mut polyio_runtime, host: *const c_char, port: u16, user_data: u64) -> polyio_status {
+pub unsafe extern "C" fn polyio_tcp_connect(
+    rt: *mut polyio_runtime,
+    host: *const c_char,
+    port: u16,
+    user_data: u64,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let core = runtime_mut!(rt, polyio_status::InvalidArgument);
         // SAFETY: forwarded caller promise.
-        let Some(host) = (unsafe { host_str(host) }) else { return polyio_status::InvalidArgument };
+        let Some(host) = (unsafe { host_str(host) }) else {
+            return polyio_status::InvalidArgument;
+        };
         status_of(core.tcp_connect(host, port, user_data))
     })
 }
@@ -504,15 +558,27 @@ pub unsafe extern "C" fn polyio_tcp_connect(rt: *mut polyio_runtime, host: *cons
 /// `rt` is NULL or a live runtime used by this thread only; `host` is NULL or a
 /// NUL-terminated string; `out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_tcp_listen(rt: *mut polyio_runtime, host: *const c_char, port: u16, backlog: i32, flags: u32, out: *mut polyio_handle) -> polyio_status {
+pub unsafe extern "C" fn polyio_tcp_listen(
+    rt: *mut polyio_runtime,
+    host: *const c_char,
+    port: u16,
+    backlog: i32,
+    flags: u32,
+    out: *mut polyio_handle,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let core = runtime_mut!(rt, polyio_status::InvalidArgument);
         // SAFETY: forwarded caller promise.
-        let Some(host) = (unsafe { host_str(host) }) else { return polyio_status::InvalidArgument };
+        let Some(host) = (unsafe { host_str(host) }) else {
+            return polyio_status::InvalidArgument;
+        };
         if out.is_null() || backlog < 0 || flags & !POLYIO_LISTEN_REUSEPORT != 0 {
             return polyio_status::InvalidArgument;
         }
-        let options = ListenOptions { backlog: backlog as u32, reuse_port: flags & POLYIO_LISTEN_REUSEPORT != 0 };
+        let options = ListenOptions {
+            backlog: backlog as u32,
+            reuse_port: flags & POLYIO_LISTEN_REUSEPORT != 0,
+        };
         match core.tcp_listen(host, port, options) {
             Ok(h) => {
                 // SAFETY: checked non-NULL; the caller promised it is writable.
@@ -533,8 +599,17 @@ pub unsafe extern "C" fn polyio_tcp_listen(rt: *mut polyio_runtime, host: *const
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_accept(rt: *mut polyio_runtime, listener: polyio_handle, user_data: u64) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, { status_of(runtime_mut!(rt, polyio_status::InvalidArgument).accept(Handle::from_raw(listener), user_data)) })
+pub unsafe extern "C" fn polyio_accept(
+    rt: *mut polyio_runtime,
+    listener: polyio_handle,
+    user_data: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(
+            runtime_mut!(rt, polyio_status::InvalidArgument)
+                .accept(Handle::from_raw(listener), user_data),
+        )
+    })
 }
 
 /// Reads up to `cap` bytes into `buf`. Completes (op READ) with the number of bytes read,
@@ -549,7 +624,13 @@ pub unsafe extern "C" fn polyio_accept(rt: *mut polyio_runtime, listener: polyio
 /// `rt` is NULL or a live runtime used by this thread only; `buf` is NULL or `cap` writable
 /// bytes that stay valid until the read completes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_read(rt: *mut polyio_runtime, h: polyio_handle, buf: *mut u8, cap: usize, user_data: u64) -> polyio_status {
+pub unsafe extern "C" fn polyio_read(
+    rt: *mut polyio_runtime,
+    h: polyio_handle,
+    buf: *mut u8,
+    cap: usize,
+    user_data: u64,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let core = runtime_mut!(rt, polyio_status::InvalidArgument);
         if buf.is_null() {
@@ -575,7 +656,13 @@ pub unsafe extern "C" fn polyio_read(rt: *mut polyio_runtime, h: polyio_handle, 
 /// `rt` is NULL or a live runtime used by this thread only; `data` is NULL or `len`
 /// readable bytes that stay valid and unchanged until the write completes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_write(rt: *mut polyio_runtime, h: polyio_handle, data: *const u8, len: usize, user_data: u64) -> polyio_status {
+pub unsafe extern "C" fn polyio_write(
+    rt: *mut polyio_runtime,
+    h: polyio_handle,
+    data: *const u8,
+    len: usize,
+    user_data: u64,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let core = runtime_mut!(rt, polyio_status::InvalidArgument);
         if data.is_null() && len > 0 {
@@ -596,8 +683,17 @@ pub unsafe extern "C" fn polyio_write(rt: *mut polyio_runtime, h: polyio_handle,
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_shutdown(rt: *mut polyio_runtime, h: polyio_handle, user_data: u64) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, { status_of(runtime_mut!(rt, polyio_status::InvalidArgument).shutdown(Handle::from_raw(h), user_data)) })
+pub unsafe extern "C" fn polyio_shutdown(
+    rt: *mut polyio_runtime,
+    h: polyio_handle,
+    user_data: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(
+            runtime_mut!(rt, polyio_status::InvalidArgument)
+                .shutdown(Handle::from_raw(h), user_data),
+        )
+    })
 }
 
 /// Closes a connection or listener at once. Its pending operations complete with CANCELED
@@ -610,7 +706,9 @@ pub unsafe extern "C" fn polyio_shutdown(rt: *mut polyio_runtime, h: polyio_hand
 /// `rt` is NULL or a live runtime used by this thread only.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn polyio_close(rt: *mut polyio_runtime, h: polyio_handle) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, { status_of(runtime_mut!(rt, polyio_status::InvalidArgument).close(Handle::from_raw(h))) })
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).close(Handle::from_raw(h)))
+    })
 }
 
 /// A one-shot timer: completes (op TIMER) with 0 after `ms` milliseconds (0: on the next
@@ -622,8 +720,14 @@ pub unsafe extern "C" fn polyio_close(rt: *mut polyio_runtime, h: polyio_handle)
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_timer(rt: *mut polyio_runtime, ms: u64, user_data: u64) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, { status_of(runtime_mut!(rt, polyio_status::InvalidArgument).timer(ms, user_data)) })
+pub unsafe extern "C" fn polyio_timer(
+    rt: *mut polyio_runtime,
+    ms: u64,
+    user_data: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).timer(ms, user_data))
+    })
 }
 
 /// Cancels every pending operation submitted with `user_data`: each completes with
@@ -635,7 +739,9 @@ pub unsafe extern "C" fn polyio_timer(rt: *mut polyio_runtime, ms: u64, user_dat
 /// `rt` is NULL or a live runtime used by this thread only.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn polyio_cancel(rt: *mut polyio_runtime, user_data: u64) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, { status_of(runtime_mut!(rt, polyio_status::InvalidArgument).cancel(user_data)) })
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).cancel(user_data))
+    })
 }
 
 /// Gives every pending operation submitted with `user_data` a deadline `ms` from now,
@@ -646,8 +752,14 @@ pub unsafe extern "C" fn polyio_cancel(rt: *mut polyio_runtime, user_data: u64) 
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_deadline(rt: *mut polyio_runtime, user_data: u64, ms: u64) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, { status_of(runtime_mut!(rt, polyio_status::InvalidArgument).deadline(user_data, ms)) })
+pub unsafe extern "C" fn polyio_deadline(
+    rt: *mut polyio_runtime,
+    user_data: u64,
+    ms: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).deadline(user_data, ms))
+    })
 }
 
 /// Sets (`enable` true) or clears `TCP_NODELAY` on a connection.
@@ -657,8 +769,17 @@ pub unsafe extern "C" fn polyio_deadline(rt: *mut polyio_runtime, user_data: u64
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_tcp_nodelay(rt: *mut polyio_runtime, h: polyio_handle, enable: bool) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, { status_of(runtime_mut!(rt, polyio_status::InvalidArgument).set_nodelay(Handle::from_raw(h), enable)) })
+pub unsafe extern "C" fn polyio_tcp_nodelay(
+    rt: *mut polyio_runtime,
+    h: polyio_handle,
+    enable: bool,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(
+            runtime_mut!(rt, polyio_status::InvalidArgument)
+                .set_nodelay(Handle::from_raw(h), enable),
+        )
+    })
 }
 
 /// Turns TCP keepalive on (probes after `delay_secs` idle seconds, >= 1) or off.
@@ -669,16 +790,32 @@ pub unsafe extern "C" fn polyio_tcp_nodelay(rt: *mut polyio_runtime, h: polyio_h
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_tcp_keepalive(rt: *mut polyio_runtime, h: polyio_handle, enable: bool, delay_secs: u32) -> polyio_status {
+pub unsafe extern "C" fn polyio_tcp_keepalive(
+    rt: *mut polyio_runtime,
+    h: polyio_handle,
+    enable: bool,
+    delay_secs: u32,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let idle = enable.then(|| Duration::from_secs(u64::from(delay_secs)));
-        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).set_keepalive(Handle::from_raw(h), idle))
+        status_of(
+            runtime_mut!(rt, polyio_status::InvalidArgument)
+                .set_keepalive(Handle::from_raw(h), idle),
+        )
     })
 }
 
 fn write_addr(out: *mut polyio_addr, addr: std::net::SocketAddr) {
-    let mut rec = polyio_addr { ip: [0; 46], port: addr.port(), family: if addr.is_ipv4() { 4 } else { 6 } };
-    for (dst, src) in rec.ip.iter_mut().zip(addr.ip().to_string().bytes().take(45)) {
+    let mut rec = polyio_addr {
+        ip: [0; 46],
+        port: addr.port(),
+        family: if addr.is_ipv4() { 4 } else { 6 },
+    };
+    for (dst, src) in rec
+        .ip
+        .iter_mut()
+        .zip(addr.ip().to_string().bytes().take(45))
+    {
         *dst = src as c_char;
     }
     // SAFETY: the callers checked `out` non-NULL; their caller promised it is writable.
@@ -693,7 +830,11 @@ fn write_addr(out: *mut polyio_addr, addr: std::net::SocketAddr) {
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only; `out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_tcp_local_addr(rt: *const polyio_runtime, h: polyio_handle, out: *mut polyio_addr) -> polyio_status {
+pub unsafe extern "C" fn polyio_tcp_local_addr(
+    rt: *const polyio_runtime,
+    h: polyio_handle,
+    out: *mut polyio_addr,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let core = runtime_mut!(rt as *mut polyio_runtime, polyio_status::InvalidArgument);
         if out.is_null() {
@@ -716,7 +857,11 @@ pub unsafe extern "C" fn polyio_tcp_local_addr(rt: *const polyio_runtime, h: pol
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only; `out` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_tcp_peer_addr(rt: *const polyio_runtime, h: polyio_handle, out: *mut polyio_addr) -> polyio_status {
+pub unsafe extern "C" fn polyio_tcp_peer_addr(
+    rt: *const polyio_runtime,
+    h: polyio_handle,
+    out: *mut polyio_addr,
+) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let core = runtime_mut!(rt as *mut polyio_runtime, polyio_status::InvalidArgument);
         if out.is_null() {
@@ -770,7 +915,9 @@ pub extern "C" fn polyio_version_string() -> *const c_char {
     VERSION_CSTR.as_ptr()
 }
 
-const VERSION_CSTR: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+const VERSION_CSTR: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
     Ok(s) => s,
     Err(_) => c"unknown",
 };
@@ -786,7 +933,10 @@ macro_rules! cstr_table {
                     .map(|s| (*s, std::ffi::CString::new(s.$method()).unwrap_or_default()))
                     .collect()
             });
-            table.iter().find(|(k, _)| *k == s).map_or(c"unknown status", |(_, v)| v.as_c_str())
+            table
+                .iter()
+                .find(|(k, _)| *k == s)
+                .map_or(c"unknown status", |(_, v)| v.as_c_str())
         }
     };
 }
@@ -799,9 +949,18 @@ mod tests {
 
     #[test]
     fn version_macros_match_cargo_toml() {
-        assert_eq!(POLYIO_VERSION_MAJOR.to_string(), env!("CARGO_PKG_VERSION_MAJOR"));
-        assert_eq!(POLYIO_VERSION_MINOR.to_string(), env!("CARGO_PKG_VERSION_MINOR"));
-        assert_eq!(POLYIO_VERSION_PATCH.to_string(), env!("CARGO_PKG_VERSION_PATCH"));
+        assert_eq!(
+            POLYIO_VERSION_MAJOR.to_string(),
+            env!("CARGO_PKG_VERSION_MAJOR")
+        );
+        assert_eq!(
+            POLYIO_VERSION_MINOR.to_string(),
+            env!("CARGO_PKG_VERSION_MINOR")
+        );
+        assert_eq!(
+            POLYIO_VERSION_PATCH.to_string(),
+            env!("CARGO_PKG_VERSION_PATCH")
+        );
         // SAFETY: a static NUL-terminated string.
         let s = unsafe { CStr::from_ptr(polyio_version_string()) };
         assert_eq!(s.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
