@@ -1,0 +1,129 @@
+# polyio: the one entry point. `make help` lists the targets; `make test` is exactly what
+# CI runs (.ci/run); `make demo` shows polyio servers and clients talking.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+CARGO ?= cargo
+CC ?= gcc
+PREFIX ?= /usr/local
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+TOOLS := $(CURDIR)/.tools
+CBINDGEN_VERSION := 0.29.4
+CBINDGEN := $(TOOLS)/bin/cbindgen
+BUILD := $(CURDIR)/build
+
+CFLAGS_STRICT := -std=c11 -Wall -Wextra -Werror -g -Iinclude
+# What a Rust staticlib needs from the system (`rustc --print native-static-libs`).
+RUST_SYS_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# ---- setup ---------------------------------------------------------------------------
+
+$(CBINDGEN):
+	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS) --quiet
+
+.PHONY: deps-test deps-bench
+deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config)
+	@missing=""; for p in valgrind pkg-config; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
+
+deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev)
+	@if ! [ -e /usr/include/uv.h ]; then echo "installing libuv1-dev"; apt-get update -qq && apt-get install -y -qq libuv1-dev >/dev/null; fi
+
+# ---- build ---------------------------------------------------------------------------
+
+.PHONY: lib lib-release
+lib: ## Build libpolyio (debug) into target/debug
+	$(CARGO) build -p polyio
+
+lib-release: ## Build libpolyio (release) into target/release
+	$(CARGO) build --release -p polyio
+
+EXAMPLES := echo_server echo_client
+
+.PHONY: examples examples-release
+examples: lib ## Build the C examples (debug) into build/examples
+	@mkdir -p $(BUILD)/examples
+	@for e in $(EXAMPLES); do $(CC) $(CFLAGS_STRICT) -O1 examples/c/$$e.c target/debug/libpolyio.a $(RUST_SYS_LIBS) -o $(BUILD)/examples/$$e; done
+
+examples-release: lib-release
+	@mkdir -p $(BUILD)/release/examples
+	@for e in $(EXAMPLES); do $(CC) $(CFLAGS_STRICT) -O2 examples/c/$$e.c target/release/libpolyio.a $(RUST_SYS_LIBS) -o $(BUILD)/release/examples/$$e; done
+
+.PHONY: header check-header
+header: $(CBINDGEN) ## Regenerate include/polyio.h with cbindgen $(CBINDGEN_VERSION)
+	$(CBINDGEN) --quiet --config bindings-c/cbindgen.toml --crate polyio --output include/polyio.h bindings-c
+
+check-header: $(CBINDGEN) ## Fail if include/polyio.h differs from a fresh generation
+	@mkdir -p $(BUILD)
+	@$(CBINDGEN) --quiet --config bindings-c/cbindgen.toml --crate polyio --output $(BUILD)/polyio.h bindings-c
+	@diff -u include/polyio.h $(BUILD)/polyio.h || { echo "include/polyio.h is stale: run 'make header' and commit it"; exit 1; }
+	@echo "header: include/polyio.h matches cbindgen $(CBINDGEN_VERSION)"
+
+# ---- install -------------------------------------------------------------------------
+
+.PHONY: install
+install: lib-release ## Install header, libpolyio.{so,a} and polyio.pc under PREFIX (default /usr/local)
+	install -d $(PREFIX)/include $(PREFIX)/lib/pkgconfig
+	install -m 644 include/polyio.h $(PREFIX)/include/polyio.h
+	install -m 755 target/release/libpolyio.so $(PREFIX)/lib/libpolyio.so
+	install -m 644 target/release/libpolyio.a $(PREFIX)/lib/libpolyio.a
+	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' bindings-c/polyio.pc.in > $(PREFIX)/lib/pkgconfig/polyio.pc
+	@echo "installed polyio $(VERSION) under $(PREFIX)"
+
+# ---- test ----------------------------------------------------------------------------
+
+.PHONY: test test-rust lint test-c test-install
+test: deps-test check-header lint test-rust test-c test-install ## Run every test suite (what CI runs)
+	@echo "make test: all suites passed"
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+test-rust: ## Rust tests (core, C ABI, bench tools)
+	$(CARGO) test --workspace
+
+test-c: lib examples ## C tests: plain, AddressSanitizer+UBSan, valgrind
+	bash tests/c/run.sh plain
+	bash tests/c/run.sh asan
+	bash tests/c/run.sh valgrind
+
+test-install: ## Install into build/prefix and build an echo with only the pkg-config line
+	@rm -rf $(BUILD)/prefix $(BUILD)/pc && mkdir -p $(BUILD)/pc
+	@$(MAKE) install PREFIX=$(BUILD)/prefix >/dev/null
+	@export PKG_CONFIG_PATH=$(BUILD)/prefix/lib/pkgconfig; \
+	for e in $(EXAMPLES); do $(CC) -std=c11 -Wall -Wextra -Werror examples/c/$$e.c $$(pkg-config --cflags --libs polyio) -o $(BUILD)/pc/$$e; done
+	@bash tests/echo_pair.sh $(BUILD)/pc/echo_server $(BUILD)/pc/echo_client --conns 4 --size 4096 --count 200
+	@echo "install: a program built with 'pkg-config --cflags --libs polyio' echoes through polyio"
+
+# ---- demo and bench ------------------------------------------------------------------
+
+.PHONY: demo
+demo: examples-release ## Build and run polyio servers and clients talking
+	@echo "== C echo server (blocking in polyio_reap) <- C echo client (its own poll() loop)"
+	@bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --show --conns 1 --size 32 --count 3
+	@bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --conns 10 --size 1024 --count 20000
+	@echo "== C echo server driven by a foreign poll() loop <- C echo client"
+	@SERVER_ARGS=--poll bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --conns 10 --size 1024 --count 20000
+
+.PHONY: bench bench-build
+bench-build: deps-bench examples-release
+	$(CARGO) build --release -p polyio-loadgen -p polyio-bench-tokio-echo
+	@mkdir -p $(BUILD)/bench
+	$(CC) -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o $(BUILD)/bench/libuv_echo
+
+bench: bench-build ## Echo benchmark side by side (BENCH_SERVERS, BENCH_SECS narrow it); writes target/bench/
+	python3 tests/bench/run.py
+	$(CARGO) bench -p polyio-core --bench roundtrip -- --quick
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps .tools)
+	$(CARGO) clean
+	rm -rf $(BUILD)

@@ -1,0 +1,203 @@
+/*
+ * echo_server.c: a TCP echo server on polyio.
+ *
+ * By default it blocks in polyio_reap(). With --poll it embeds polyio in its own poll()
+ * loop instead: it watches polyio_runtime_backend_fd(), sleeps at most
+ * polyio_runtime_next_timeout_ms(), and runs polyio_turn(), which is how any foreign event
+ * loop (libuv, glib, your own epoll) drives polyio.
+ *
+ *   echo_server [--poll] [--backend=auto|epoll|thread] [--quiet] HOST PORT
+ *
+ * PORT 0 picks a free port; the server prints "listening on HOST:PORT" once it accepts.
+ * SIGINT or SIGTERM stop it cleanly: it frees the runtime and prints what it served.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "polyio.h"
+
+#define BUF_SIZE (64 * 1024)
+#define BATCH 128
+
+/* One client connection. Its address is the user_data of its reads and writes. */
+typedef struct conn {
+    polyio_handle handle;
+    uint8_t buf[BUF_SIZE];
+} conn;
+
+static polyio_runtime *rt;
+static volatile sig_atomic_t stopping;
+static uint64_t n_conns, n_bytes, n_failed;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stopping = 1;
+    /* The one call that is safe from any thread; here it wakes the loop out of its wait. */
+    polyio_runtime_wake(rt);
+}
+
+static int check(polyio_status s, const char *what) {
+    if (s != POLYIO_STATUS_OK) {
+        fprintf(stderr, "echo_server: %s: %s\n", what, polyio_strerror(s));
+        return -1;
+    }
+    return 0;
+}
+
+static void drop_conn(conn *c) {
+    polyio_close(rt, c->handle);
+    free(c);
+}
+
+static void start_read(conn *c) {
+    if (check(polyio_read(rt, c->handle, c->buf, sizeof c->buf, (uint64_t)(uintptr_t)c), "read") != 0)
+        drop_conn(c);
+}
+
+/* Handles one completion; returns -1 on a fatal error. */
+static int handle(polyio_handle listener, const polyio_completion *cp) {
+    switch (cp->op) {
+    case POLYIO_OP_ACCEPT: {
+        if (!stopping && check(polyio_accept(rt, listener, 0), "accept") != 0)
+            return -1;
+        if (cp->result < 0) {
+            fprintf(stderr, "echo_server: accept failed: %s\n", polyio_strerror((int32_t)cp->result));
+            return 0;
+        }
+        conn *c = malloc(sizeof *c);
+        if (c == NULL) {
+            polyio_close(rt, cp->handle);
+            return 0;
+        }
+        c->handle = cp->handle;
+        n_conns++;
+        polyio_tcp_nodelay(rt, c->handle, true);
+        start_read(c);
+        return 0;
+    }
+    case POLYIO_OP_READ: {
+        conn *c = (conn *)(uintptr_t)cp->user_data;
+        if (cp->result <= 0) { /* 0: the client closed; < 0: an error or CANCELED */
+            if (cp->result < 0 && cp->result != POLYIO_STATUS_CANCELED)
+                n_failed++;
+            if (cp->result != POLYIO_STATUS_CANCELED)
+                drop_conn(c);
+            else
+                free(c); /* canceled by polyio_runtime_free's shutdown: the handle is gone */
+            return 0;
+        }
+        n_bytes += (uint64_t)cp->result;
+        if (check(polyio_write(rt, c->handle, c->buf, (size_t)cp->result, cp->user_data), "write") != 0)
+            drop_conn(c);
+        return 0;
+    }
+    case POLYIO_OP_WRITE: {
+        conn *c = (conn *)(uintptr_t)cp->user_data;
+        if (cp->result < 0) {
+            if (cp->result != POLYIO_STATUS_CANCELED)
+                drop_conn(c);
+            else
+                free(c);
+            return 0;
+        }
+        start_read(c);
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: echo_server [--poll] [--backend=auto|epoll|thread] [--quiet] HOST PORT\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    int use_poll = 0, quiet = 0;
+    polyio_options opts;
+    polyio_options_init(&opts);
+    int argi = 1;
+    for (; argi < argc && strncmp(argv[argi], "--", 2) == 0; argi++) {
+        if (strcmp(argv[argi], "--poll") == 0)
+            use_poll = 1;
+        else if (strcmp(argv[argi], "--quiet") == 0)
+            quiet = 1;
+        else if (strcmp(argv[argi], "--backend=auto") == 0)
+            opts.backend = POLYIO_BACKEND_AUTO;
+        else if (strcmp(argv[argi], "--backend=epoll") == 0)
+            opts.backend = POLYIO_BACKEND_EPOLL;
+        else if (strcmp(argv[argi], "--backend=thread") == 0)
+            opts.backend = POLYIO_BACKEND_THREAD;
+        else
+            return usage();
+    }
+    if (argc - argi != 2)
+        return usage();
+    const char *host = argv[argi];
+    char *end = NULL;
+    long port = strtol(argv[argi + 1], &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535)
+        return usage();
+
+    if (check(polyio_runtime_new(&opts, &rt), "runtime") != 0)
+        return 1;
+    polyio_handle listener;
+    if (check(polyio_tcp_listen(rt, host, (uint16_t)port, 0, 0, &listener), "listen") != 0) {
+        polyio_runtime_free(rt);
+        return 1;
+    }
+    polyio_addr addr;
+    polyio_tcp_local_addr(rt, listener, &addr);
+    if (check(polyio_accept(rt, listener, 0), "accept") != 0) {
+        polyio_runtime_free(rt);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    printf("listening on %s:%u (%s backend, %s)\n", addr.ip, addr.port,
+           polyio_runtime_backend(rt) == POLYIO_BACKEND_EPOLL ? "epoll" : "thread",
+           use_poll ? "driven by a poll() loop" : "blocking in polyio_reap");
+    fflush(stdout);
+
+    polyio_completion done[BATCH];
+    int rc = 0;
+    while (!stopping && rc == 0) {
+        size_t n;
+        if (use_poll) {
+            struct pollfd pfd = {.fd = polyio_runtime_backend_fd(rt), .events = POLLIN};
+            if (poll(&pfd, 1, polyio_runtime_next_timeout_ms(rt)) < 0 && errno != EINTR) {
+                perror("poll");
+                rc = 1;
+                break;
+            }
+            n = polyio_turn(rt, done, BATCH);
+        } else {
+            n = polyio_reap(rt, done, BATCH, -1);
+        }
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = handle(listener, &done[i]) == 0 ? 0 : 1;
+    }
+    /* Cancel what is in flight and free each connection's state as its read or write
+     * completes with CANCELED; then free the runtime. */
+    polyio_runtime_shutdown(rt);
+    size_t n;
+    while ((n = polyio_turn(rt, done, BATCH)) > 0)
+        for (size_t i = 0; i < n; i++)
+            handle(listener, &done[i]);
+    polyio_runtime_free(rt);
+    if (!quiet)
+        printf("served %" PRIu64 " connections, echoed %" PRIu64 " bytes, %" PRIu64 " failed\n", n_conns,
+               n_bytes, n_failed);
+    return rc;
+}
