@@ -1,0 +1,124 @@
+/*
+ * libuv_echo: the libuv peer of the polyio echo benchmarks (tests/bench/run.py).
+ * A plain uv_tcp echo server: 64 KiB read buffers, one uv_write per read, TCP_NODELAY.
+ *
+ * Usage: libuv_echo HOST PORT
+ * Build: gcc -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o build/bench/libuv_echo
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define READ_BUF_SIZE (64 * 1024)
+
+/* One write in flight: the request and the read buffer it sends (freed in on_write). */
+typedef struct {
+    uv_write_t req;
+    uv_buf_t buf;
+} write_req_t;
+
+static void die(const char *what, int err) {
+    fprintf(stderr, "libuv_echo: %s: %s\n", what, uv_strerror(err));
+    exit(1);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+    (void)handle;
+    (void)suggested;
+    buf->base = malloc(READ_BUF_SIZE);
+    buf->len = buf->base ? READ_BUF_SIZE : 0; /* len 0 makes libuv report UV_ENOBUFS */
+}
+
+static void on_close(uv_handle_t *handle) { free(handle); }
+
+static void on_write(uv_write_t *req, int status) {
+    write_req_t *wr = (write_req_t *)req;
+    uv_handle_t *stream = (uv_handle_t *)req->handle;
+    free(wr->buf.base);
+    free(wr);
+    if (status < 0 && !uv_is_closing(stream))
+        uv_close(stream, on_close);
+}
+
+static void on_read(uv_stream_t *client, ssize_t nread, const uv_buf_t *buf) {
+    if (nread > 0) {
+        write_req_t *wr = malloc(sizeof *wr);
+        if (!wr) {
+            free(buf->base);
+            uv_close((uv_handle_t *)client, on_close);
+            return;
+        }
+        wr->buf = uv_buf_init(buf->base, (unsigned int)nread);
+        int rc = uv_write(&wr->req, client, &wr->buf, 1, on_write);
+        if (rc < 0) {
+            free(wr->buf.base);
+            free(wr);
+            uv_close((uv_handle_t *)client, on_close);
+        }
+        return;
+    }
+    free(buf->base);
+    /* nread == 0 is EAGAIN: nothing to do. Negative is EOF or an error: close. */
+    if (nread < 0 && !uv_is_closing((uv_handle_t *)client))
+        uv_close((uv_handle_t *)client, on_close);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    if (status < 0) {
+        fprintf(stderr, "libuv_echo: connection error: %s\n", uv_strerror(status));
+        return;
+    }
+    uv_tcp_t *client = malloc(sizeof *client);
+    if (!client)
+        return;
+    uv_tcp_init(server->loop, client);
+    if (uv_accept(server, (uv_stream_t *)client) != 0) {
+        uv_close((uv_handle_t *)client, on_close);
+        return;
+    }
+    uv_tcp_nodelay(client, 1);
+    int rc = uv_read_start((uv_stream_t *)client, on_alloc, on_read);
+    if (rc < 0)
+        uv_close((uv_handle_t *)client, on_close);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: libuv_echo HOST PORT\n");
+        return 2;
+    }
+    const char *host = argv[1];
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(argv[2], &end, 10);
+    if (errno != 0 || end == argv[2] || *end != '\0' || port < 1 || port > 65535) {
+        fprintf(stderr, "libuv_echo: invalid port \"%s\"\n", argv[2]);
+        return 2;
+    }
+
+    struct sockaddr_storage addr;
+    int rc;
+    if (strchr(host, ':'))
+        rc = uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&addr);
+    else
+        rc = uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&addr);
+    if (rc < 0) {
+        fprintf(stderr, "libuv_echo: invalid address \"%s\": %s\n", host, uv_strerror(rc));
+        return 2;
+    }
+
+    /* A client that exits with an echo in flight must not kill the server. */
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_t *loop = uv_default_loop();
+    uv_tcp_t server;
+    uv_tcp_init(loop, &server);
+    if ((rc = uv_tcp_bind(&server, (const struct sockaddr *)&addr, 0)) < 0)
+        die("bind", rc);
+    if ((rc = uv_listen((uv_stream_t *)&server, 1024, on_connection)) < 0)
+        die("listen", rc);
+    return uv_run(loop, UV_RUN_DEFAULT);
+}

@@ -1,0 +1,740 @@
+#!/usr/bin/env python3
+"""Echo benchmark runner: every server in SERVERS, side by side, in one run.
+
+For each message size x connection count x server it starts the server pinned to one CPU,
+drives it with polyio-loadgen pinned to the other, and records req/s, latency and the CPU
+each side used. Results land in target/bench/ as echo.json, echo.svg and echo.md; the table
+is also printed. Standard library only (Python 3.11). See DESIGN.md, "Benchmarks".
+
+Environment:
+  BENCH_SECS          measured seconds per cell (default 5)
+  BENCH_WARMUP_SECS   unmeasured warm-up per cell (default 1)
+  BENCH_SERVERS       servers to run, space or comma separated (default: all in SERVERS)
+  BENCH_SIZES         message sizes in bytes, "1k"/"10KiB" allowed (default 1024 10240 102400)
+  BENCH_CONNS         connection counts (default 1 10)
+  BENCH_SERVER_CPU    CPU the server is pinned to (default 0)
+  BENCH_LOADGEN_CPU   CPU the load generator is pinned to (default 1)
+  BENCH_RETRIES       times a (size, conns) group is run again when other processes
+                      disturbed it (default 1; the last attempt is kept either way)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import html
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The servers, by name. Each entry:
+#   argv      command template; "{host}", "{port}" and "{root}" are substituted. A first word
+#             with a "/" is a path relative to the repo root, otherwise a command on PATH.
+#   env       (optional) extra environment variables, values templated like argv.
+#   cwd       (optional) working directory, relative to the repo root.
+#   requires  (optional) paths (relative to the root) that must exist, beyond argv[0];
+#             e.g. the script a "python3" entry runs. Missing ones skip the server.
+#   note      (optional) one line shown in echo.md.
+# The server must be the process itself (exec, not a wrapper that forks), so that its CPU
+# time can be read from /proc/<pid>/stat.
+SERVERS: dict[str, dict[str, Any]] = {
+    "tokio": {
+        "argv": ["target/release/tokio-echo", "{host}", "{port}"],
+        "note": "raw tokio, current-thread runtime (the ceiling)",
+    },
+    "libuv": {
+        "argv": ["build/bench/libuv_echo", "{host}", "{port}"],
+        "note": "Debian libuv1, uv_read_start/uv_write",
+    },
+    "polyio-c": {
+        "argv": ["build/release/examples/echo_server", "{host}", "{port}"],
+        "note": "polyio C example, blocking in polyio_reap",
+    },
+    "polyio-c-poll": {
+        "argv": ["build/release/examples/echo_server", "--poll", "{host}", "{port}"],
+        "note": "polyio C example driven by a foreign poll() loop",
+    },
+}
+
+# Ratios are reported against these servers, when they ran.
+REFERENCES = ("tokio", "libuv")
+
+DEFAULT_SIZES = (1024, 10240, 102400)
+DEFAULT_CONNS = (1, 10)
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 10.0
+LOADGEN_BOUND = 0.95  # loadgen CPU / wall seconds at or above this flags the cell
+NOISY = 0.10  # other processes' CPU on the pinned CPUs / wall at or above this flags the cell
+
+
+class BenchError(Exception):
+    """A cell could not be measured; the message says why."""
+
+
+@dataclass
+class Cell:
+    """One measurement: a server at one (size, conns)."""
+
+    server: str
+    size: int
+    conns: int
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def env_list(name: str) -> list[str] | None:
+    """Splits an environment variable on spaces and commas; None when unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    return [w for w in re.split(r"[\s,]+", raw) if w]
+
+
+def parse_size(word: str) -> int:
+    """Parses "1024", "10k", "100KiB" into bytes."""
+    m = re.fullmatch(r"(\d+)\s*(k|K|KiB|kib|KB|kb)?", word)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"invalid size {word!r} (bytes, or a number with a k/KiB suffix)")
+    return int(m.group(1)) * (1024 if m.group(2) else 1)
+
+
+def env_number(name: str, default: float) -> float:
+    """Reads a positive float from the environment."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"run.py: {name}={raw!r} is not a number") from None
+    if value < 0:
+        raise SystemExit(f"run.py: {name} must not be negative")
+    return value
+
+
+def expand(template: str, host: str, port: int) -> str:
+    """Substitutes {host}, {port} and {root} in one template string."""
+    return template.format(host=host, port=port, root=ROOT)
+
+
+def resolve_program(word: str) -> str | None:
+    """A server's first word as an absolute path, or None when it does not exist."""
+    if "/" in word:
+        path = (ROOT / word).resolve()
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(word)
+
+
+def missing_parts(spec: dict[str, Any]) -> list[str]:
+    """What a server entry needs that is not there (empty when it can run)."""
+    missing = []
+    first = spec["argv"][0]
+    if resolve_program(first) is None:
+        missing.append(first)
+    for req in spec.get("requires", []):
+        if not (ROOT / req).exists():
+            missing.append(req)
+    return missing
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def free_port(host: str) -> int:
+    """A port that was free a moment ago (bound to port 0, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu: str | None, argv: list[str]) -> list[str]:
+    """argv run under `taskset -c CPU` (taskset execs, so the pid stays the program's)."""
+    if cpu is None:
+        return argv
+    return ["taskset", "-c", cpu, *argv]
+
+
+def proc_cpu_secs(pid: int) -> float:
+    """utime + stime of a live process, in seconds, from /proc/<pid>/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError as e:
+        raise BenchError(f"cannot read CPU time of pid {pid}: {e}") from None
+    # The command name (field 2) may contain spaces; fields after it start at ")".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def parse_cpu_list(spec: str | None) -> list[int]:
+    """CPU numbers of a taskset list such as "0", "1,3" or "0-2"; empty when unparsable."""
+    cpus: list[int] = []
+    for part in (spec or "").split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            return []
+        lo = int(m.group(1))
+        cpus.extend(range(lo, int(m.group(2) or lo) + 1))
+    return cpus
+
+
+def cpu_ticks(cpus: list[int]) -> tuple[int, int]:
+    """(busy, steal) clock ticks so far, summed over `cpus`, from /proc/stat.
+
+    busy is user + nice + system + irq + softirq: what ran on those CPUs, whoever it was.
+    steal is time the hypervisor ran something else while these virtual CPUs wanted to run.
+    """
+    busy = steal = 0
+    wanted = {f"cpu{c}" for c in cpus}
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            f = line.split()
+            if f and f[0] in wanted:
+                user, nice, system, _idle, _iowait, irq, softirq, st = map(int, f[1:9])
+                busy += user + nice + system + irq + softirq
+                steal += st
+    except (OSError, ValueError):
+        pass
+    return busy, steal
+
+
+def children_cpu_secs() -> float:
+    """CPU seconds of all reaped child processes so far (getrusage RUSAGE_CHILDREN)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    """The last lines of a log file, indented, for error messages."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n    | {line}" for line in text)
+
+
+def wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, log: Path) -> None:
+    """Returns once the server accepts a connection; raises after READY_TIMEOUT_S."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise BenchError(f"server exited with status {code} before accepting{tail(log)}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise BenchError(
+                f"server did not accept a connection on {host}:{port} "
+                f"within {READY_TIMEOUT_S:g} s{tail(log)}"
+            )
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stops a server: SIGTERM, then SIGKILL after 2 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Settings:
+    """What every cell shares."""
+
+    loadgen: str
+    secs: float
+    warmup: float
+    server_cpu: str | None
+    loadgen_cpu: str | None
+
+
+def run_cell(name: str, spec: dict[str, Any], size: int, conns: int, st: Settings) -> dict:
+    """Measures one server at one (size, conns); raises BenchError on failure."""
+    port = free_port(HOST)
+    argv = [expand(a, HOST, port) for a in spec["argv"]]
+    argv[0] = resolve_program(argv[0]) or argv[0]
+    env = dict(os.environ)
+    env.update({k: expand(str(v), HOST, port) for k, v in spec.get("env", {}).items()})
+    cwd = ROOT / spec["cwd"] if spec.get("cwd") else ROOT
+
+    with tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log") as logf:
+        log = Path(logf.name)
+        proc = subprocess.Popen(
+            pinned(st.server_cpu, argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_ready(proc, HOST, port, log)
+            cpu0 = proc_cpu_secs(proc.pid)
+            lg_argv = [
+                st.loadgen,
+                *("--host", HOST, "--port", str(port), "--conns", str(conns)),
+                *("--size", str(size), "--secs", str(st.secs)),
+                *("--warmup-secs", str(st.warmup)),
+            ]
+            pinned_cpus = sorted(
+                set(parse_cpu_list(st.server_cpu) + parse_cpu_list(st.loadgen_cpu))
+            )
+            ticks0, kids0 = cpu_ticks(pinned_cpus), children_cpu_secs()
+            t0 = time.monotonic()
+            try:
+                lg = subprocess.run(
+                    pinned(st.loadgen_cpu, lg_argv),
+                    capture_output=True,
+                    text=True,
+                    timeout=st.secs + st.warmup + 30,
+                )
+            except subprocess.TimeoutExpired:
+                raise BenchError("load generator did not finish in time") from None
+            wall = time.monotonic() - t0
+            # The load generator is the only child reaped during its run.
+            ticks1, lg_total = cpu_ticks(pinned_cpus), children_cpu_secs() - kids0
+            if proc.poll() is not None:
+                raise BenchError(
+                    f"server died during the run (status {proc.returncode}){tail(log)}"
+                )
+            cpu1 = proc_cpu_secs(proc.pid)
+        finally:
+            stop(proc)
+
+        lines = lg.stdout.strip().splitlines()
+        if lg.returncode != 0 or not lines:
+            err = lg.stderr.strip() or "(no message)"
+            raise BenchError(f"load generator failed (status {lg.returncode}): {err}{tail(log)}")
+        try:
+            res = json.loads(lines[-1])
+        except json.JSONDecodeError as e:
+            raise BenchError(f"load generator printed bad JSON ({e}): {lines[-1]!r}") from None
+
+    server_cpu = cpu1 - cpu0
+    loadgen_cpu = res.get("cpu_secs")
+    lg_util = loadgen_cpu / res["secs"] if loadgen_cpu is not None and res["secs"] > 0 else None
+    # Whatever else ran on the benchmark's CPUs meanwhile (builds, tests, other servers).
+    hz = os.sysconf("SC_CLK_TCK")
+    other_cpu = max(0.0, (ticks1[0] - ticks0[0]) / hz - server_cpu - lg_total)
+    steal = (ticks1[1] - ticks0[1]) / hz
+    noisy = bool(pinned_cpus) and wall > 0 and other_cpu / wall >= NOISY
+    return {
+        "server": name,
+        "size": size,
+        "conns": conns,
+        "rps": res["rps"],
+        "p50_us": res["p50_us"],
+        "p99_us": res["p99_us"],
+        # Server CPU seconds over the whole load-generator run (warm-up included) ...
+        "server_cpu": round(server_cpu, 3),
+        "server_cpu_util": round(server_cpu / wall, 3) if wall > 0 else None,
+        # ... and the load generator's own, over its measured window only.
+        "loadgen_cpu": loadgen_cpu,
+        "loadgen_cpu_util": round(lg_util, 3) if lg_util is not None else None,
+        "loadgen_bound": bool(lg_util is not None and lg_util >= LOADGEN_BOUND),
+        # CPU seconds used by other processes on the pinned CPUs, and hypervisor steal.
+        "other_cpu": round(other_cpu, 3) if pinned_cpus else None,
+        "steal": round(steal, 3) if pinned_cpus else None,
+        "noisy": noisy,
+        "wall": round(wall, 3),
+        "p90_us": res.get("p90_us"),
+        "p999_us": res.get("p999_us"),
+        "requests": res["requests"],
+        "errors": res["errors"],
+        "secs": res["secs"],
+    }
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+def fmt_size(size: int) -> str:
+    """1024 -> "1 KiB"; sizes that are not whole KiB stay in bytes."""
+    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+
+
+def fmt_rps(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def marks(r: dict[str, Any]) -> str:
+    """"*" for a loadgen-bound cell, "!" for one disturbed by other processes."""
+    return ("*" if r["loadgen_bound"] else "") + ("!" if r.get("noisy") else "")
+
+
+LEGEND = (
+    "`*` = the load generator used >= 95% of its CPU (the figure may be its limit, not the "
+    "server's); `!` = other processes used >= 10% of a CPU on the benchmark's CPUs (rerun it)"
+)
+
+
+def table_rows(
+    cells: list[Cell], servers: list[str], sizes: list[int], conns: list[int]
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: size, conns, req/s per server, ratios vs references, p50/p99."""
+    ok = {(c.server, c.size, c.conns): c.result for c in cells if c.error is None}
+    refs = [r for r in REFERENCES if r in servers]
+    ratio_cols = [
+        (s, r)
+        for r in refs
+        for s in servers
+        if s != r and not (r == "libuv" and s == "tokio")  # tokio/libuv = 1 / (libuv/tokio)
+    ]
+    header = ["size", "conns"]
+    header += [f"{s} req/s" for s in servers]
+    header += [f"{s}/{r}" for s, r in ratio_cols]
+    header += [f"{s} p50/p99 us" for s in servers]
+    rows = []
+    for size in sizes:
+        for n in conns:
+            row = [fmt_size(size), str(n)]
+            for s in servers:
+                r = ok.get((s, size, n))
+                row.append(fmt_rps(r["rps"]) + marks(r) if r else "-")
+            for s, ref in ratio_cols:
+                a, b = ok.get((s, size, n)), ok.get((ref, size, n))
+                row.append(f"{a['rps'] / b['rps']:.2f}" if a and b and b["rps"] > 0 else "-")
+            for s in servers:
+                r = ok.get((s, size, n))
+                row.append(f"{r['p50_us']}/{r['p99_us']}" if r else "-")
+            rows.append(row)
+    return header, rows
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """A right-aligned plain-text table."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    out = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """The same table in Markdown."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"]
+
+
+def svg_chart(cells: list[Cell], servers: list[str], sizes: list[int], conns: list[int]) -> str:
+    """A grouped bar chart of req/s relative to the reference server, one group per cell."""
+    ok = {(c.server, c.size, c.conns): c.result for c in cells if c.error is None}
+    ref = next((r for r in REFERENCES if r in servers), servers[0])
+    groups = [(s, n) for s in sizes for n in conns]
+    ratios: dict[tuple[str, int, int], float] = {}
+    for size, n in groups:
+        base = ok.get((ref, size, n))
+        for s in servers:
+            r = ok.get((s, size, n))
+            if r and base and base["rps"] > 0:
+                ratios[(s, size, n)] = r["rps"] / base["rps"]
+    top = max([1.2, *(v * 1.1 for v in ratios.values())])
+    step = 0.25 if top <= 2 else 0.5 if top <= 4 else 1.0
+
+    bar_w, gap, left, right, top_pad, plot_h = 18, 28, 60, 20, 50, 300
+    bars_w = bar_w * len(servers)
+    group_w = max(bars_w + gap, 96)  # room for the group's label
+    width = max(left + group_w * len(groups) + right, 640)  # room for the title
+    legend_h = 22 * ((len(servers) + 3) // 4)
+    height = top_pad + plot_h + 50 + legend_h
+
+    def y(v: float) -> float:
+        return top_pad + plot_h - v / top * plot_h
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">'
+        f"Echo req/s relative to {html.escape(ref)} (higher is better; * = loadgen-bound, "
+        "! = noisy)</text>",
+    ]
+    v = 0.0
+    while v <= top + 1e-9:
+        out.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+            f'stroke="#ddd"/><text x="{left - 6}" y="{y(v) + 4:.1f}" '
+            f'text-anchor="end">{v:.2f}</text>'
+        )
+        v += step
+    out.append(
+        f'<text transform="translate(14 {top_pad + plot_h / 2}) rotate(-90)" '
+        f'text-anchor="middle">req/s / {html.escape(ref)} req/s</text>'
+    )
+    out.append(
+        f'<line x1="{left}" x2="{width - right}" y1="{y(1):.1f}" y2="{y(1):.1f}" '
+        'stroke="#333" stroke-dasharray="4 3"/>'
+    )
+    for gi, (size, n) in enumerate(groups):
+        gx = left + gi * group_w + (group_w - bars_w) / 2
+        for si, s in enumerate(servers):
+            val = ratios.get((s, size, n))
+            if val is None:
+                continue
+            x = gx + si * bar_w
+            res = ok[(s, size, n)]
+            tip = f"{s} {fmt_size(size)} x{n}: {fmt_rps(res['rps'])} req/s ({val:.2f}x)"
+            out.append(
+                f'<rect x="{x:.1f}" y="{y(val):.1f}" width="{bar_w - 2}" '
+                f'height="{y(0) - y(val):.1f}" fill="{PALETTE[si % len(PALETTE)]}">'
+                f"<title>{html.escape(tip)}</title></rect>"
+            )
+            mark = marks(res)
+            out.append(
+                f'<text x="{x + (bar_w - 2) / 2:.1f}" y="{y(val) - 3:.1f}" text-anchor="middle" '
+                f'font-size="8">{val:.2f}{mark}</text>'
+            )
+        out.append(
+            f'<text x="{gx + bars_w / 2:.1f}" y="{y(0) + 16:.1f}" '
+            f'text-anchor="middle">{fmt_size(size)} x{n}</text>'
+        )
+    out.append(
+        f'<line x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#333"/>'
+    )
+    ly = top_pad + plot_h + 40
+    for si, s in enumerate(servers):
+        lx = left + (si % 4) * 160
+        row_y = ly + (si // 4) * 22
+        out.append(
+            f'<rect x="{lx}" y="{row_y - 10}" width="12" height="12" '
+            f'fill="{PALETTE[si % len(PALETTE)]}"/>'
+            f'<text x="{lx + 18}" y="{row_y}">{html.escape(s)}</text>'
+        )
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def uname_srm() -> str:
+    try:
+        return subprocess.run(
+            ["uname", "-srm"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        u = platform.uname()
+        return f"{u.system} {u.release} {u.machine}"
+
+
+def command_line() -> str:
+    """How this run was started, with the BENCH_* variables that shaped it."""
+    env = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items()) if k.startswith("BENCH_")]
+    script = os.path.relpath(Path(__file__).resolve(), ROOT)
+    return " ".join([*env, "python3", shlex.quote(script), *map(shlex.quote, sys.argv[1:])])
+
+
+def write_markdown(
+    path: Path, table: str, cells: list[Cell], servers: list[str], skipped: dict, st: Settings
+) -> None:
+    lines = [
+        "# Echo benchmark",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}",
+        f"- system: `{uname_srm()}`",
+        f"- CPU: {cpu_model()} ({os.cpu_count()} CPUs)",
+        f"- command: `{command_line()}`",
+        f"- {st.secs:g} s measured after {st.warmup:g} s warm-up per cell; server on CPU "
+        f"{st.server_cpu}, load generator on CPU {st.loadgen_cpu}",
+        "",
+        "Servers:",
+        "",
+    ]
+    lines += [f"- `{s}`: {SERVERS[s].get('note', '')}" for s in servers]
+    lines += [f"- `{s}`: skipped, missing {', '.join(m)}" for s, m in skipped.items()]
+    lines += [
+        "",
+        table,
+        "",
+        LEGEND + ".",
+        "",
+        "Ratios are req/s over the named server's, measured in the same run. "
+        "Latencies in microseconds.",
+        "1-connection cells mostly measure process wake-up; judge designs at 10 connections.",
+    ]
+    failed = [c for c in cells if c.error]
+    if failed:
+        lines += ["", "Failed cells:", ""]
+        lines += [f"- {c.server} {fmt_size(c.size)} x{c.conns}: {c.error}" for c in failed]
+    lines += ["", "Chart: `echo.svg`; raw numbers: `echo.json`.", ""]
+    path.write_text("\n".join(lines))
+
+
+def measure(name: str, size: int, conns: int, st: Settings) -> Cell:
+    """Runs one cell and prints a progress line; failures are kept in the cell."""
+    cell = Cell(name, size, conns)
+    head = f"  {name:>14} {fmt_size(size):>8} x{conns:<3}"
+    try:
+        r = cell.result = run_cell(name, SERVERS[name], size, conns, st)
+    except BenchError as e:
+        cell.error = str(e)
+        print(f"{head} FAILED: {e}", file=sys.stderr)
+        return cell
+    flag = "  LOADGEN-BOUND" if r["loadgen_bound"] else ""
+    flag += f"  NOISY (others used {r['other_cpu']} s CPU)" if r["noisy"] else ""
+    print(
+        f"{head} {fmt_rps(r['rps']):>10} req/s  p50 {r['p50_us']} us  p99 {r['p99_us']} us"
+        f"  cpu server {r['server_cpu_util']} loadgen {r['loadgen_cpu_util']}{flag}",
+        file=sys.stderr,
+    )
+    return cell
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description="Run the echo benchmark side by side.",
+        epilog="Environment:" + (__doc__ or "").split("Environment:", 1)[-1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--loadgen",
+        default="target/release/polyio-loadgen",
+        help="load generator binary, relative to the repo root (default %(default)s)",
+    )
+    ap.add_argument(
+        "--out", default="target/bench", help="results folder, relative to the repo root"
+    )
+    opts = ap.parse_args()
+
+    loadgen = (ROOT / opts.loadgen).resolve()
+    if not (loadgen.is_file() and os.access(loadgen, os.X_OK)):
+        print(
+            f"run.py: load generator {loadgen} not found; build it with\n"
+            "  cargo build --release -p polyio-loadgen",
+            file=sys.stderr,
+        )
+        return 2
+
+    names = env_list("BENCH_SERVERS") or list(SERVERS)
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown:
+        print(
+            f"run.py: unknown server(s) {', '.join(unknown)}; known: {', '.join(SERVERS)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        sizes = [parse_size(w) for w in env_list("BENCH_SIZES") or map(str, DEFAULT_SIZES)]
+        conns = [int(w) for w in env_list("BENCH_CONNS") or map(str, DEFAULT_CONNS)]
+    except ValueError as e:
+        print(f"run.py: BENCH_SIZES/BENCH_CONNS: {e}", file=sys.stderr)
+        return 2
+    if any(c <= 0 for c in conns):
+        print("run.py: BENCH_CONNS must be positive", file=sys.stderr)
+        return 2
+
+    pin = shutil.which("taskset") is not None
+    if not pin:
+        print("run.py: warning: taskset not found, processes are not pinned", file=sys.stderr)
+    st = Settings(
+        loadgen=str(loadgen),
+        secs=env_number("BENCH_SECS", 5.0),
+        warmup=env_number("BENCH_WARMUP_SECS", 1.0),
+        server_cpu=os.environ.get("BENCH_SERVER_CPU", "0") if pin else None,
+        loadgen_cpu=os.environ.get("BENCH_LOADGEN_CPU", "1") if pin else None,
+    )
+    retries = int(env_number("BENCH_RETRIES", 1))
+    if st.secs <= 0:
+        print("run.py: BENCH_SECS must be positive", file=sys.stderr)
+        return 2
+
+    servers, skipped = [], {}
+    for name in dict.fromkeys(names):
+        missing = missing_parts(SERVERS[name])
+        if missing:
+            skipped[name] = missing
+            print(f"run.py: skipping {name}: {', '.join(missing)} not found", file=sys.stderr)
+        else:
+            servers.append(name)
+    if not servers:
+        print("run.py: no server to run", file=sys.stderr)
+        return 1
+
+    total = len(sizes) * len(conns) * len(servers)
+    print(
+        f"echo benchmark: {len(servers)} server(s) x {len(sizes)} size(s) x {len(conns)} "
+        f"conn count(s), {st.secs:g} s each (+{st.warmup:g} s warm-up), ~"
+        f"{total * (st.secs + st.warmup + 0.5):.0f} s",
+        file=sys.stderr,
+    )
+    cells: list[Cell] = []
+    for size in sizes:
+        for n in conns:
+            # All servers of one (size, conns) run back to back; if other processes disturbed
+            # any of them, the whole group runs again so its ratios stay side by side.
+            for attempt in range(retries + 1):
+                group = [measure(name, size, n, st) for name in servers]
+                if not any(c.result.get("noisy") for c in group) or attempt == retries:
+                    break
+                print(
+                    f"  {'':>14} {fmt_size(size):>8} x{n:<3} noisy, running again",
+                    file=sys.stderr,
+                )
+            cells += group
+
+    out = ROOT / opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    header, rows = table_rows(cells, servers, sizes, conns)
+    print()
+    print(text_table(header, rows))
+    print(LEGEND.replace("`", ""))
+    (out / "echo.json").write_text(
+        json.dumps([c.result for c in cells if c.error is None], indent=1) + "\n"
+    )
+    (out / "echo.svg").write_text(svg_chart(cells, servers, sizes, conns))
+    write_markdown(out / "echo.md", markdown_table(header, rows), cells, servers, skipped, st)
+    print(f"\nwrote {os.path.relpath(out, Path.cwd())}/echo.{{json,svg,md}}")
+
+    failed = [c for c in cells if c.error]
+    if failed:
+        print(f"run.py: {len(failed)} cell(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

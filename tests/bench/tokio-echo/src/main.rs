@@ -1,0 +1,77 @@
+//! tokio-echo: the raw-tokio echo server that the echo benchmarks use as their ceiling.
+//! A current-thread runtime, one task per connection, a 64 KiB buffer, read then write_all,
+//! TCP_NODELAY: the least a tokio program can do per request. Usage: `tokio-echo HOST PORT`.
+
+use std::process::ExitCode;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Per-connection read buffer size.
+const BUF_SIZE: usize = 64 * 1024;
+
+/// Echoes everything `stream` sends until it closes or fails.
+async fn echo(mut stream: TcpStream) {
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if stream.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts connections forever, spawning an echo task for each.
+async fn serve(listener: TcpListener) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            // Running out of descriptors or a peer resetting before accept is not fatal.
+            Err(e) => {
+                eprintln!("tokio-echo: accept failed: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            eprintln!("tokio-echo: cannot set TCP_NODELAY: {e}");
+        }
+        tokio::spawn(echo(stream));
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let [_, host, port] = argv.as_slice() else {
+        eprintln!("usage: tokio-echo HOST PORT");
+        return ExitCode::from(2);
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        eprintln!("tokio-echo: invalid port {port:?}");
+        return ExitCode::from(2);
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokio-echo: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        let listener = TcpListener::bind((host.as_str(), port)).await?;
+        serve(listener).await;
+        std::io::Result::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tokio-echo: cannot serve on {host}:{port}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
