@@ -9,7 +9,8 @@ is also printed. Standard library only (Python 3.11). See DESIGN.md, "Benchmarks
 Environment:
   BENCH_SECS          measured seconds per cell (default 5)
   BENCH_WARMUP_SECS   unmeasured warm-up per cell (default 1)
-  BENCH_SERVERS       servers to run, space or comma separated (default: all in SERVERS)
+  BENCH_SERVERS       servers to run, space or comma separated (default: all in SERVERS
+                      except those marked "default": False, such as polyio-c-thread)
   BENCH_SIZES         message sizes in bytes, "1k"/"10KiB" allowed (default 1024 10240 102400)
   BENCH_CONNS         connection counts (default 1 10)
   BENCH_SERVER_CPU    CPU the server is pinned to (default 0)
@@ -68,6 +69,11 @@ SERVERS: dict[str, dict[str, Any]] = {
     "polyio-c-poll": {
         "argv": ["build/release/examples/echo_server", "--poll", "{host}", "{port}"],
         "note": "polyio C example driven by a foreign poll() loop",
+    },
+    "polyio-c-thread": {
+        "argv": ["build/release/examples/echo_server", "--backend=thread", "{host}", "{port}"],
+        "note": "polyio C example on the fallback backend (a reactor thread + eventfd)",
+        "default": False,
     },
 }
 
@@ -646,7 +652,7 @@ def main() -> int:
         )
         return 2
 
-    names = env_list("BENCH_SERVERS") or list(SERVERS)
+    names = env_list("BENCH_SERVERS") or [n for n, s in SERVERS.items() if s.get("default", True)]
     unknown = [n for n in names if n not in SERVERS]
     if unknown:
         print(
