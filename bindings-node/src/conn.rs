@@ -1,0 +1,554 @@
+//! `Connection`: a TCP connection. Reads and writes are core operations whose promises the
+//! environment settles in batches; writes settle by backpressure (below the high-water
+//! mark at once, else once the queue drains below the low-water mark), as `net` does.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::Unknown;
+use napi::{Env, JsValue, sys};
+use napi_derive::napi;
+use polyio_core::{Handle, ReadBuf, Status, WriteBuf};
+
+use crate::env::{EnvState, Kind, state, state_or_throw};
+use crate::js::{self, RawEnv, Value};
+
+/// Bytes one read may deliver.
+const READ_SIZE: usize = 64 * 1024;
+/// Above this many unsent bytes a write's promise waits (DESIGN.md rule 7; asyncio's value).
+pub const HIGH_WATER: usize = 64 * 1024;
+/// Waiting writes resume once the unsent bytes drop to this.
+pub const LOW_WATER: usize = 16 * 1024;
+
+pub(crate) struct ConnState {
+    pub handle: Handle,
+    pub closed: Cell<bool>,
+    ended: Cell<bool>,
+    /// Bytes handed to the core and not yet written.
+    queued: Cell<usize>,
+    /// Write promises waiting for the queue to drain below the low-water mark.
+    drain: RefCell<Vec<sys::napi_deferred>>,
+    /// `close()` promises waiting for the queue to empty.
+    flush: RefCell<Vec<sys::napi_deferred>>,
+    /// The first write failure; later writes reject with it.
+    error: Cell<Option<Status>>,
+    /// A read buffer to reuse.
+    spare: RefCell<Option<Vec<u8>>>,
+}
+
+/// The error for an operation on a closed connection (Node's `ERR_SOCKET_CLOSED`).
+pub(crate) fn closed_error(env: RawEnv) -> Value {
+    js::error(env, "ERR_SOCKET_CLOSED", "Socket is closed")
+}
+
+impl ConnState {
+    pub fn give_back(&self, v: Vec<u8>) {
+        if v.capacity() >= READ_SIZE {
+            *self.spare.borrow_mut() = Some(v);
+        }
+    }
+
+    /// A write completed (or failed, or was cancelled by close).
+    pub fn write_done(&self, st: &EnvState, len: usize, status: Status) {
+        let env = st.env;
+        self.queued.set(self.queued.get().saturating_sub(len));
+        if status != Status::Ok
+            && !(status == Status::Canceled && self.closed.get())
+            && self.error.get().is_none()
+        {
+            self.error.set(Some(status));
+        }
+        let queued = self.queued.get();
+        let failure = || {
+            if self.closed.get() {
+                closed_error(env)
+            } else {
+                js::status_error(env, self.error.get().unwrap_or(Status::IoError), "write")
+            }
+        };
+        let broken = self.error.get().is_some() || self.closed.get();
+        if queued <= LOW_WATER || broken {
+            for d in std::mem::take(&mut *self.drain.borrow_mut()) {
+                js::settle(
+                    env,
+                    d,
+                    if broken {
+                        Err(failure())
+                    } else {
+                        Ok(js::undefined(env))
+                    },
+                );
+            }
+        }
+        if queued == 0 || broken {
+            let waiters = std::mem::take(&mut *self.flush.borrow_mut());
+            if !waiters.is_empty() {
+                self.close_now(st);
+                for d in waiters {
+                    js::settle(env, d, Ok(js::undefined(env)));
+                }
+            }
+        }
+    }
+
+    /// Closes the socket now: pending operations complete (reads with `ERR_SOCKET_CLOSED`).
+    /// The caller settles what that posted (`after_call`) or lets the next turn do it.
+    fn close_now(&self, st: &EnvState) {
+        if self.closed.replace(true) {
+            return;
+        }
+        let _ = st.rt.borrow_mut().close(self.handle);
+        st.drop_resource();
+    }
+}
+
+/// A TCP connection, from `connect()` or `Server.accept()`. Async-iterable (chunks until
+/// EOF), async-disposable (closes), and `toDuplex()` gives a `stream.Duplex`.
+#[napi]
+pub struct Connection {
+    inner: Rc<ConnState>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("handle", &self.inner.handle)
+            .field("closed", &self.inner.closed.get())
+            .finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn wrap(handle: Handle) -> Connection {
+        Connection {
+            inner: Rc::new(ConnState {
+                handle,
+                closed: Cell::new(false),
+                ended: Cell::new(false),
+                queued: Cell::new(0),
+                drain: RefCell::new(Vec::new()),
+                flush: RefCell::new(Vec::new()),
+                error: Cell::new(None),
+                spare: RefCell::new(None),
+            }),
+        }
+    }
+
+    fn addr(&self, peer: bool) -> Option<SocketAddr> {
+        if self.inner.closed.get() {
+            return None;
+        }
+        let st = state()?;
+        let rt = st.rt.borrow();
+        if peer {
+            rt.peer_addr(self.inner.handle).ok()
+        } else {
+            rt.local_addr(self.inner.handle).ok()
+        }
+    }
+}
+
+impl Drop for Connection {
+    /// A connection collected while open is closed (at the next turn: a finalizer must not
+    /// re-enter the runtime).
+    fn drop(&mut self) {
+        if self.inner.closed.replace(true) {
+            return;
+        }
+        if let Some(st) = state()
+            && let Ok(mut q) = st.deferred_closes.try_borrow_mut()
+        {
+            q.push(self.inner.handle);
+            drop(q);
+            st.drop_resource();
+            st.wake_soon();
+        }
+    }
+}
+
+/// Reads `{ signal }` from an optional options argument; Err(thrown TypeError) when malformed.
+pub(crate) fn parse_signal(
+    env: RawEnv,
+    options: Option<Value>,
+    what: &str,
+) -> Result<Option<Value>, Value> {
+    let Some(o) = options.filter(|v| !js::is_nullish(env, *v)) else {
+        return Ok(None);
+    };
+    if js::type_of(env, o) != sys::ValueType::napi_object {
+        return Err(js::type_error(
+            env,
+            "ERR_INVALID_ARG_TYPE",
+            &format!("The \"{what}\" argument must be of type object"),
+        ));
+    }
+    signal_of(env, o, what)
+}
+
+/// `options.signal`, checked to look like an AbortSignal.
+pub(crate) fn signal_of(env: RawEnv, o: Value, what: &str) -> Result<Option<Value>, Value> {
+    let Some(sig) = js::get(env, o, "signal") else {
+        return Ok(None);
+    };
+    let looks_right = js::type_of(env, sig) == sys::ValueType::napi_object
+        && js::get(env, sig, "aborted")
+            .and_then(|a| js::as_bool(env, a))
+            .is_some()
+        && js::get(env, sig, "addEventListener").is_some();
+    if looks_right {
+        Ok(Some(sig))
+    } else {
+        Err(js::type_error(
+            env,
+            "ERR_INVALID_ARG_TYPE",
+            &format!("The \"{what}.signal\" property must be an instance of AbortSignal"),
+        ))
+    }
+}
+
+fn raw(v: &Option<Unknown>) -> Option<Value> {
+    v.as_ref().map(|u| u.raw())
+}
+
+#[napi]
+impl Connection {
+    /// Reads the next chunk: a `Buffer` of up to 64 KiB, or `null` at end of stream (the peer
+    /// called `end()`). With a `signal`, an abort rejects with an `AbortError` and cancels the
+    /// read in the engine; no bytes are lost (they wait for the next read). Rejects with an
+    /// `Error` whose `code` is Node's (`'ECONNRESET'`, ...), or `'ERR_SOCKET_CLOSED'` after
+    /// `close()` / `destroy()`.
+    #[napi(
+        ts_args_type = "options?: { signal?: AbortSignal }",
+        ts_return_type = "Promise<Buffer | null>"
+    )]
+    pub fn read(&self, env: Env, options: Option<Unknown>) -> napi::Result<Value> {
+        let env = env.raw();
+        let Some(st) = state_or_throw(env) else {
+            return Ok(js::undefined(env));
+        };
+        let signal = match parse_signal(env, raw(&options), "options") {
+            Ok(s) => s,
+            Err(e) => return js::settled(env, Err(e)),
+        };
+        if self.inner.closed.get() {
+            return js::settled(env, Err(closed_error(env)));
+        }
+        if let Some(sig) = signal
+            && st.is_aborted(sig)
+        {
+            return js::settled(env, Err(st.abort_error_for(sig)));
+        }
+        let buf = self
+            .inner
+            .spare
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(READ_SIZE));
+        let id = st.next_id();
+        let submitted = st
+            .rt
+            .borrow_mut()
+            .read(self.inner.handle, ReadBuf::from_vec(buf), id);
+        if let Err(s) = submitted {
+            return js::settled(env, Err(js::status_error(env, s, "read")));
+        }
+        st.submitted(
+            id,
+            Kind::Read {
+                conn: self.inner.clone(),
+            },
+            signal,
+        )
+    }
+
+    /// Writes `data` (a `Buffer`, a `Uint8Array` or a string, sent as UTF-8). The promise
+    /// settles once the data is accepted: at once while less than 64 KiB is waiting to be
+    /// sent, otherwise when the backlog drains below 16 KiB — so awaiting each write gives
+    /// backpressure. Writes go out in order, gathered into one `sendmsg` per turn. A failed
+    /// write rejects this or the next `write()` / `end()` with Node's `code` (`'EPIPE'`,
+    /// `'ECONNRESET'`); after `end()` it rejects with `'ERR_STREAM_WRITE_AFTER_END'`.
+    #[napi(
+        ts_args_type = "data: Buffer | Uint8Array | string",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn write(&self, env: Env, data: Option<Unknown>) -> napi::Result<Value> {
+        let env = env.raw();
+        let Some(st) = state_or_throw(env) else {
+            return Ok(js::undefined(env));
+        };
+        let inner = &self.inner;
+        let Some(bytes) = raw(&data).and_then(|v| js::bytes(env, v)) else {
+            return js::settled(
+                env,
+                Err(js::type_error(
+                    env,
+                    "ERR_INVALID_ARG_TYPE",
+                    "The \"data\" argument must be of type string or an instance of Buffer or Uint8Array",
+                )),
+            );
+        };
+        if inner.closed.get() {
+            return js::settled(env, Err(closed_error(env)));
+        }
+        if inner.ended.get() {
+            return js::settled(
+                env,
+                Err(js::error(
+                    env,
+                    "ERR_STREAM_WRITE_AFTER_END",
+                    "write after end",
+                )),
+            );
+        }
+        if let Some(s) = inner.error.get() {
+            return js::settled(env, Err(js::status_error(env, s, "write")));
+        }
+        if bytes.is_empty() {
+            return js::settled(env, Ok(js::undefined(env)));
+        }
+        let len = bytes.len();
+        let id = st.next_id();
+        let submitted = st
+            .rt
+            .borrow_mut()
+            .write(inner.handle, WriteBuf::from_vec(bytes), id);
+        if let Err(s) = submitted {
+            return js::settled(env, Err(js::status_error(env, s, "write")));
+        }
+        inner.queued.set(inner.queued.get() + len);
+        st.track(
+            id,
+            std::ptr::null_mut(),
+            Kind::Write {
+                conn: inner.clone(),
+                len,
+            },
+            None,
+        );
+        st.after_call();
+        if let Some(s) = inner.error.get() {
+            return js::settled(env, Err(js::status_error(env, s, "write")));
+        }
+        if inner.queued.get() < HIGH_WATER {
+            return js::settled(env, Ok(js::undefined(env)));
+        }
+        let (d, p) = js::promise(env)?;
+        inner.drain.borrow_mut().push(d);
+        Ok(p)
+    }
+
+    /// Half-closes: once every queued write is sent, shuts down the sending side (the peer
+    /// reads EOF). Reading still works. Settles when the shutdown is done.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn end(&self, env: Env) -> napi::Result<Value> {
+        let env = env.raw();
+        let Some(st) = state_or_throw(env) else {
+            return Ok(js::undefined(env));
+        };
+        if self.inner.closed.get() {
+            return js::settled(env, Err(closed_error(env)));
+        }
+        if self.inner.ended.replace(true) {
+            return js::settled(env, Ok(js::undefined(env)));
+        }
+        let id = st.next_id();
+        if let Err(s) = st.rt.borrow_mut().shutdown(self.inner.handle, id) {
+            return js::settled(env, Err(js::status_error(env, s, "shutdown")));
+        }
+        st.submitted(
+            id,
+            Kind::Shutdown {
+                conn: self.inner.clone(),
+            },
+            None,
+        )
+    }
+
+    /// Closes gracefully: waits until queued writes are sent (or have failed), then closes
+    /// the socket. Pending reads reject with `'ERR_SOCKET_CLOSED'`. Settles when closed.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close(&self, env: Env) -> napi::Result<Value> {
+        let env = env.raw();
+        let Some(st) = state_or_throw(env) else {
+            return Ok(js::undefined(env));
+        };
+        let inner = &self.inner;
+        if inner.closed.get() {
+            return js::settled(env, Ok(js::undefined(env)));
+        }
+        if inner.queued.get() == 0 || inner.error.get().is_some() {
+            inner.close_now(&st);
+            st.after_call();
+            return js::settled(env, Ok(js::undefined(env)));
+        }
+        let (d, p) = js::promise(env)?;
+        inner.flush.borrow_mut().push(d);
+        Ok(p)
+    }
+
+    /// Closes now: unsent data is dropped, pending reads and writes reject with
+    /// `'ERR_SOCKET_CLOSED'`.
+    #[napi]
+    pub fn destroy(&self, env: Env) {
+        let env = env.raw();
+        if let Some(st) = state_or_throw(env) {
+            self.inner.close_now(&st);
+            st.after_call();
+            let waiters = std::mem::take(&mut *self.inner.flush.borrow_mut());
+            for d in waiters {
+                js::settle(env, d, Ok(js::undefined(env)));
+            }
+        }
+    }
+
+    /// Sets `TCP_NODELAY` (default `true`): send small writes at once.
+    #[napi(ts_args_type = "noDelay?: boolean")]
+    pub fn set_no_delay(&self, env: Env, no_delay: Option<Unknown>) {
+        let env = env.raw();
+        let on = match raw(&no_delay).filter(|v| !js::is_nullish(env, *v)) {
+            None => true,
+            Some(v) => match js::as_bool(env, v) {
+                Some(b) => b,
+                None => {
+                    return js::throw(
+                        env,
+                        js::type_error(
+                            env,
+                            "ERR_INVALID_ARG_TYPE",
+                            "The \"noDelay\" argument must be of type boolean",
+                        ),
+                    );
+                }
+            },
+        };
+        if let Some(st) = state_or_throw(env)
+            && !self.inner.closed.get()
+            && let Err(s) = st.rt.borrow_mut().set_nodelay(self.inner.handle, on)
+        {
+            js::throw(env, js::status_error(env, s, "setsockopt"));
+        }
+    }
+
+    /// Turns TCP keepalive on (probes after `initialDelay` ms idle, default 60000) or off.
+    #[napi(ts_args_type = "enable?: boolean, initialDelay?: number")]
+    pub fn set_keep_alive(
+        &self,
+        env: Env,
+        enable: Option<Unknown>,
+        initial_delay: Option<Unknown>,
+    ) {
+        let env = env.raw();
+        let on = raw(&enable)
+            .filter(|v| !js::is_nullish(env, *v))
+            .map(|v| js::as_bool(env, v));
+        let delay = raw(&initial_delay)
+            .filter(|v| !js::is_nullish(env, *v))
+            .map(|v| js::as_f64(env, v));
+        let (on, delay) = match (on, delay) {
+            (Some(None), _) => {
+                return js::throw(
+                    env,
+                    js::type_error(
+                        env,
+                        "ERR_INVALID_ARG_TYPE",
+                        "The \"enable\" argument must be of type boolean",
+                    ),
+                );
+            }
+            (_, Some(None)) => {
+                return js::throw(
+                    env,
+                    js::type_error(
+                        env,
+                        "ERR_INVALID_ARG_TYPE",
+                        "The \"initialDelay\" argument must be of type number",
+                    ),
+                );
+            }
+            (_, Some(Some(d))) if !(d.is_finite() && d >= 0.0) => {
+                return js::throw(
+                    env,
+                    js::range_error(
+                        env,
+                        "ERR_OUT_OF_RANGE",
+                        "The \"initialDelay\" argument must be a finite number >= 0",
+                    ),
+                );
+            }
+            (on, d) => (
+                on.flatten().unwrap_or(false),
+                d.flatten().unwrap_or(60000.0),
+            ),
+        };
+        let idle = on.then(|| std::time::Duration::from_millis((delay as u64).max(1000)));
+        if let Some(st) = state_or_throw(env)
+            && !self.inner.closed.get()
+            && let Err(s) = st.rt.borrow_mut().set_keepalive(self.inner.handle, idle)
+        {
+            js::throw(env, js::status_error(env, s, "setsockopt"));
+        }
+    }
+
+    /// The peer's IP address (`undefined` once closed).
+    #[napi(getter, ts_return_type = "string | undefined")]
+    pub fn remote_address(&self, env: Env) -> Value {
+        let env = env.raw();
+        self.addr(true).map_or_else(
+            || js::undefined(env),
+            |a| js::string(env, &a.ip().to_string()),
+        )
+    }
+
+    /// The peer's port (`undefined` once closed).
+    #[napi(getter, ts_return_type = "number | undefined")]
+    pub fn remote_port(&self, env: Env) -> Value {
+        let env = env.raw();
+        self.addr(true).map_or_else(
+            || js::undefined(env),
+            |a| js::number(env, f64::from(a.port())),
+        )
+    }
+
+    /// `'IPv4'` or `'IPv6'` (`undefined` once closed).
+    #[napi(getter, ts_return_type = "'IPv4' | 'IPv6' | undefined")]
+    pub fn remote_family(&self, env: Env) -> Value {
+        let env = env.raw();
+        self.addr(true).map_or_else(
+            || js::undefined(env),
+            |a| js::string(env, if a.is_ipv4() { "IPv4" } else { "IPv6" }),
+        )
+    }
+
+    /// This side's IP address (`undefined` once closed).
+    #[napi(getter, ts_return_type = "string | undefined")]
+    pub fn local_address(&self, env: Env) -> Value {
+        let env = env.raw();
+        self.addr(false).map_or_else(
+            || js::undefined(env),
+            |a| js::string(env, &a.ip().to_string()),
+        )
+    }
+
+    /// This side's port (`undefined` once closed).
+    #[napi(getter, ts_return_type = "number | undefined")]
+    pub fn local_port(&self, env: Env) -> Value {
+        let env = env.raw();
+        self.addr(false).map_or_else(
+            || js::undefined(env),
+            |a| js::number(env, f64::from(a.port())),
+        )
+    }
+
+    /// Whether `close()` or `destroy()` has run.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Bytes accepted by `write()` and not yet handed to the kernel.
+    #[napi(getter)]
+    pub fn write_queue_size(&self) -> u32 {
+        self.inner.queued.get().min(u32::MAX as usize) as u32
+    }
+}

@@ -1,0 +1,502 @@
+//! One polyio runtime per Node environment (the main thread and each worker), driven from
+//! that environment's own libuv loop: a `uv_poll` handle on the runtime's backend fd and a
+//! `uv_timer` for its next timeout. Each wakeup runs one bounded turn and settles every
+//! completion in a batch inside one callback scope (so microtasks run once, after the
+//! batch). Both handles are ref'd only while an operation is pending or a connection or
+//! server is open, so a script whose work is done exits by itself.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::ptr;
+use std::rc::Rc;
+
+use napi::sys;
+use polyio_core::{Completion, Handle, Options, Runtime, Status};
+
+use crate::conn::{self, ConnState, Connection};
+use crate::js::{self, RawEnv, Value};
+use crate::server::ServerState;
+use crate::uv;
+
+/// Completions settled per turn before the loop runs another.
+const BATCH: usize = 1024;
+
+/// What a pending operation settles when its completion arrives.
+pub(crate) enum Kind {
+    Connect {
+        no_delay: bool,
+        keep_alive: Option<u64>,
+    },
+    Accept {
+        server: Rc<ServerState>,
+    },
+    Read {
+        conn: Rc<ConnState>,
+    },
+    /// A write's promise settles by backpressure (see `conn`), not by this completion.
+    Write {
+        conn: Rc<ConnState>,
+        len: usize,
+    },
+    Shutdown {
+        conn: Rc<ConnState>,
+    },
+    Sleep,
+}
+
+pub(crate) struct Pending {
+    /// Null for writes.
+    pub deferred: sys::napi_deferred,
+    pub kind: Kind,
+    /// An AbortSignal listener is registered for this op (the JS helper keeps it).
+    pub watched: bool,
+    /// The signal fired and we asked the core to cancel.
+    pub aborted: bool,
+}
+
+/// JS helpers from `api.js`, called from Rust.
+struct Helpers {
+    watch: sys::napi_ref,
+    unwatch: sys::napi_ref,
+    abort_error: sys::napi_ref,
+    close_on_abort: sys::napi_ref,
+}
+
+pub(crate) struct EnvState {
+    pub env: RawEnv,
+    pub rt: RefCell<Runtime>,
+    pub pending: RefCell<HashMap<u64, Pending>>,
+    next_id: Cell<u64>,
+    /// Open connections and servers: they keep the loop alive, as in `net`.
+    resources: Cell<usize>,
+    /// Connections whose JS object was collected while open; closed at the next turn.
+    pub deferred_closes: RefCell<Vec<Handle>>,
+    out: RefCell<Vec<Completion>>,
+    poll: *mut uv::Handle,
+    timer: *mut uv::Handle,
+    timer_armed: Cell<bool>,
+    refd: Cell<bool>,
+    async_ctx: sys::napi_async_context,
+    resource: sys::napi_ref,
+    helpers: RefCell<Option<Helpers>>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<Rc<EnvState>>> = const { RefCell::new(None) };
+}
+
+/// This thread's environment state (None before init or after teardown).
+pub(crate) fn state() -> Option<Rc<EnvState>> {
+    STATE.with(|s| s.borrow().clone())
+}
+
+/// The state, or a thrown Error when the module is used where it was not initialised.
+pub(crate) fn state_or_throw(env: RawEnv) -> Option<Rc<EnvState>> {
+    let st = state();
+    if st.is_none() {
+        js::throw(
+            env,
+            js::error(
+                env,
+                "ERR_POLYIO_NO_RUNTIME",
+                "polyio has no runtime in this environment",
+            ),
+        );
+    }
+    st
+}
+
+/// Creates this environment's runtime and loop handles; runs `api.js` over `exports`.
+pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
+    if let Some(st) = state() {
+        if st.env == env {
+            return install_api(&st, exports);
+        }
+        return Err(napi::Error::from_reason(
+            "polyio supports one Node environment per thread",
+        ));
+    }
+    let rt = Runtime::new(Options::default())
+        .map_err(|s| napi::Error::from_reason(format!("polyio runtime: {s}")))?;
+    let mut lp: *mut sys::uv_loop_s = ptr::null_mut();
+    // SAFETY: valid env; writes the environment's loop.
+    js::ok(unsafe { sys::napi_get_uv_event_loop(env, &mut lp) })?;
+    let lp = lp.cast::<uv::Loop>();
+    let poll = uv::alloc(uv::UV_POLL);
+    let timer = uv::alloc(uv::UV_TIMER);
+    // SAFETY: `lp` is this environment's loop, on this thread; the handles are fresh
+    // zeroed memory of the sizes libuv asked for. They are closed in `cleanup`.
+    unsafe {
+        if uv::uv_poll_init(lp, poll, rt.backend_fd()) != 0
+            || uv::uv_poll_start(poll, uv::UV_READABLE, on_poll) != 0
+            || uv::uv_timer_init(lp, timer) != 0
+        {
+            return Err(napi::Error::from_reason(
+                "polyio: libuv handle setup failed",
+            ));
+        }
+        uv::uv_unref(poll);
+        uv::uv_unref(timer);
+    }
+    let resource = js::object(env);
+    let mut async_ctx = ptr::null_mut();
+    // SAFETY: valid env, resource object and name.
+    js::ok(unsafe {
+        sys::napi_async_init(env, resource, js::string(env, "polyio"), &mut async_ctx)
+    })?;
+    let st = Rc::new(EnvState {
+        env,
+        rt: RefCell::new(rt),
+        pending: RefCell::new(HashMap::new()),
+        next_id: Cell::new(1),
+        resources: Cell::new(0),
+        deferred_closes: RefCell::new(Vec::new()),
+        out: RefCell::new(Vec::with_capacity(BATCH)),
+        poll,
+        timer,
+        timer_armed: Cell::new(false),
+        refd: Cell::new(false),
+        async_ctx,
+        resource: js::reference(env, resource),
+        helpers: RefCell::new(None),
+    });
+    STATE.with(|s| *s.borrow_mut() = Some(st.clone()));
+    // SAFETY: valid env; `cleanup` takes no argument.
+    js::ok(unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) })?;
+    install_api(&st, exports)
+}
+
+/// Runs `api.js` (the JS half: async iterators, `Symbol.asyncDispose`, `toDuplex`, the
+/// AbortSignal helpers) with the exports object; keeps the helpers it returns.
+fn install_api(st: &EnvState, exports: Value) -> napi::Result<()> {
+    let env = st.env;
+    let src = js::string(env, concat!("(", include_str!("api.js"), ")"));
+    let mut f = ptr::null_mut();
+    // SAFETY: valid env and a string script.
+    js::ok(unsafe { sys::napi_run_script(env, src, &mut f) })?;
+    let helpers = js::call(env, f, &[exports])
+        .ok_or_else(|| napi::Error::from_reason("polyio: api.js failed"))?;
+    let get = |name: &str| {
+        js::get(env, helpers, name)
+            .map(|v| js::reference(env, v))
+            .ok_or_else(|| napi::Error::from_reason(format!("polyio: api.js lacks {name}")))
+    };
+    *st.helpers.borrow_mut() = Some(Helpers {
+        watch: get("watch")?,
+        unwatch: get("unwatch")?,
+        abort_error: get("abortError")?,
+        close_on_abort: get("closeOnAbort")?,
+    });
+    Ok(())
+}
+
+unsafe extern "C" fn cleanup(_arg: *mut c_void) {
+    let Some(st) = STATE.with(|s| s.borrow_mut().take()) else {
+        return;
+    };
+    // SAFETY: the handles were initialised in `init` and are closed exactly once, here;
+    // `free_on_close` frees them after libuv is done with them.
+    unsafe {
+        uv::uv_close(st.poll, uv::free_on_close);
+        uv::uv_close(st.timer, uv::free_on_close);
+    }
+    // Outstanding promises are never settled: the environment is going away. Dropping the
+    // runtime cancels its operations, closes its sockets and joins its threads.
+    st.pending.borrow_mut().clear();
+    st.rt.borrow_mut().shutdown_all();
+}
+
+unsafe extern "C" fn on_poll(_h: *mut uv::Handle, _status: i32, _events: i32) {
+    drive();
+}
+
+unsafe extern "C" fn on_timer(_h: *mut uv::Handle) {
+    if let Some(st) = state() {
+        st.timer_armed.set(false);
+    }
+    drive();
+}
+
+/// One wakeup: turn the runtime and settle what completed, in one callback scope.
+fn drive() {
+    let Some(st) = state() else { return };
+    let env = st.env;
+    let mut hscope = ptr::null_mut();
+    let mut cscope = ptr::null_mut();
+    // SAFETY: we are on the environment's thread in a libuv callback, outside JS: opening a
+    // handle scope and a callback scope is what `napi_make_callback` does. Closing the
+    // callback scope runs the microtasks (promise continuations) and `process.nextTick`s.
+    unsafe {
+        sys::napi_open_handle_scope(env, &mut hscope);
+        let resource = js::deref(env, st.resource);
+        sys::napi_open_callback_scope(env, resource, st.async_ctx, &mut cscope);
+    }
+    loop {
+        let mut out = std::mem::take(&mut *st.out.borrow_mut());
+        let n = {
+            let mut rt = st.rt.borrow_mut();
+            for h in st.deferred_closes.borrow_mut().drain(..) {
+                let _ = rt.close(h);
+            }
+            rt.turn(&mut out, BATCH)
+        };
+        for c in out.drain(..) {
+            st.settle(c);
+        }
+        *st.out.borrow_mut() = out;
+        if n < BATCH {
+            break;
+        }
+    }
+    st.rearm();
+    // SAFETY: closes the scopes opened above, innermost first.
+    unsafe {
+        sys::napi_close_callback_scope(env, cscope);
+        sys::napi_close_handle_scope(env, hscope);
+    }
+}
+
+impl EnvState {
+    pub fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    pub fn add_resource(&self) {
+        self.resources.set(self.resources.get() + 1);
+    }
+
+    pub fn drop_resource(&self) {
+        self.resources.set(self.resources.get().saturating_sub(1));
+    }
+
+    /// Records a pending op (and watches its signal, if any) and settles what the submit
+    /// call completed inline. Returns the op's promise.
+    pub fn submitted(&self, id: u64, kind: Kind, signal: Option<Value>) -> napi::Result<Value> {
+        let (deferred, promise) = js::promise(self.env)?;
+        self.track(id, deferred, kind, signal);
+        self.after_call();
+        Ok(promise)
+    }
+
+    /// Records a pending op without a promise of its own (writes) or with one made by the caller.
+    pub fn track(&self, id: u64, deferred: sys::napi_deferred, kind: Kind, signal: Option<Value>) {
+        let watched = signal.is_some();
+        self.pending.borrow_mut().insert(
+            id,
+            Pending {
+                deferred,
+                kind,
+                watched,
+                aborted: false,
+            },
+        );
+        if let Some(sig) = signal {
+            self.call_helper(|h| h.watch, &[sig, js::number(self.env, id as f64)]);
+        }
+    }
+
+    /// After any call that touched the runtime: settle completions it posted (the inline
+    /// fast path, cancellations), then re-arm the timer and the loop refs.
+    pub fn after_call(&self) {
+        loop {
+            let mut out = std::mem::take(&mut *self.out.borrow_mut());
+            let n = self.rt.borrow_mut().take_completions(&mut out, BATCH);
+            for c in out.drain(..) {
+                self.settle(c);
+            }
+            *self.out.borrow_mut() = out;
+            if n < BATCH {
+                break;
+            }
+        }
+        self.rearm();
+    }
+
+    /// Runs a turn on the next loop iteration (for work found outside a JS call).
+    pub fn wake_soon(&self) {
+        // SAFETY: the timer lives until `cleanup`, which also clears STATE.
+        unsafe { uv::uv_timer_start(self.timer, on_timer, 0, 0) };
+        self.timer_armed.set(true);
+    }
+
+    /// Starts or stops the timer for the runtime's next timeout, and refs the loop handles
+    /// only while something is pending or open.
+    pub fn rearm(&self) {
+        let next = self.rt.borrow().next_timeout();
+        // SAFETY: the handles live until `cleanup`, which also clears STATE (so no
+        // EnvState reaches here after it).
+        unsafe {
+            match next {
+                None if self.timer_armed.get() => {
+                    uv::uv_timer_stop(self.timer);
+                    self.timer_armed.set(false);
+                }
+                None => {}
+                Some(d) => {
+                    let ms = d.as_nanos().div_ceil(1_000_000).min(u64::MAX as u128) as u64;
+                    uv::uv_timer_start(self.timer, on_timer, ms, 0);
+                    self.timer_armed.set(true);
+                }
+            }
+            let want = !self.pending.borrow().is_empty() || self.resources.get() > 0;
+            if want != self.refd.get() {
+                if want {
+                    uv::uv_ref(self.poll);
+                    uv::uv_ref(self.timer);
+                } else {
+                    uv::uv_unref(self.poll);
+                    uv::uv_unref(self.timer);
+                }
+                self.refd.set(want);
+            }
+        }
+    }
+
+    fn call_helper(
+        &self,
+        pick: impl FnOnce(&Helpers) -> sys::napi_ref,
+        args: &[Value],
+    ) -> Option<Value> {
+        let r = self.helpers.borrow().as_ref().map(pick)?;
+        let f = js::deref(self.env, r);
+        js::call(self.env, f, args)
+    }
+
+    /// An `AbortError` for `signal` (its `reason` as `cause`).
+    pub fn abort_error_for(&self, signal: Value) -> Value {
+        self.call_helper(|h| h.abort_error, &[signal])
+            .unwrap_or_else(|| js::error(self.env, "ABORT_ERR", "The operation was aborted"))
+    }
+
+    /// Whether `signal` is already aborted.
+    pub fn is_aborted(&self, signal: Value) -> bool {
+        js::get(self.env, signal, "aborted").and_then(|v| js::as_bool(self.env, v)) == Some(true)
+    }
+
+    /// Closes `server` when `signal` fires (listen's signal).
+    pub fn close_on_abort(&self, signal: Value, server: Value) {
+        self.call_helper(|h| h.close_on_abort, &[signal, server]);
+    }
+
+    /// Called by the abort listener: cancel op `id` in the core.
+    pub fn abort(&self, id: u64) {
+        let known = match self.pending.borrow_mut().get_mut(&id) {
+            Some(p) => {
+                p.aborted = true;
+                true
+            }
+            None => false,
+        };
+        if known {
+            // NotFound: it finished already; its completion settles it normally.
+            let _ = self.rt.borrow_mut().cancel(id);
+            self.after_call();
+        }
+    }
+
+    /// Settles one completion.
+    fn settle(&self, c: Completion) {
+        let env = self.env;
+        let Some(p) = self.pending.borrow_mut().remove(&c.user_data) else {
+            return;
+        };
+        let status = c.status();
+        let mut abort_err = None;
+        if p.watched {
+            let id = js::number(env, c.user_data as f64);
+            if p.aborted && status == Status::Canceled {
+                abort_err = self.call_helper(|h| h.abort_error, &[id]);
+            } else {
+                self.call_helper(|h| h.unwatch, &[id]);
+            }
+        }
+        let fail = |syscall: &str| -> Value {
+            abort_err.unwrap_or_else(|| js::status_error(env, status, syscall))
+        };
+        let result: Result<Value, Value> = match p.kind {
+            Kind::Connect {
+                no_delay,
+                keep_alive,
+            } => {
+                if status == Status::Ok {
+                    Ok(self.new_connection(c.handle, no_delay, keep_alive))
+                } else {
+                    Err(fail("connect"))
+                }
+            }
+            Kind::Accept { server } => {
+                if status == Status::Ok {
+                    Ok(self.new_connection(c.handle, false, None))
+                } else if status == Status::Canceled && server.closed.get() && abort_err.is_none() {
+                    Err(js::error(
+                        env,
+                        "ERR_SERVER_NOT_RUNNING",
+                        "Server is not running.",
+                    ))
+                } else {
+                    Err(fail("accept"))
+                }
+            }
+            Kind::Read { conn } => {
+                let n = c.result;
+                let r = if n > 0 {
+                    let buf = c.buf.as_deref().unwrap_or(&[]);
+                    js::buffer_copy(env, &buf[..(n as usize).min(buf.len())]).map_err(|_| {
+                        js::error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory")
+                    })
+                } else if n == 0 {
+                    Ok(js::null(env))
+                } else if status == Status::Canceled && conn.closed.get() && abort_err.is_none() {
+                    Err(conn::closed_error(env))
+                } else {
+                    Err(fail("read"))
+                };
+                if let Some(v) = c.buf {
+                    conn.give_back(v);
+                }
+                r
+            }
+            Kind::Write { conn, len } => {
+                conn.write_done(self, len, status);
+                return;
+            }
+            Kind::Shutdown { conn } => {
+                if status == Status::Ok {
+                    Ok(js::undefined(env))
+                } else if status == Status::Canceled && conn.closed.get() {
+                    Err(conn::closed_error(env))
+                } else {
+                    Err(fail("shutdown"))
+                }
+            }
+            Kind::Sleep => {
+                if status == Status::Ok {
+                    Ok(js::undefined(env))
+                } else {
+                    Err(fail("sleep"))
+                }
+            }
+        };
+        js::settle(env, p.deferred, result);
+    }
+
+    fn new_connection(&self, h: Handle, no_delay: bool, keep_alive: Option<u64>) -> Value {
+        {
+            let mut rt = self.rt.borrow_mut();
+            if no_delay {
+                let _ = rt.set_nodelay(h, true);
+            }
+            if let Some(ms) = keep_alive {
+                let _ = rt.set_keepalive(h, Some(std::time::Duration::from_millis(ms.max(1000))));
+            }
+        }
+        self.add_resource();
+        let conn = Connection::wrap(h);
+        // SAFETY: valid env; napi-rs creates an instance of the registered class.
+        unsafe { <Connection as napi::bindgen_prelude::ToNapiValue>::to_napi_value(self.env, conn) }
+            .unwrap_or_else(|_| js::undefined(self.env))
+    }
+}

@@ -1,0 +1,283 @@
+//! Thin wrappers over raw N-API calls used on the hot path (promises, buffers, errors) and
+//! for validating loosely typed arguments. Everything here runs on the environment's own
+//! thread, inside a call from JS or inside a libuv callback that opened a handle scope.
+
+use std::ffi::{CString, c_char};
+use std::ptr;
+
+use napi::sys;
+use polyio_core::Status;
+
+pub type RawEnv = sys::napi_env;
+pub type Value = sys::napi_value;
+
+/// A raw call succeeded, or we report it as a generic error (N-API calls only fail on
+/// programming errors or a pending exception).
+pub fn ok(status: sys::napi_status) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::new(
+            napi::Status::GenericFailure,
+            format!("N-API call failed ({status})"),
+        ))
+    }
+}
+
+pub fn undefined(env: RawEnv) -> Value {
+    let mut v = ptr::null_mut();
+    // SAFETY: valid env; writes one napi_value.
+    unsafe { sys::napi_get_undefined(env, &mut v) };
+    v
+}
+
+pub fn null(env: RawEnv) -> Value {
+    let mut v = ptr::null_mut();
+    // SAFETY: valid env; writes one napi_value.
+    unsafe { sys::napi_get_null(env, &mut v) };
+    v
+}
+
+pub fn string(env: RawEnv, s: &str) -> Value {
+    let mut v = ptr::null_mut();
+    // SAFETY: `s` is valid UTF-8 of the given length.
+    unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut v) };
+    v
+}
+
+pub fn number(env: RawEnv, n: f64) -> Value {
+    let mut v = ptr::null_mut();
+    // SAFETY: valid env; writes one napi_value.
+    unsafe { sys::napi_create_double(env, n, &mut v) };
+    v
+}
+
+pub fn object(env: RawEnv) -> Value {
+    let mut v = ptr::null_mut();
+    // SAFETY: valid env; writes one napi_value.
+    unsafe { sys::napi_create_object(env, &mut v) };
+    v
+}
+
+pub fn set(env: RawEnv, obj: Value, key: &str, value: Value) {
+    let key = CString::new(key).unwrap_or_default();
+    // SAFETY: `obj` is an object of this env; `key` is NUL-terminated.
+    unsafe { sys::napi_set_named_property(env, obj, key.as_ptr(), value) };
+}
+
+/// A new Buffer holding a copy of `data`.
+pub fn buffer_copy(env: RawEnv, data: &[u8]) -> napi::Result<Value> {
+    let mut v = ptr::null_mut();
+    let mut out = ptr::null_mut();
+    // SAFETY: `data` is readable for its length; N-API copies it.
+    ok(unsafe {
+        sys::napi_create_buffer_copy(env, data.len(), data.as_ptr().cast(), &mut out, &mut v)
+    })?;
+    Ok(v)
+}
+
+/// A new pending promise and its deferred.
+pub fn promise(env: RawEnv) -> napi::Result<(sys::napi_deferred, Value)> {
+    let (mut d, mut p) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: valid env; writes a deferred and a promise.
+    ok(unsafe { sys::napi_create_promise(env, &mut d, &mut p) })?;
+    Ok((d, p))
+}
+
+/// Settles a deferred (which N-API frees).
+pub fn settle(env: RawEnv, d: sys::napi_deferred, result: Result<Value, Value>) {
+    // SAFETY: `d` came from `promise` on this env and is settled exactly once.
+    unsafe {
+        match result {
+            Ok(v) => sys::napi_resolve_deferred(env, d, v),
+            Err(e) => sys::napi_reject_deferred(env, d, e),
+        }
+    };
+}
+
+/// A promise already settled with `result`.
+pub fn settled(env: RawEnv, result: Result<Value, Value>) -> napi::Result<Value> {
+    let (d, p) = promise(env)?;
+    settle(env, d, result);
+    Ok(p)
+}
+
+fn make_error(
+    env: RawEnv,
+    ctor: unsafe extern "C" fn(RawEnv, Value, Value, *mut Value) -> sys::napi_status,
+    code: &str,
+    msg: &str,
+) -> Value {
+    let mut e = ptr::null_mut();
+    // SAFETY: code and message are fresh strings of this env.
+    unsafe { ctor(env, string(env, code), string(env, msg), &mut e) };
+    e
+}
+
+/// `Error` with `code` set.
+pub fn error(env: RawEnv, code: &str, msg: &str) -> Value {
+    make_error(env, sys::napi_create_error, code, msg)
+}
+
+/// `TypeError` with `code` set (Node uses `ERR_INVALID_ARG_TYPE`).
+pub fn type_error(env: RawEnv, code: &str, msg: &str) -> Value {
+    make_error(env, sys::napi_create_type_error, code, msg)
+}
+
+/// `RangeError` with `code` set (Node uses `ERR_OUT_OF_RANGE`, `ERR_SOCKET_BAD_PORT`).
+pub fn range_error(env: RawEnv, code: &str, msg: &str) -> Value {
+    make_error(env, sys::napi_create_range_error, code, msg)
+}
+
+/// The `Error` Node's `net` would give for a failed system call: `code` ('ECONNREFUSED'),
+/// negative `errno`, `syscall`, and a message in Node's shape.
+pub fn status_error(env: RawEnv, status: Status, syscall: &str) -> Value {
+    let msg = format!("{syscall} {} ({})", status.name(), status.message());
+    let e = error(env, status.name(), &msg);
+    set(env, e, "errno", number(env, f64::from(status.code())));
+    set(env, e, "syscall", string(env, syscall));
+    e
+}
+
+/// Throws `err` (for synchronous methods).
+pub fn throw(env: RawEnv, err: Value) {
+    // SAFETY: valid env and value.
+    unsafe { sys::napi_throw(env, err) };
+}
+
+// ---- reading arguments -------------------------------------------------------------------
+
+pub fn type_of(env: RawEnv, v: Value) -> sys::napi_valuetype {
+    let mut t = 0;
+    // SAFETY: valid env and value.
+    unsafe { sys::napi_typeof(env, v, &mut t) };
+    t
+}
+
+pub fn is_nullish(env: RawEnv, v: Value) -> bool {
+    v.is_null()
+        || matches!(
+            type_of(env, v),
+            sys::ValueType::napi_undefined | sys::ValueType::napi_null
+        )
+}
+
+/// `obj[key]`, or None when it is undefined or null.
+pub fn get(env: RawEnv, obj: Value, key: &str) -> Option<Value> {
+    let key = CString::new(key).ok()?;
+    let mut v = ptr::null_mut();
+    // SAFETY: `obj` is an object of this env; `key` is NUL-terminated.
+    let st = unsafe { sys::napi_get_named_property(env, obj, key.as_ptr(), &mut v) };
+    if st != sys::Status::napi_ok || is_nullish(env, v) {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+pub fn as_f64(env: RawEnv, v: Value) -> Option<f64> {
+    if type_of(env, v) != sys::ValueType::napi_number {
+        return None;
+    }
+    let mut n = 0.0;
+    // SAFETY: `v` is a number.
+    unsafe { sys::napi_get_value_double(env, v, &mut n) };
+    Some(n)
+}
+
+pub fn as_bool(env: RawEnv, v: Value) -> Option<bool> {
+    if type_of(env, v) != sys::ValueType::napi_boolean {
+        return None;
+    }
+    let mut b = false;
+    // SAFETY: `v` is a boolean.
+    unsafe { sys::napi_get_value_bool(env, v, &mut b) };
+    Some(b)
+}
+
+pub fn as_string(env: RawEnv, v: Value) -> Option<String> {
+    if type_of(env, v) != sys::ValueType::napi_string {
+        return None;
+    }
+    let mut len = 0;
+    // SAFETY: `v` is a string; a null buffer asks for the length.
+    unsafe { sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len) };
+    let mut buf = vec![0u8; len + 1];
+    // SAFETY: `buf` has room for `len` bytes and the NUL.
+    unsafe {
+        sys::napi_get_value_string_utf8(
+            env,
+            v,
+            buf.as_mut_ptr().cast::<c_char>(),
+            len + 1,
+            &mut len,
+        )
+    };
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
+}
+
+/// The bytes of a Buffer / Uint8Array (any TypedArray, by its bytes) or the UTF-8 of a string.
+pub fn bytes(env: RawEnv, v: Value) -> Option<Vec<u8>> {
+    let mut is_ta = false;
+    // SAFETY: valid env and value.
+    unsafe { sys::napi_is_typedarray(env, v, &mut is_ta) };
+    if is_ta {
+        let (mut kind, mut len, mut data, mut ab, mut off) =
+            (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+        // SAFETY: `v` is a TypedArray.
+        unsafe {
+            sys::napi_get_typedarray_info(env, v, &mut kind, &mut len, &mut data, &mut ab, &mut off)
+        };
+        let elem = match kind {
+            sys::TypedarrayType::int16_array | sys::TypedarrayType::uint16_array => 2,
+            sys::TypedarrayType::int32_array
+            | sys::TypedarrayType::uint32_array
+            | sys::TypedarrayType::float32_array => 4,
+            sys::TypedarrayType::float64_array
+            | sys::TypedarrayType::bigint64_array
+            | sys::TypedarrayType::biguint64_array => 8,
+            _ => 1,
+        };
+        let n = len * elem;
+        if n == 0 || data.is_null() {
+            return Some(Vec::new());
+        }
+        // SAFETY: the TypedArray's data is readable for `n` bytes while we copy.
+        return Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), n) }.to_vec());
+    }
+    as_string(env, v).map(String::into_bytes)
+}
+
+/// Calls `f(args...)` with `undefined` as `this`; the result, or None if it threw (the
+/// exception is left pending only if we cannot clear it).
+pub fn call(env: RawEnv, f: Value, args: &[Value]) -> Option<Value> {
+    let mut out = ptr::null_mut();
+    // SAFETY: `f` is a function of this env; args are values of this env.
+    let st = unsafe {
+        sys::napi_call_function(env, undefined(env), f, args.len(), args.as_ptr(), &mut out)
+    };
+    if st == sys::Status::napi_ok {
+        Some(out)
+    } else {
+        let mut exc = ptr::null_mut();
+        // SAFETY: clears the pending exception, if any.
+        unsafe { sys::napi_get_and_clear_last_exception(env, &mut exc) };
+        None
+    }
+}
+
+/// A strong reference that keeps `v` alive.
+pub fn reference(env: RawEnv, v: Value) -> sys::napi_ref {
+    let mut r = ptr::null_mut();
+    // SAFETY: valid env and value.
+    unsafe { sys::napi_create_reference(env, v, 1, &mut r) };
+    r
+}
+
+pub fn deref(env: RawEnv, r: sys::napi_ref) -> Value {
+    let mut v = ptr::null_mut();
+    // SAFETY: `r` is a live reference of this env.
+    unsafe { sys::napi_get_reference_value(env, r, &mut v) };
+    v
+}

@@ -1,0 +1,158 @@
+//! `Server`: a listening TCP socket. `accept()` is a core operation; several may be queued.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::Unknown;
+use napi::{Env, JsValue};
+use napi_derive::napi;
+use polyio_core::Handle;
+
+use crate::conn::parse_signal;
+use crate::env::{Kind, state, state_or_throw};
+use crate::js::{self, Value};
+
+pub(crate) struct ServerState {
+    pub handle: Handle,
+    pub closed: Cell<bool>,
+}
+
+/// A listening TCP server, from `listen()`. Async-iterable (yields each accepted
+/// `Connection` until closed) and async-disposable (closes).
+#[napi]
+pub struct Server {
+    inner: Rc<ServerState>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("handle", &self.inner.handle)
+            .field("closed", &self.inner.closed.get())
+            .finish()
+    }
+}
+
+impl Server {
+    pub(crate) fn wrap(handle: Handle) -> Server {
+        Server {
+            inner: Rc::new(ServerState {
+                handle,
+                closed: Cell::new(false),
+            }),
+        }
+    }
+
+    fn close_now(&self) {
+        if self.inner.closed.replace(true) {
+            return;
+        }
+        if let Some(st) = state() {
+            let _ = st.rt.borrow_mut().close(self.inner.handle);
+            st.drop_resource();
+            st.after_call();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.inner.closed.replace(true) {
+            return;
+        }
+        if let Some(st) = state()
+            && let Ok(mut q) = st.deferred_closes.try_borrow_mut()
+        {
+            q.push(self.inner.handle);
+            drop(q);
+            st.drop_resource();
+            st.wake_soon();
+        }
+    }
+}
+
+#[napi]
+impl Server {
+    /// Accepts the next connection. Queued accepts complete in order. With a `signal`, an
+    /// abort rejects with an `AbortError` and cancels the accept. After `close()` it rejects
+    /// with `'ERR_SERVER_NOT_RUNNING'`.
+    #[napi(
+        ts_args_type = "options?: { signal?: AbortSignal }",
+        ts_return_type = "Promise<Connection>"
+    )]
+    pub fn accept(&self, env: Env, options: Option<Unknown>) -> napi::Result<Value> {
+        let env = env.raw();
+        let Some(st) = state_or_throw(env) else {
+            return Ok(js::undefined(env));
+        };
+        let signal = match parse_signal(env, options.map(|u| u.raw()), "options") {
+            Ok(s) => s,
+            Err(e) => return js::settled(env, Err(e)),
+        };
+        if self.inner.closed.get() {
+            return js::settled(
+                env,
+                Err(js::error(
+                    env,
+                    "ERR_SERVER_NOT_RUNNING",
+                    "Server is not running.",
+                )),
+            );
+        }
+        if let Some(sig) = signal
+            && st.is_aborted(sig)
+        {
+            return js::settled(env, Err(st.abort_error_for(sig)));
+        }
+        let id = st.next_id();
+        if let Err(s) = st.rt.borrow_mut().accept(self.inner.handle, id) {
+            return js::settled(env, Err(js::status_error(env, s, "accept")));
+        }
+        st.submitted(
+            id,
+            Kind::Accept {
+                server: self.inner.clone(),
+            },
+            signal,
+        )
+    }
+
+    /// The bound address, as `net.Server.address()` gives it (`null` once closed).
+    #[napi(ts_return_type = "{ address: string, family: 'IPv4' | 'IPv6', port: number } | null")]
+    pub fn address(&self, env: Env) -> Value {
+        let env = env.raw();
+        let addr = match (self.inner.closed.get(), state()) {
+            (false, Some(st)) => st.rt.borrow().local_addr(self.inner.handle).ok(),
+            _ => None,
+        };
+        match addr {
+            None => js::null(env),
+            Some(a) => {
+                let o = js::object(env);
+                js::set(env, o, "address", js::string(env, &a.ip().to_string()));
+                js::set(
+                    env,
+                    o,
+                    "family",
+                    js::string(env, if a.is_ipv4() { "IPv4" } else { "IPv6" }),
+                );
+                js::set(env, o, "port", js::number(env, f64::from(a.port())));
+                o
+            }
+        }
+    }
+
+    /// Stops listening. Pending `accept()`s reject with `'ERR_SERVER_NOT_RUNNING'`;
+    /// connections already accepted stay open.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close(&self, env: Env) -> napi::Result<Value> {
+        self.close_now();
+        js::settled(env.raw(), Ok(js::undefined(env.raw())))
+    }
+
+    /// Whether `close()` has run.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+}
