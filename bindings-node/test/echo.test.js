@@ -1,0 +1,181 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const { polyio, pair, readAll, sha256, pattern } = require('./helpers.js');
+
+test('echo of 1 B to 16 MiB arrives intact (sha256)', async () => {
+  const server = await polyio.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = server.address();
+  const serving = (async () => {
+    for await (const conn of server) {
+      (async () => {
+        for await (const chunk of conn) await conn.write(chunk);
+        await conn.end();
+        await conn.close();
+      })();
+    }
+  })();
+  for (const size of [1, 100, 1024, 65536, 65537, 1 << 20, 16 << 20]) {
+    const data = pattern(size, size);
+    const conn = await polyio.connect({ host: '127.0.0.1', port, noDelay: true });
+    const [got] = await Promise.all([
+      readAll(conn),
+      (async () => {
+        for (let i = 0; i < data.length; i += 256 << 10) await conn.write(data.subarray(i, i + (256 << 10)));
+        await conn.end();
+      })(),
+    ]);
+    assert.equal(got.length, size);
+    assert.equal(sha256(got), sha256(data), `echo of ${size} bytes`);
+    await conn.close();
+  }
+  await server.close();
+  await serving;
+});
+
+test('strings and Uint8Arrays are written as bytes', async () => {
+  const { server, client, peer } = await pair();
+  await client.write('héllo ');
+  await client.write(new Uint8Array([119, 111, 114, 108, 100]));
+  await client.end();
+  assert.equal((await readAll(peer)).toString(), 'héllo world');
+  await Promise.all([client.close(), peer.close(), server.close()]);
+});
+
+test('half-close: the peer reads EOF and can still answer', async () => {
+  const { server, client, peer } = await pair();
+  await client.write('question');
+  await client.end();
+  assert.equal((await readAll(peer)).toString(), 'question');
+  await peer.write('answer');
+  await peer.end();
+  assert.equal((await readAll(client)).toString(), 'answer');
+  await assert.rejects(client.write('more'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
+  await Promise.all([client.close(), peer.close(), server.close()]);
+});
+
+test('addresses, setNoDelay, setKeepAlive', async () => {
+  const { server, port, client, peer } = await pair({ keepAlive: true });
+  assert.deepEqual(server.address(), { address: '127.0.0.1', family: 'IPv4', port });
+  assert.equal(client.remoteAddress, '127.0.0.1');
+  assert.equal(client.remotePort, port);
+  assert.equal(client.remoteFamily, 'IPv4');
+  assert.equal(peer.localPort, port);
+  assert.equal(peer.remotePort, client.localPort);
+  assert.equal(client.localAddress, '127.0.0.1');
+  client.setNoDelay();
+  client.setNoDelay(false);
+  client.setKeepAlive(true, 5000);
+  client.setKeepAlive(false);
+  client.destroy();
+  assert.equal(client.closed, true);
+  assert.equal(client.remoteAddress, undefined);
+  await assert.rejects(client.read(), { code: 'ERR_SOCKET_CLOSED' });
+  await assert.rejects(client.write('x'), { code: 'ERR_SOCKET_CLOSED' });
+  await peer.close();
+  await server.close();
+  assert.equal(server.address(), null);
+});
+
+test('refused connect rejects with ECONNREFUSED', async () => {
+  const server = await polyio.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = server.address();
+  await server.close();
+  await assert.rejects(polyio.connect({ host: '127.0.0.1', port }), (err) => {
+    assert.ok(err instanceof Error);
+    assert.equal(err.code, 'ECONNREFUSED');
+    assert.equal(err.errno, -111);
+    assert.equal(err.syscall, 'connect');
+    return true;
+  });
+});
+
+test('listen on a port in use rejects with EADDRINUSE', async () => {
+  const server = await polyio.listen({ host: '127.0.0.1', port: 0 });
+  await assert.rejects(polyio.listen({ host: '127.0.0.1', port: server.address().port }), { code: 'EADDRINUSE' });
+  await server.close();
+});
+
+test('a peer that resets gives ECONNRESET', async () => {
+  const { server, client, peer } = await pair();
+  // Unread data at close makes the kernel send RST.
+  await peer.write('x');
+  await client.write('unread');
+  await new Promise((r) => setTimeout(r, 20));
+  peer.destroy();
+  await new Promise((r) => setTimeout(r, 20));
+  await assert.rejects(
+    (async () => {
+      for (;;) if ((await client.read()) === null) throw new Error('EOF instead of a reset');
+    })(),
+    { code: 'ECONNRESET' },
+  );
+  client.destroy();
+  await server.close();
+});
+
+test('interoperates with node:net both ways', async () => {
+  const netServer = net.createServer((s) => s.pipe(s));
+  await new Promise((r) => netServer.listen(0, '127.0.0.1', r));
+  const conn = await polyio.connect({ host: '127.0.0.1', port: netServer.address().port });
+  await conn.write('via net');
+  await conn.end();
+  assert.equal((await readAll(conn)).toString(), 'via net');
+  await conn.close();
+  await new Promise((r) => netServer.close(r));
+
+  const server = await polyio.listen({ host: '127.0.0.1', port: 0 });
+  const sock = net.connect(server.address().port, '127.0.0.1');
+  const peer = await server.accept();
+  sock.end('from net');
+  assert.equal((await readAll(peer)).toString(), 'from net');
+  await peer.close();
+  await server.close();
+});
+
+test('pending accepts reject with ERR_SERVER_NOT_RUNNING on close and the iterator ends', async () => {
+  const server = await polyio.listen({ host: '127.0.0.1', port: 0 });
+  const pending = server.accept();
+  const iterated = (async () => {
+    const got = [];
+    for await (const c of server) got.push(c);
+    return got;
+  })();
+  await server.close();
+  await assert.rejects(pending, { code: 'ERR_SERVER_NOT_RUNNING' });
+  assert.deepEqual(await iterated, []);
+  await assert.rejects(server.accept(), { code: 'ERR_SERVER_NOT_RUNNING' });
+});
+
+test('close() waits for queued writes; pending reads reject with ERR_SOCKET_CLOSED', async () => {
+  const { server, client, peer } = await pair();
+  const reading = client.read();
+  const big = pattern(4 << 20);
+  const w = client.write(big);
+  const closing = client.close();
+  const got = await readAll(peer);
+  await assert.rejects(reading, { code: 'ERR_SOCKET_CLOSED' });
+  await closing;
+  await w;
+  assert.equal(sha256(got), sha256(big));
+  await peer.close();
+  await server.close();
+});
+
+test('Symbol.asyncDispose closes connections and servers', async () => {
+  const { server, client, peer } = await pair();
+  await client[Symbol.asyncDispose]();
+  assert.equal(client.closed, true);
+  assert.equal(await peer.read(), null);
+  await peer[Symbol.asyncDispose]();
+  await server[Symbol.asyncDispose]();
+  assert.equal(server.closed, true);
+});
+
+test('sleep waits about as long as asked', async () => {
+  const t0 = Date.now();
+  await polyio.sleep(30);
+  assert.ok(Date.now() - t0 >= 29);
+  await polyio.sleep(0);
+});
