@@ -83,12 +83,35 @@ pub(crate) struct EnvState {
 }
 
 thread_local! {
-    static STATE: RefCell<Option<Rc<EnvState>>> = const { RefCell::new(None) };
+    /// This thread's environment state: an `Rc` turned into a raw pointer, so that the
+    /// thread-local has no destructor. A destructor would drop the runtime during
+    /// `process.exit()`, after tokio's own thread-locals are gone (a panic, then an abort);
+    /// the state is dropped in the environment's cleanup hook instead, or leaked at exit.
+    static STATE: Cell<*const EnvState> = const { Cell::new(ptr::null()) };
 }
 
 /// This thread's environment state (None before init or after teardown).
 pub(crate) fn state() -> Option<Rc<EnvState>> {
-    STATE.with(|s| s.borrow().clone())
+    let p = STATE.with(Cell::get);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null STATE came from `Rc::into_raw` and still owns one count (given
+    // back only by `take_state`), so the allocation is alive; we add a count for the clone.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Some(Rc::from_raw(p))
+    }
+}
+
+fn set_state(st: &Rc<EnvState>) {
+    STATE.with(|s| s.set(Rc::into_raw(st.clone())));
+}
+
+fn take_state() -> Option<Rc<EnvState>> {
+    let p = STATE.with(|s| s.replace(ptr::null()));
+    // SAFETY: a non-null STATE owns one count, handed back here exactly once.
+    (!p.is_null()).then(|| unsafe { Rc::from_raw(p) })
 }
 
 /// The state, or a thrown Error when the module is used where it was not initialised.
@@ -161,7 +184,7 @@ pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
         resource: js::reference(env, resource),
         helpers: RefCell::new(None),
     });
-    STATE.with(|s| *s.borrow_mut() = Some(st.clone()));
+    set_state(&st);
     // SAFETY: valid env; `cleanup` takes no argument.
     js::ok(unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) })?;
     install_api(&st, exports)
@@ -192,7 +215,7 @@ fn install_api(st: &EnvState, exports: Value) -> napi::Result<()> {
 }
 
 unsafe extern "C" fn cleanup(_arg: *mut c_void) {
-    let Some(st) = STATE.with(|s| s.borrow_mut().take()) else {
+    let Some(st) = take_state() else {
         return;
     };
     // SAFETY: the handles were initialised in `init` and are closed exactly once, here;

@@ -131,3 +131,20 @@ test('a worker terminated with operations in flight does not crash the process',
   // The main thread is still fine.
   await polyio.sleep(1);
 });
+
+test('process.exit() with a server, connections and ops in flight exits cleanly', async () => {
+  const r = await runScript(`
+    const p = require(${pkg});
+    (async () => {
+      const s = await p.listen({ host: '127.0.0.1', port: 0 });
+      const c = await p.connect({ host: '127.0.0.1', port: s.address().port });
+      const peer = await s.accept();
+      c.read().catch(() => {}); peer.read().catch(() => {}); s.accept().catch(() => {});
+      p.sleep(60_000);
+      process.exit(3);
+    })();
+  `, { killAfterMs: 10_000 });
+  assert.equal(r.killed, false, r.out);
+  assert.equal(r.code, 3, r.out);
+  assert.doesNotMatch(r.out, /panick|fatal|abort/i);
+});
