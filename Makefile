@@ -7,6 +7,8 @@ MAKEFLAGS += --no-print-directory
 
 CARGO ?= cargo
 CC ?= gcc
+NPM ?= npm
+NODE ?= node
 PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
@@ -66,6 +68,25 @@ check-header: $(CBINDGEN) ## Fail if include/polyio.h differs from a fresh gener
 	@diff -u include/polyio.h $(BUILD)/polyio.h || { echo "include/polyio.h is stale: run 'make header' and commit it"; exit 1; }
 	@echo "header: include/polyio.h matches cbindgen $(CBINDGEN_VERSION)"
 
+# ---- node ----------------------------------------------------------------------------
+
+NODE_PKG := bindings-node
+
+.PHONY: node-build test-node
+node-build: ## Build the Node binding (npm ci + napi build --release) in bindings-node/
+	@mkdir -p $(BUILD)/node
+	@cp $(NODE_PKG)/index.d.ts $(BUILD)/node/index.d.ts.committed
+	@cp $(NODE_PKG)/index.js $(BUILD)/node/index.js.committed
+	@cd $(NODE_PKG) && { [ node_modules/.package-lock.json -nt package-lock.json ] || $(NPM) ci --no-audit --no-fund --loglevel=error; }
+	cd $(NODE_PKG) && CARGO_TARGET_DIR=$(CURDIR)/target npx napi build --platform --release --no-dts-cache
+
+test-node: node-build ## Node suite: index.d.ts drift check, tsc --strict on examples/node, node --test
+	@diff -u $(BUILD)/node/index.d.ts.committed $(NODE_PKG)/index.d.ts || { echo "bindings-node/index.d.ts is stale: the build regenerated it; review and commit it"; exit 1; }
+	@diff -u $(BUILD)/node/index.js.committed $(NODE_PKG)/index.js || { echo "bindings-node/index.js is stale: the build regenerated it; review and commit it"; exit 1; }
+	@echo "node: index.d.ts and index.js match a fresh napi build"
+	cd $(NODE_PKG) && npx tsc -p ../examples/node/tsconfig.json
+	cd $(NODE_PKG) && $(NODE) --test --test-reporter=spec --test-timeout=120000 test/*.test.js
+
 # ---- install -------------------------------------------------------------------------
 
 .PHONY: install
@@ -80,7 +101,7 @@ install: lib-release ## Install header, libpolyio.{so,a} and polyio.pc under PRE
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint test-c test-install
-test: deps-test check-header lint test-rust test-c test-install ## Run every test suite (what CI runs)
+test: deps-test check-header lint test-rust test-c test-install test-node ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 lint: ## cargo fmt --check and clippy -D warnings
@@ -114,7 +135,7 @@ demo: examples-release ## Build and run polyio servers and clients talking
 	@SERVER_ARGS=--poll bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --conns 10 --size 1024 --count 20000
 
 .PHONY: bench bench-build
-bench-build: deps-bench examples-release
+bench-build: deps-bench examples-release node-build
 	$(CARGO) build --release -p polyio-loadgen -p polyio-bench-tokio-echo
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o $(BUILD)/bench/libuv_echo

@@ -239,12 +239,17 @@ fn take_completions_hands_over_inline_completions_without_a_turn() {
         let mut r = Reaper::new();
         let (c, _s, _) = pair(&mut rt, &mut r);
         let turns = rt.stats().turns;
-        rt.write(c, WriteBuf::from_vec(b"inline".to_vec()), 5).unwrap();
+        rt.write(c, WriteBuf::from_vec(b"inline".to_vec()), 5)
+            .unwrap();
         let mut out = Vec::new();
         assert_eq!(rt.take_completions(&mut out, 16), 1);
         assert_eq!((out[0].user_data, out[0].result), (5, 6));
         assert_ne!(out[0].flags & FLAG_INLINE, 0);
-        assert_eq!(rt.stats().turns, turns, "take_completions must not run a turn");
+        assert_eq!(
+            rt.stats().turns,
+            turns,
+            "take_completions must not run a turn"
+        );
         assert_eq!(rt.take_completions(&mut out, 16), 0);
         // A cancel posts its completion outside any submit: it is handed over too.
         rt.timer(60_000, 6).unwrap();

@@ -70,6 +70,15 @@ SERVERS: dict[str, dict[str, Any]] = {
         "argv": ["build/release/examples/echo_server", "--poll", "{host}", "{port}"],
         "note": "polyio C example driven by a foreign poll() loop",
     },
+    "polyio-node": {
+        "argv": ["node", "examples/node/echo_server.js", "{host}", "{port}"],
+        "requires": ["bindings-node/polyio.linux-x64-gnu.node"],
+        "note": "polyio Node binding (examples/node/echo_server.js: for await + await write)",
+    },
+    "node-net": {
+        "argv": ["node", "tests/bench/node_net_echo.js", "{host}", "{port}"],
+        "note": "node:net, socket.on('data', d => socket.write(d)), setNoDelay",
+    },
     "polyio-c-thread": {
         "argv": ["build/release/examples/echo_server", "--backend=thread", "{host}", "{port}"],
         "note": "polyio C example on the fallback backend (a reactor thread + eventfd)",
