@@ -72,7 +72,7 @@ check-header: $(CBINDGEN) ## Fail if include/polyio.h differs from a fresh gener
 
 NODE_PKG := bindings-node
 
-.PHONY: node-build test-node
+.PHONY: node-build test-node test-matrix
 node-build: ## Build the Node binding (npm ci + napi build --release) in bindings-node/
 	@mkdir -p $(BUILD)/node
 	@cp $(NODE_PKG)/index.d.ts $(BUILD)/node/index.d.ts.committed
@@ -86,6 +86,9 @@ test-node: node-build ## Node suite: index.d.ts drift check, tsc --strict on exa
 	@echo "node: index.d.ts and index.js match a fresh napi build"
 	cd $(NODE_PKG) && npx tsc -p ../examples/node/tsconfig.json
 	cd $(NODE_PKG) && $(NODE) --test --test-reporter=spec --test-timeout=120000 test/*.test.js
+
+test-matrix: examples node-build ## Cross-language echo matrix: each client against each server
+	bash tests/matrix.sh
 
 # ---- install -------------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ install: lib-release ## Install header, libpolyio.{so,a} and polyio.pc under PRE
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint test-c test-install
-test: deps-test check-header lint test-rust test-c test-install test-node ## Run every test suite (what CI runs)
+test: deps-test check-header lint test-rust test-c test-install test-node test-matrix ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 lint: ## cargo fmt --check and clippy -D warnings
@@ -127,12 +130,17 @@ test-install: ## Install into build/prefix and build an echo with only the pkg-c
 # ---- demo and bench ------------------------------------------------------------------
 
 .PHONY: demo
-demo: examples-release ## Build and run polyio servers and clients talking
+demo: examples-release node-build ## Build and run polyio servers and clients talking
 	@echo "== C echo server (blocking in polyio_reap) <- C echo client (its own poll() loop)"
 	@bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --show --conns 1 --size 32 --count 3
 	@bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --conns 10 --size 1024 --count 20000
 	@echo "== C echo server driven by a foreign poll() loop <- C echo client"
 	@SERVER_ARGS=--poll bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --conns 10 --size 1024 --count 20000
+	@echo "== Node echo server (polyio on Node's own libuv loop) <- Node echo client"
+	@bash tests/echo_pair.sh examples/node/echo_server.js examples/node/echo_client.js --show --conns 1 --size 32 --count 3
+	@bash tests/echo_pair.sh examples/node/echo_server.js examples/node/echo_client.js --conns 10 --size 1024 --count 2000
+	@echo "== Cross-language matrix"
+	@bash tests/matrix.sh --release
 
 .PHONY: bench bench-build
 bench-build: deps-bench examples-release node-build

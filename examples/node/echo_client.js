@@ -4,7 +4,7 @@
 //   node examples/node/echo_client.js [--conns C] [--size BYTES] [--count N] [--show] HOST PORT
 //
 // Each of C connections sends N messages of BYTES bytes, one at a time, and checks that
-// every echoed byte matches (as examples/c/echo_client.c does). Prints the round-trip rate.
+// every echoed byte matches, with the same messages as examples/c/echo_client.c. Prints the round-trip rate.
 'use strict';
 const polyio = require('../../bindings-node');
 
@@ -50,8 +50,9 @@ async function readExactly(conn, n) {
 async function client(o, idx) {
   const conn = await polyio.connect({ host: o.host, port: o.port, noDelay: true });
   const msg = Buffer.alloc(o.size);
-  for (let i = 0; i < o.size; i++) msg[i] = 0x61 + ((i + idx) % 26);
   for (let n = 0; n < o.count; n++) {
+    // The same bytes examples/c/echo_client.c sends: 'a' + (idx*7 + n*13 + i) % 26.
+    for (let i = 0; i < o.size; i++) msg[i] = 0x61 + ((idx * 7 + n * 13 + i) % 26);
     await conn.write(msg);
     const echo = await readExactly(conn, o.size);
     if (!echo.equals(msg)) throw new Error(`conn ${idx}: echo mismatch`);

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Cross-language echo matrix: every client (C, Node, and Python once its binding lands)
+# against every server, each on a free port, all sending the same messages and verifying
+# every echoed byte (the clients check each echo against what they sent). Prints a table;
+# fails if any pair fails.
+#   tests/matrix.sh [--release]     (uses build/examples, or build/release/examples)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=build/examples
+[ "${1:-}" = "--release" ] && bin=build/release/examples
+
+# name|server program|client program (a missing program skips that language)
+langs=(
+    "C|$bin/echo_server|$bin/echo_client"
+    "Node|examples/node/echo_server.js|examples/node/echo_client.js"
+    "Python|examples/python/echo_server.py|examples/python/echo_client.py"
+)
+present=()
+for l in "${langs[@]}"; do
+    IFS='|' read -r name srv cli <<<"$l"
+    if [ -x "$srv" ] && [ -x "$cli" ]; then present+=("$l"); else echo "matrix: skipping $name (no $srv / $cli yet)"; fi
+done
+
+args=(--conns 4 --size 4099 --count 100)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed=0
+printf '%-18s' "client \\ server"
+for s in "${present[@]}"; do printf '%-10s' "${s%%|*}"; done
+echo
+for c in "${present[@]}"; do
+    IFS='|' read -r cname _ cli <<<"$c"
+    printf '%-18s' "$cname"
+    for s in "${present[@]}"; do
+        IFS='|' read -r _ srv _ <<<"$s"
+        if bash tests/echo_pair.sh "$srv" "$cli" "${args[@]}" >"$log" 2>&1 && grep -q "every byte verified$" "$log"; then
+            printf '%-10s' "ok"
+        else
+            printf '%-10s' "FAIL"
+            failed=1
+            sed 's/^/    | /' "$log" >&2
+        fi
+    done
+    echo
+done
+echo "(each cell: ${args[*]}, every echoed byte verified)"
+exit $failed
