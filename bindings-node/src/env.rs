@@ -326,7 +326,7 @@ impl EnvState {
     pub fn after_call(&self) {
         loop {
             let mut out = std::mem::take(&mut *self.out.borrow_mut());
-            let n = self.rt.borrow_mut().take_completions(&mut out, BATCH);
+            let n = self.rt.borrow_mut().drain(&mut out, BATCH);
             for c in out.drain(..) {
                 self.settle(c);
             }

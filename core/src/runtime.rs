@@ -471,14 +471,6 @@ impl Runtime {
         }
     }
 
-    /// Moves up to `max` completions that are already posted into `out`, without polling I/O
-    /// or firing timers. A binding calls it right after a submission or a cancel to settle
-    /// the completions that call posted (inline ones carry [`FLAG_INLINE`]) at once, instead
-    /// of waiting for the next [`turn`](Self::turn). Returns how many it moved.
-    pub fn take_completions(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
-        self.pop_completions(out, max)
-    }
-
     fn pop_completions(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
         let n = max.min(self.q.completions.len());
         out.extend(self.q.completions.drain(..n));

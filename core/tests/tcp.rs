@@ -231,31 +231,3 @@ fn writes_to_a_reset_peer_fail_with_a_status_not_a_signal() {
         "{s:?}"
     );
 }
-
-#[test]
-fn take_completions_hands_over_inline_completions_without_a_turn() {
-    for backend in BACKENDS {
-        let mut rt = runtime(backend);
-        let mut r = Reaper::new();
-        let (c, _s, _) = pair(&mut rt, &mut r);
-        let turns = rt.stats().turns;
-        rt.write(c, WriteBuf::from_vec(b"inline".to_vec()), 5)
-            .unwrap();
-        let mut out = Vec::new();
-        assert_eq!(rt.take_completions(&mut out, 16), 1);
-        assert_eq!((out[0].user_data, out[0].result), (5, 6));
-        assert_ne!(out[0].flags & FLAG_INLINE, 0);
-        assert_eq!(
-            rt.stats().turns,
-            turns,
-            "take_completions must not run a turn"
-        );
-        assert_eq!(rt.take_completions(&mut out, 16), 0);
-        // A cancel posts its completion outside any submit: it is handed over too.
-        rt.timer(60_000, 6).unwrap();
-        rt.cancel(6).unwrap();
-        out.clear();
-        assert_eq!(rt.take_completions(&mut out, 16), 1);
-        assert_eq!((out[0].user_data, out[0].status()), (6, Status::Canceled));
-    }
-}
