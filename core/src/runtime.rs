@@ -8,8 +8,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -239,14 +238,48 @@ impl Queue {
     }
 }
 
-static NEXT_RUNTIME_ID: AtomicU16 = AtomicU16::new(1);
+/// Runtime ids in use. An id is never shared by two live runtimes, so a handle from another
+/// live runtime never resolves; ids are handed out round-robin, so a freed runtime's id comes
+/// back only after 65,534 others.
+struct LiveIds {
+    last: u16,
+    live: Vec<u64>,
+}
 
-fn next_runtime_id() -> u16 {
-    loop {
-        let id = NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed);
-        if id != 0 {
-            return id;
+static LIVE_IDS: Mutex<LiveIds> = Mutex::new(LiveIds {
+    last: 0,
+    live: Vec::new(),
+});
+
+/// A runtime id, released when dropped.
+struct IdLease(u16);
+
+impl IdLease {
+    fn take() -> Result<IdLease, Status> {
+        let mut ids = LIVE_IDS.lock().unwrap_or_else(PoisonError::into_inner);
+        if ids.live.is_empty() {
+            ids.live = vec![0; 1 << 10];
         }
+        let mut id = ids.last;
+        for _ in 0..=u16::MAX {
+            id = id.wrapping_add(1);
+            let (word, bit) = (usize::from(id) / 64, id % 64);
+            if id != 0 && ids.live[word] & (1 << bit) == 0 {
+                ids.live[word] |= 1 << bit;
+                ids.last = id;
+                return Ok(IdLease(id));
+            }
+        }
+        // 65,535 runtimes alive at once.
+        Err(Status::QueueFull)
+    }
+}
+
+impl Drop for IdLease {
+    fn drop(&mut self) {
+        let mut ids = LIVE_IDS.lock().unwrap_or_else(PoisonError::into_inner);
+        let (word, bit) = (usize::from(self.0) / 64, self.0 % 64);
+        ids.live[word] &= !(1 << bit);
     }
 }
 
@@ -281,6 +314,8 @@ pub struct Runtime {
     sentinel: Option<AsyncFd<FdRef>>,
     reactor: Option<Reactor>,
     tokio: Arc<tokio::runtime::Runtime>,
+    /// Keeps `id` reserved until the runtime is gone.
+    _id: IdLease,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -295,12 +330,14 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Creates a runtime. Fails only if the OS refuses resources (fds, threads).
+    /// Creates a runtime. Fails only if the OS refuses resources (fds, threads), or with
+    /// `QueueFull` when 65,535 runtimes are alive at once.
     pub fn new(options: Options) -> Result<Runtime, Status> {
         if options.max_ops == 0 {
             return Err(Status::InvalidArgument);
         }
-        let id = next_runtime_id();
+        let lease = IdLease::take()?;
+        let id = lease.0;
         let shared = Arc::new(Shared::new(id)?);
         let tokio = Arc::new(
             tokio::runtime::Builder::new_current_thread()
@@ -329,6 +366,7 @@ impl Runtime {
             sentinel: None,
             reactor: None,
             tokio,
+            _id: lease,
         };
         if options.backend != Backend::Thread {
             match rt.attach_epoll() {
