@@ -309,6 +309,8 @@ pub struct Runtime {
     q: Queue,
     max_ops: usize,
     scratch: Vec<u64>,
+    /// The last turn skipped polling I/O (see `turn`).
+    skipped_io: bool,
     shut_down: bool,
     /// Registers our eventfd with tokio (epoll backend); dropped before `tokio`.
     sentinel: Option<AsyncFd<FdRef>>,
@@ -362,6 +364,7 @@ impl Runtime {
             },
             max_ops: options.max_ops,
             scratch: Vec::new(),
+            skipped_io: false,
             shut_down: false,
             sentinel: None,
             reactor: None,
@@ -462,7 +465,12 @@ impl Runtime {
     pub fn turn(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
         self.q.stats.turns += 1;
         let _driving = DrivingGuard::new(self.id);
-        if self.backend == Backend::Epoll {
+        // With completions already waiting (typically one posted inline by the consumer's
+        // last submit), this turn can hand them over without an epoll_wait; never twice in a
+        // row, so a consumer whose ops keep completing inline cannot starve other sockets.
+        let skip_io = !self.q.completions.is_empty() && !self.skipped_io;
+        self.skipped_io = skip_io;
+        if self.backend == Backend::Epoll && !skip_io {
             // One pass of tokio's scheduler: `yield_now` defers, so the scheduler parks with
             // a zero timeout (epoll_wait(0)), dispatching I/O wakers into our ready queue.
             self.tokio.block_on(tokio::task::yield_now());
@@ -486,25 +494,26 @@ impl Runtime {
     ) -> usize {
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
         loop {
+            let idle = self.q.ops.len() == 0 && self.q.completions.is_empty();
+            // Nothing due now: sleep on the backend fd first, so that the turn after it finds
+            // work (one wakeup costs one poll and one epoll_wait, not an idle turn as well).
+            let mut wait = self.next_timeout();
+            if !idle && max > 0 && wait != Some(Duration::ZERO) {
+                if let Some(d) = deadline {
+                    let left = d.saturating_duration_since(Instant::now());
+                    wait = Some(wait.map_or(left, |w| w.min(left)));
+                }
+                if wait != Some(Duration::ZERO) {
+                    poll_readable(self.backend_fd, wait);
+                }
+            }
             let n = self.turn(out, max);
             let woken = self.shared.take_woken();
-            if n > 0
-                || max == 0
-                || woken
-                || (self.q.ops.len() == 0 && self.q.completions.is_empty())
-            {
+            if n > 0 || max == 0 || woken || idle {
                 return n;
             }
-            let mut wait = self.next_timeout();
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return 0;
-                }
-                wait = Some(wait.map_or(left, |w| w.min(left)));
-            }
-            if wait != Some(Duration::ZERO) {
-                poll_readable(self.backend_fd, wait);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return 0;
             }
         }
     }
@@ -994,16 +1003,25 @@ impl Runtime {
                         ReadInner::Raw(ptr, len) => (*ptr, *len),
                     };
                     let fd = conn.stream.as_raw_fd();
+                    let mut short = None;
                     let r = conn.stream.try_io(Interest::READABLE, || {
                         // SAFETY: `ptr..ptr+len` is writable: a Vec's spare capacity, or raw
                         // memory its submitter guaranteed until this op completes.
                         let n = unsafe { libc::recv(fd, ptr.cast(), len, 0) };
                         if n < 0 {
-                            Err(io::Error::last_os_error())
-                        } else {
-                            Ok(n as usize)
+                            return Err(io::Error::last_os_error());
                         }
+                        let n = n as usize;
+                        if n > 0 && n < len {
+                            // A short read drained the socket: report WouldBlock to tokio so
+                            // it clears the readiness (as its own `poll_read` does), sparing
+                            // the next read a recv that would only say EAGAIN.
+                            short = Some(n);
+                            return Err(io::ErrorKind::WouldBlock.into());
+                        }
+                        Ok(n)
                     });
+                    let r = short.map_or(r, Ok);
                     if let (Ok(n), ReadInner::Owned(v)) = (&r, &mut buf.0) {
                         // SAFETY: recv initialised `n` bytes of the spare capacity.
                         unsafe { v.set_len(v.len() + n) };
