@@ -233,6 +233,40 @@ fn writes_to_a_reset_peer_fail_with_a_status_not_a_signal() {
 }
 
 #[test]
+fn inline_completions_cannot_starve_other_sockets() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (a_client, a, _) = pair(&mut rt, &mut r);
+        let (b_client, b, _) = pair(&mut rt, &mut r);
+        // `a` has far more buffered than we will read: its reads always complete inline, so
+        // a completion is always waiting when the consumer turns.
+        rt.write(a_client, WriteBuf::from_vec(vec![1; 256 << 10]), 1)
+            .unwrap();
+        rt.read(a, ReadBuf::with_capacity(16), 2).unwrap();
+        r.wait(&mut rt, 2);
+        rt.read(b, ReadBuf::with_capacity(16), 3).unwrap();
+        rt.write(b_client, WriteBuf::from_vec(b"for b".to_vec()), 4)
+            .unwrap();
+        let mut seen = Vec::new();
+        for i in 0..500u64 {
+            rt.read(a, ReadBuf::with_capacity(16), 100 + i).unwrap();
+            let mut out = Vec::new();
+            rt.turn(&mut out, 1);
+            seen.extend(out.iter().map(|c| c.user_data));
+            if seen.contains(&3) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(
+            seen.contains(&3),
+            "b's read never completed while a's reads kept completing inline"
+        );
+    }
+}
+
+#[test]
 fn drain_takes_inline_completions_without_a_turn() {
     for backend in BACKENDS {
         let mut rt = runtime(backend);
