@@ -150,12 +150,12 @@ test('pending accepts reject with ERR_SERVER_NOT_RUNNING on close and the iterat
 
 test('close() waits for queued writes; pending reads reject with ERR_SOCKET_CLOSED', async () => {
   const { server, client, peer } = await pair();
-  const reading = client.read();
+  const reading = assert.rejects(client.read(), { code: 'ERR_SOCKET_CLOSED' });
   const big = pattern(4 << 20);
   const w = client.write(big);
   const closing = client.close();
   const got = await readAll(peer);
-  await assert.rejects(reading, { code: 'ERR_SOCKET_CLOSED' });
+  await reading;
   await closing;
   await w;
   assert.equal(sha256(got), sha256(big));
