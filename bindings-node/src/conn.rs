@@ -331,7 +331,7 @@ impl Connection {
             return js::settled(env, Err(js::status_error(env, s, "write")));
         }
         if inner.queued.get() < HIGH_WATER {
-            return js::settled(env, Ok(js::undefined(env)));
+            return Ok(st.resolved());
         }
         let (d, p) = js::promise(env)?;
         inner.drain.borrow_mut().push(d);

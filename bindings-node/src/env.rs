@@ -79,6 +79,9 @@ pub(crate) struct EnvState {
     refd: Cell<bool>,
     async_ctx: sys::napi_async_context,
     resource: sys::napi_ref,
+    /// One promise already resolved with `undefined`, returned by every write that is
+    /// accepted at once: it saves a promise and a deferred (a V8 global handle) per write.
+    resolved: sys::napi_ref,
     helpers: RefCell<Option<Helpers>>,
 }
 
@@ -182,6 +185,7 @@ pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
         refd: Cell::new(false),
         async_ctx,
         resource: js::reference(env, resource),
+        resolved: js::reference(env, js::settled(env, Ok(js::undefined(env)))?),
         helpers: RefCell::new(None),
     });
     set_state(&st);
@@ -285,6 +289,11 @@ impl EnvState {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         id
+    }
+
+    /// The shared promise resolved with `undefined`.
+    pub fn resolved(&self) -> Value {
+        js::deref(self.env, self.resolved)
     }
 
     pub fn add_resource(&self) {

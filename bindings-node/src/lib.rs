@@ -289,3 +289,19 @@ pub fn cancel_op(id: f64) {
         st.abort(id as u64);
     }
 }
+
+/// Internal: the runtime's counters (turns, completions, inline completions, in flight),
+/// for tests and tuning.
+#[napi(js_name = "__stats", skip_typescript)]
+pub fn stats(env: Env) -> Value {
+    let env = env.raw();
+    let o = js::object(env);
+    if let Some(st) = env::state() {
+        let s = st.rt.borrow().stats();
+        js::set(env, o, "turns", js::number(env, s.turns as f64));
+        js::set(env, o, "completions", js::number(env, s.completions as f64));
+        js::set(env, o, "inlineCompletions", js::number(env, s.inline_completions as f64));
+        js::set(env, o, "inFlight", js::number(env, s.in_flight as f64));
+    }
+    o
+}
