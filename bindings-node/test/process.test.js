@@ -148,3 +148,21 @@ test('process.exit() with a server, connections and ops in flight exits cleanly'
   assert.equal(r.code, 3, r.out);
   assert.doesNotMatch(r.out, /panick|fatal|abort/i);
 });
+
+test('the package loads with import as well as require', async () => {
+  const url = JSON.stringify(require('node:url').pathToFileURL(path.resolve(__dirname, '..', 'index.js')).href);
+  const r = await new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `
+      import { connect, listen, sleep, Connection, Server } from ${url};
+      import polyio from ${url};
+      await sleep(1);
+      console.log([connect, listen, sleep, Connection, Server, polyio.connect].map((f) => typeof f).join(' '));
+    `]);
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+  assert.equal(r.code, 0, r.out);
+  assert.equal(r.out.trim(), 'function function function function function function');
+});
