@@ -92,7 +92,9 @@ export declare class Connection {
   end(): Promise<void>
   /**
    * Closes gracefully: waits until queued writes are sent (or have failed), then closes
-   * the socket. Pending reads reject with `'ERR_SOCKET_CLOSED'`. Settles when closed.
+   * the socket. Pending reads reject with `'ERR_SOCKET_CLOSED'`. Settles when closed. A
+   * connection also closes itself once a read has returned `null` (EOF) and `end()` has
+   * completed: nothing more can happen on it.
    */
   close(): Promise<void>
   /**

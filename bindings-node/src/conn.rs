@@ -25,6 +25,10 @@ pub(crate) struct ConnState {
     pub handle: Handle,
     pub closed: Cell<bool>,
     ended: Cell<bool>,
+    /// A read returned EOF (the peer ended its side).
+    eof: Cell<bool>,
+    /// Our `end()` completed (our side is shut down).
+    shut: Cell<bool>,
     /// Bytes handed to the core and not yet written.
     queued: Cell<usize>,
     /// Write promises waiting for the queue to drain below the low-water mark.
@@ -92,6 +96,20 @@ impl ConnState {
         }
     }
 
+    /// Records that a read saw EOF or our `end()` completed. Once both directions are done
+    /// nothing more can happen on the connection: it closes itself, so that it stops keeping
+    /// the process alive (as a `net.Socket` destroys itself once both sides have ended).
+    pub fn half_done(&self, st: &EnvState, eof: bool) {
+        if eof {
+            self.eof.set(true);
+        } else {
+            self.shut.set(true);
+        }
+        if self.eof.get() && self.shut.get() && self.queued.get() == 0 {
+            self.close_now(st);
+        }
+    }
+
     /// Closes the socket now: pending operations complete (reads with `ERR_SOCKET_CLOSED`).
     /// The caller settles what that posted (`after_call`) or lets the next turn do it.
     fn close_now(&self, st: &EnvState) {
@@ -126,6 +144,8 @@ impl Connection {
                 handle,
                 closed: Cell::new(false),
                 ended: Cell::new(false),
+                eof: Cell::new(false),
+                shut: Cell::new(false),
                 queued: Cell::new(0),
                 drain: RefCell::new(Vec::new()),
                 flush: RefCell::new(Vec::new()),
@@ -288,9 +308,6 @@ impl Connection {
                 )),
             );
         };
-        if inner.closed.get() {
-            return js::settled(env, Err(closed_error(env)));
-        }
         if inner.ended.get() {
             return js::settled(
                 env,
@@ -300,6 +317,9 @@ impl Connection {
                     "write after end",
                 )),
             );
+        }
+        if inner.closed.get() {
+            return js::settled(env, Err(closed_error(env)));
         }
         if let Some(s) = inner.error.get() {
             return js::settled(env, Err(js::status_error(env, s, "write")));
@@ -366,7 +386,9 @@ impl Connection {
     }
 
     /// Closes gracefully: waits until queued writes are sent (or have failed), then closes
-    /// the socket. Pending reads reject with `'ERR_SOCKET_CLOSED'`. Settles when closed.
+    /// the socket. Pending reads reject with `'ERR_SOCKET_CLOSED'`. Settles when closed. A
+    /// connection also closes itself once a read has returned `null` (EOF) and `end()` has
+    /// completed: nothing more can happen on it.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close(&self, env: Env) -> napi::Result<Value> {
         let env = env.raw();

@@ -480,6 +480,7 @@ impl EnvState {
                         js::error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory")
                     })
                 } else if n == 0 {
+                    conn.half_done(self, true);
                     Ok(js::null(env))
                 } else if status == Status::Canceled && conn.closed.get() && abort_err.is_none() {
                     Err(conn::closed_error(env))
@@ -497,6 +498,7 @@ impl EnvState {
             }
             Kind::Shutdown { conn } => {
                 if status == Status::Ok {
+                    conn.half_done(self, false);
                     Ok(js::undefined(env))
                 } else if status == Status::Canceled && conn.closed.get() {
                     Err(conn::closed_error(env))

@@ -300,7 +300,12 @@ pub fn stats(env: Env) -> Value {
         let s = st.rt.borrow().stats();
         js::set(env, o, "turns", js::number(env, s.turns as f64));
         js::set(env, o, "completions", js::number(env, s.completions as f64));
-        js::set(env, o, "inlineCompletions", js::number(env, s.inline_completions as f64));
+        js::set(
+            env,
+            o,
+            "inlineCompletions",
+            js::number(env, s.inline_completions as f64),
+        );
         js::set(env, o, "inFlight", js::number(env, s.in_flight as f64));
     }
     o

@@ -51,6 +51,9 @@ test('half-close: the peer reads EOF and can still answer', async () => {
   await peer.write('answer');
   await peer.end();
   assert.equal((await readAll(client)).toString(), 'answer');
+  // Both directions ended: each side closed itself (it no longer keeps the process alive).
+  assert.equal(client.closed, true);
+  assert.equal(peer.closed, true);
   await assert.rejects(client.write('more'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
   await Promise.all([client.close(), peer.close(), server.close()]);
 });
