@@ -166,3 +166,33 @@ test('the package loads with import as well as require', async () => {
   assert.equal(r.code, 0, r.out);
   assert.equal(r.out.trim(), 'function function function function function function');
 });
+
+test('an open connection that is garbage-collected is closed and stops keeping the process alive', async () => {
+  const r = await new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--expose-gc', '-e', `
+      const p = require(${pkg});
+      (async () => {
+        const s = await p.listen({ host: '127.0.0.1', port: 0 });
+        const port = s.address().port;
+        await s.close();
+        const net = require('node:net');
+        const srv = net.createServer((sock) => { sock.on('end', () => { console.log('peer saw the close'); srv.close(); }); sock.resume(); });
+        srv.listen(0, '127.0.0.1', async () => {
+          await (async () => { await p.connect({ host: '127.0.0.1', port: srv.address().port }); })();
+          for (let i = 0; i < 5; i++) { await p.sleep(20); globalThis.gc(); }
+        });
+      })();
+    `]);
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill(), 10_000);
+    child.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code, sig, out });
+    });
+  });
+  assert.equal(r.sig, null, `killed: ${r.out}`);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /peer saw the close/);
+});
