@@ -39,6 +39,8 @@ pub(crate) struct ConnState {
     error: Cell<Option<Status>>,
     /// A read buffer to reuse.
     spare: RefCell<Option<Vec<u8>>>,
+    /// A write buffer to reuse (the core hands each write's `Vec` back).
+    wspare: RefCell<Option<Vec<u8>>>,
 }
 
 /// The error for an operation on a closed connection (Node's `ERR_SOCKET_CLOSED`).
@@ -50,6 +52,13 @@ impl ConnState {
     pub fn give_back(&self, v: Vec<u8>) {
         if v.capacity() >= READ_SIZE {
             *self.spare.borrow_mut() = Some(v);
+        }
+    }
+
+    /// Keeps a written buffer for the next write (small ones only).
+    pub fn give_back_write(&self, v: Vec<u8>) {
+        if v.capacity() <= 4 * READ_SIZE {
+            *self.wspare.borrow_mut() = Some(v);
         }
     }
 
@@ -151,6 +160,7 @@ impl Connection {
                 flush: RefCell::new(Vec::new()),
                 error: Cell::new(None),
                 spare: RefCell::new(None),
+                wspare: RefCell::new(None),
             }),
         }
     }
@@ -298,7 +308,9 @@ impl Connection {
             return Ok(js::undefined(env));
         };
         let inner = &self.inner;
-        let Some(bytes) = raw(&data).and_then(|v| js::bytes(env, v)) else {
+        let mut bytes = inner.wspare.borrow_mut().take().unwrap_or_default();
+        bytes.clear();
+        if !raw(&data).is_some_and(|v| js::bytes_into(env, v, &mut bytes)) {
             return js::settled(
                 env,
                 Err(js::type_error(
@@ -307,7 +319,7 @@ impl Connection {
                     "The \"data\" argument must be of type string or an instance of Buffer or Uint8Array",
                 )),
             );
-        };
+        }
         if inner.ended.get() {
             return js::settled(
                 env,

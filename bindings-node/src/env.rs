@@ -8,6 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ptr;
 use std::rc::Rc;
 
@@ -66,7 +67,7 @@ struct Helpers {
 pub(crate) struct EnvState {
     pub env: RawEnv,
     pub rt: RefCell<Runtime>,
-    pub pending: RefCell<HashMap<u64, Pending>>,
+    pub pending: RefCell<PendingMap>,
     next_id: Cell<u64>,
     /// Open connections and servers: they keep the loop alive, as in `net`.
     resources: Cell<usize>,
@@ -84,6 +85,29 @@ pub(crate) struct EnvState {
     resolved: sys::napi_ref,
     helpers: RefCell<Option<Helpers>>,
 }
+
+/// Operation ids are unique sequential numbers: a multiply spreads them well enough, at a
+/// fraction of SipHash's cost (the map is touched twice per operation).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type PendingMap = HashMap<u64, Pending, BuildHasherDefault<IdHasher>>;
 
 thread_local! {
     /// This thread's environment state: an `Rc` turned into a raw pointer, so that the
@@ -174,7 +198,7 @@ pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
     let st = Rc::new(EnvState {
         env,
         rt: RefCell::new(rt),
-        pending: RefCell::new(HashMap::new()),
+        pending: RefCell::new(PendingMap::default()),
         next_id: Cell::new(1),
         resources: Cell::new(0),
         deferred_closes: RefCell::new(Vec::new()),
@@ -493,6 +517,9 @@ impl EnvState {
                 r
             }
             Kind::Write { conn, len } => {
+                if let Some(v) = c.buf {
+                    conn.give_back_write(v);
+                }
                 conn.write_done(self, len, status);
                 return;
             }

@@ -217,8 +217,9 @@ pub fn as_string(env: RawEnv, v: Value) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
-/// The bytes of a Buffer / Uint8Array (any TypedArray, by its bytes) or the UTF-8 of a string.
-pub fn bytes(env: RawEnv, v: Value) -> Option<Vec<u8>> {
+/// Appends the bytes of a Buffer / Uint8Array (any TypedArray, by its bytes) or the UTF-8 of
+/// a string to `out`; false (and `out` untouched) for any other value.
+pub fn bytes_into(env: RawEnv, v: Value, out: &mut Vec<u8>) -> bool {
     let mut is_ta = false;
     // SAFETY: valid env and value.
     unsafe { sys::napi_is_typedarray(env, v, &mut is_ta) };
@@ -240,13 +241,19 @@ pub fn bytes(env: RawEnv, v: Value) -> Option<Vec<u8>> {
             _ => 1,
         };
         let n = len * elem;
-        if n == 0 || data.is_null() {
-            return Some(Vec::new());
+        if n > 0 && !data.is_null() {
+            // SAFETY: the TypedArray's data is readable for `n` bytes while we copy.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), n) });
         }
-        // SAFETY: the TypedArray's data is readable for `n` bytes while we copy.
-        return Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), n) }.to_vec());
+        return true;
     }
-    as_string(env, v).map(String::into_bytes)
+    match as_string(env, v) {
+        Some(s) => {
+            out.extend_from_slice(s.as_bytes());
+            true
+        }
+        None => false,
+    }
 }
 
 /// Calls `f(args...)` with `undefined` as `this`; the result, or None if it threw (the
