@@ -39,6 +39,9 @@ pub(crate) struct ConnState {
     error: Cell<Option<Status>>,
     /// A read buffer to reuse.
     spare: RefCell<Option<Vec<u8>>>,
+    /// A strong reference to the JS object while the connection is open: as with a
+    /// `net.Socket`, an open connection is a GC root and stays open until closed.
+    js_ref: Cell<sys::napi_ref>,
     /// A write buffer to reuse (the core hands each write's `Vec` back).
     wspare: RefCell<Option<Vec<u8>>>,
 }
@@ -127,6 +130,7 @@ impl ConnState {
         }
         let _ = st.rt.borrow_mut().close(self.handle);
         st.drop_resource();
+        js::unref(st.env, self.js_ref.replace(std::ptr::null_mut()));
     }
 }
 
@@ -161,8 +165,20 @@ impl Connection {
                 error: Cell::new(None),
                 spare: RefCell::new(None),
                 wspare: RefCell::new(None),
+                js_ref: Cell::new(std::ptr::null_mut()),
             }),
         }
+    }
+
+    /// Creates the JS object for a new connection and roots it while the connection is open.
+    pub(crate) fn into_js(self, env: RawEnv) -> napi::Result<Value> {
+        let inner = self.inner.clone();
+        // SAFETY: valid env; napi-rs creates an instance of the registered class.
+        let v = unsafe {
+            <Connection as napi::bindgen_prelude::ToNapiValue>::to_napi_value(env, self)
+        }?;
+        inner.js_ref.set(js::reference(env, v));
+        Ok(v)
     }
 
     fn addr(&self, peer: bool) -> Option<SocketAddr> {

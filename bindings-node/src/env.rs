@@ -555,9 +555,8 @@ impl EnvState {
             }
         }
         self.add_resource();
-        let conn = Connection::wrap(h);
-        // SAFETY: valid env; napi-rs creates an instance of the registered class.
-        unsafe { <Connection as napi::bindgen_prelude::ToNapiValue>::to_napi_value(self.env, conn) }
+        Connection::wrap(h)
+            .into_js(self.env)
             .unwrap_or_else(|_| js::undefined(self.env))
     }
 }

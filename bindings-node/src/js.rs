@@ -282,6 +282,13 @@ pub fn reference(env: RawEnv, v: Value) -> sys::napi_ref {
     r
 }
 
+pub fn unref(env: RawEnv, r: sys::napi_ref) {
+    if !r.is_null() {
+        // SAFETY: `r` is a live reference of this env, deleted once (callers null it).
+        unsafe { sys::napi_delete_reference(env, r) };
+    }
+}
+
 pub fn deref(env: RawEnv, r: sys::napi_ref) -> Value {
     let mut v = ptr::null_mut();
     // SAFETY: `r` is a live reference of this env.

@@ -237,10 +237,7 @@ pub fn listen(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
     };
     st.add_resource();
     st.rearm();
-    // SAFETY: valid env; napi-rs creates an instance of the registered class.
-    let server = unsafe {
-        <Server as napi::bindgen_prelude::ToNapiValue>::to_napi_value(env, Server::wrap(h))
-    }?;
+    let server = Server::wrap(h).into_js(env)?;
     if let Some(sig) = signal {
         st.close_on_abort(sig, server);
     }

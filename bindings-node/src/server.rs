@@ -4,17 +4,20 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::Unknown;
-use napi::{Env, JsValue};
+use napi::{Env, JsValue, sys};
 use napi_derive::napi;
 use polyio_core::Handle;
 
 use crate::conn::parse_signal;
 use crate::env::{Kind, state, state_or_throw};
-use crate::js::{self, Value};
+use crate::js::{self, RawEnv, Value};
 
 pub(crate) struct ServerState {
     pub handle: Handle,
     pub closed: Cell<bool>,
+    /// A strong reference to the JS object while listening: as with `net.Server`, a
+    /// listening server is a GC root and stays open until closed.
+    js_ref: Cell<sys::napi_ref>,
 }
 
 /// A listening TCP server, from `listen()`. Async-iterable (yields each accepted
@@ -39,8 +42,19 @@ impl Server {
             inner: Rc::new(ServerState {
                 handle,
                 closed: Cell::new(false),
+                js_ref: Cell::new(std::ptr::null_mut()),
             }),
         }
+    }
+
+    /// Creates the JS object for a new server and roots it while it listens.
+    pub(crate) fn into_js(self, env: RawEnv) -> napi::Result<Value> {
+        let inner = self.inner.clone();
+        // SAFETY: valid env; napi-rs creates an instance of the registered class.
+        let v =
+            unsafe { <Server as napi::bindgen_prelude::ToNapiValue>::to_napi_value(env, self) }?;
+        inner.js_ref.set(js::reference(env, v));
+        Ok(v)
     }
 
     fn close_now(&self) {
@@ -50,6 +64,7 @@ impl Server {
         if let Some(st) = state() {
             let _ = st.rt.borrow_mut().close(self.inner.handle);
             st.drop_resource();
+            js::unref(st.env, self.inner.js_ref.replace(std::ptr::null_mut()));
             st.after_call();
         }
     }
