@@ -23,9 +23,12 @@ async function serve(conn, stats) {
     }
     await conn.end();
   } catch (err) {
-    stats.failed++;
+    // A peer that resets the connection just went away; anything else is a failure.
     const code = /** @type {NodeJS.ErrnoException} */ (err).code;
-    if (code !== 'ECONNRESET' && code !== 'EPIPE') console.error('echo_server:', err);
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') {
+      stats.failed++;
+      console.error('echo_server:', err);
+    }
   } finally {
     await conn.close();
   }
