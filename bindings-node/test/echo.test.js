@@ -182,3 +182,14 @@ test('sleep waits about as long as asked', async () => {
   assert.ok(Date.now() - t0 >= 29);
   await polyio.sleep(0);
 });
+
+test('a write the kernel takes at once settles inline, without waiting for a loop turn', async () => {
+  const { server, client, peer } = await pair();
+  const before = polyio.__stats();
+  for (let i = 0; i < 10; i++) await client.write('x');
+  const after = polyio.__stats();
+  assert.ok(after.inlineCompletions - before.inlineCompletions >= 10, JSON.stringify({ before, after }));
+  assert.equal(after.turns, before.turns, 'no turn was needed to settle them');
+  assert.equal((await readAll((await client.end(), peer))).toString(), 'x'.repeat(10));
+  await Promise.all([client.close(), peer.close(), server.close()]);
+});
