@@ -471,6 +471,13 @@ impl Runtime {
         }
     }
 
+    /// Moves up to `max` completions that are already posted (for example inline ones from
+    /// submit calls) into `out`, without polling I/O or firing timers. Returns how many it
+    /// moved. Lets a consumer settle inline completions at once, without a full turn.
+    pub fn drain(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
+        self.pop_completions(out, max)
+    }
+
     fn pop_completions(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
         let n = max.min(self.q.completions.len());
         out.extend(self.q.completions.drain(..n));
