@@ -61,12 +61,18 @@ def api(request: pytest.FixtureRequest) -> SimpleNamespace:
 
 
 @pytest.fixture
-def compare(run: Callable[[Awaitable[Any]], Any]) -> Callable[..., Any]:
+def compare(run: Callable[[Awaitable[Any]], Any], request: pytest.FixtureRequest) -> Callable[..., Any]:
     """Runs `scenario(api)` with asyncio's API and with polyio's (on the parametrized loop)
-    and asserts the observable results are equal; returns polyio's."""
+    and asserts the observable results are equal; returns polyio's. With
+    `uvloop_reference=False` the reference is asyncio's own loop even when polyio runs on
+    uvloop (for scenarios where uvloop's transports differ from asyncio's)."""
 
-    def go(scenario: Callable[[SimpleNamespace], Awaitable[Any]]) -> Any:
-        expected = run(scenario(ASYNCIO))
+    def go(scenario: Callable[[SimpleNamespace], Awaitable[Any]], uvloop_reference: bool = True) -> Any:
+        if uvloop_reference or request.node.callspec.params["run"] == "asyncio":
+            expected = run(scenario(ASYNCIO))
+        else:
+            with asyncio.Runner(loop_factory=asyncio.new_event_loop) as r:
+                expected = r.run(scenario(ASYNCIO))  # type: ignore[arg-type]
         got = run(scenario(POLYIO))
         assert got == expected, f"polyio {got!r} != asyncio {expected!r}"
         return got
