@@ -11,6 +11,7 @@ use pyo3::exceptions::{PyConnectionResetError, PyRuntimeError, PyTypeError, PyVa
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::driver::{self, Driver, KIND_READ, KIND_SHUTDOWN, KIND_WRITE, ud};
 use crate::errors::{incomplete_read, limit_overrun, status_err};
@@ -57,7 +58,7 @@ pub enum FlushAction {
 
 /// A polyio TCP connection: the transport, and the stream buffer in stream mode. Internal;
 /// `polyio` wraps it in StreamReader/StreamWriter or hands it to a protocol as its transport.
-#[pyclass(unsendable, module = "polyio._polyio")]
+#[pyclass(module = "polyio._polyio")]
 pub struct Conn {
     drv: Option<Py<Driver>>,
     id: u64,
@@ -866,6 +867,35 @@ fn stream_op(c: &Bound<'_, Conn>, req: Req) -> PyResult<Py<PyAny>> {
 
 #[pymethods]
 impl Conn {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.drv)?;
+        if let Mode::Protocol(p) = &self.mode {
+            visit.call(p)?;
+        }
+        if let Some((_, f)) = &self.waiter {
+            visit.call(f)?;
+        }
+        for f in self.drain_waiters.iter().chain(self.closed_waiters.iter()) {
+            visit.call(f)?;
+        }
+        visit.call(&self.peername)?;
+        visit.call(&self.sockname)?;
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.drv = None;
+        self.waiter = None;
+        self.drain_waiters.clear();
+        self.closed_waiters.clear();
+        // Drops the protocol (the transport <-> protocol cycle); the object is garbage anyway.
+        if let Mode::Protocol(_) = self.mode {
+            self.mode = Mode::Stream {
+                limit: DEFAULT_LIMIT,
+            };
+        }
+    }
+
     // ---- transport -------------------------------------------------------------------
 
     /// Buffers `data`; it goes out with the loop iteration's flush.

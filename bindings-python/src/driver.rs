@@ -12,6 +12,7 @@ use polyio_core::{Completion, Handle, ListenOptions, OpCode, Options, Runtime, S
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::conn::{self, Conn, Mode};
 use crate::errors::status_err;
@@ -40,10 +41,32 @@ enum Waiter {
     Accept(Py<PyAny>),
 }
 
+/// The core runtime, shareable by reference as pyclass fields must be.
+#[derive(Debug)]
+struct Engine(Runtime);
+
+// SAFETY: `Runtime` is `Send` but not `Sync`. Every access goes through the `Driver` pyclass,
+// and this module declares `gil_used = true` (and is built for the GIL-only abi3): the GIL
+// serializes all access, so no two threads ever touch the runtime at once.
+unsafe impl Sync for Engine {}
+
+impl std::ops::Deref for Engine {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Engine {
+    fn deref_mut(&mut self) -> &mut Runtime {
+        &mut self.0
+    }
+}
+
 /// One event loop's polyio runtime. Internal: `polyio` creates one per loop.
-#[pyclass(unsendable, module = "polyio._polyio")]
+#[pyclass(module = "polyio._polyio")]
 pub struct Driver {
-    rt: Option<Runtime>,
+    rt: Option<Engine>,
     pub(crate) loop_: Py<PyAny>,
     call_soon: Py<PyAny>,
     create_future: Py<PyAny>,
@@ -74,7 +97,7 @@ impl std::fmt::Debug for Driver {
 impl Driver {
     pub(crate) fn rt(&mut self) -> PyResult<&mut Runtime> {
         self.rt
-            .as_mut()
+            .as_deref_mut()
             .ok_or_else(|| PyRuntimeError::new_err("polyio: the driver of this loop is closed"))
     }
 
@@ -317,12 +340,49 @@ pub(crate) fn raise(py: Python<'_>, s: Status) -> PyErr {
 
 #[pymethods]
 impl Driver {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.loop_)?;
+        visit.call(&self.call_soon)?;
+        visit.call(&self.create_future)?;
+        for cb in [&self.run_cb, &self.flush_cb, &self.timer_cb] {
+            visit.call(cb)?;
+        }
+        for c in self.conns.values().chain(self.dirty.iter()) {
+            visit.call(c)?;
+        }
+        for w in self.waiters.values() {
+            match w {
+                Waiter::Connect(f, _) | Waiter::Accept(f) => visit.call(f)?,
+                Waiter::Timer(f, v) => {
+                    visit.call(f)?;
+                    visit.call(v)?;
+                }
+            }
+        }
+        if let Some((_, h)) = &self.timer {
+            visit.call(h)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        // Breaks the cycles (bound-method callbacks, connections); the runtime itself goes
+        // when the object is freed.
+        self.run_cb = None;
+        self.flush_cb = None;
+        self.timer_cb = None;
+        self.conns.clear();
+        self.dirty.clear();
+        self.waiters.clear();
+        self.timer = None;
+    }
+
     #[new]
     fn new(py: Python<'_>, event_loop: Py<PyAny>) -> PyResult<Driver> {
         let rt = Runtime::new(Options::default()).map_err(|s| raise(py, s))?;
         let lp = event_loop.bind(py);
         Ok(Driver {
-            rt: Some(rt),
+            rt: Some(Engine(rt)),
             call_soon: lp.getattr(intern!(py, "call_soon"))?.unbind(),
             create_future: lp.getattr(intern!(py, "create_future"))?.unbind(),
             loop_: event_loop,

@@ -14,7 +14,7 @@ mod errors;
 use pyo3::prelude::*;
 
 /// The native half of polyio; use the `polyio` package, not this module.
-#[pymodule]
+#[pymodule(gil_used = true)]
 fn _polyio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<driver::Driver>()?;
     m.add_class::<conn::Conn>()?;
