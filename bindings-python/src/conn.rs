@@ -1070,7 +1070,7 @@ impl Conn {
 
     // ---- stream reader: each returns bytes now, or a future that resolves to them -----
 
-    #[pyo3(signature = (n=-1))]
+    #[pyo3(signature = (n=-1), text_signature = "(self, /, n=-1)")]
     fn read(slf: &Bound<'_, Self>, n: isize) -> PyResult<Py<PyAny>> {
         stream_op(slf, Req::Read(n))
     }

@@ -121,7 +121,7 @@ class StreamWriter:
         self._reader = reader
         # The hot calls go straight to Rust, without a Python frame.
         self.write = conn.write  # type: ignore[method-assign]
-        self.writelines = conn.writelines  # type: ignore[method-assign]
+        self.writelines = conn.writelines  # type: ignore[method-assign,assignment]
 
     def __repr__(self) -> str:
         return f"<polyio.StreamWriter closing={self._c.is_closing()}>"
