@@ -22,7 +22,7 @@ pub fn status_err(py: Python<'_>, code: i64, context: Option<&str>) -> PyErr {
     let status = Status::from_code(code).unwrap_or(Status::IoError);
     let msg = context.unwrap_or(status.message()).to_owned();
     let ty = |cell: &'static PyOnceLock<Py<PyType>>, module: &str, name: &str| {
-        cell.import(py, module, name).map(|t| t.clone())
+        cell.import(py, module, name).cloned()
     };
     match status {
         Status::Canceled => match ty(&CANCELLED, "asyncio", "CancelledError") {
