@@ -631,6 +631,8 @@ fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<()> {
                 let _ = rt.close(s.h);
             }
             d.forget_conn(s.id);
+            // close() posted CANCELED completions for its pending ops: let a run reap them.
+            let _ = d.poke(py);
         }
         let paused = s.write_paused;
         let proto = match &s.mode {
@@ -709,6 +711,7 @@ fn close(c: &Bound<'_, Conn>) -> PyResult<()> {
                 if let Ok(rt) = d.rt() {
                     let _ = rt.cancel(u);
                 }
+                let _ = d.poke(py);
             });
         }
         s.drained()

@@ -179,7 +179,9 @@ impl Driver {
                     result = Err(e);
                 }
             }
-            flush_dirty(slf)?;
+            if let Err(e) = flush_dirty(slf) {
+                result = Err(e);
+            }
             if settled == 0 && round > 0 {
                 break;
             }
