@@ -252,3 +252,49 @@ fn drain_takes_inline_completions_without_a_turn() {
         assert_eq!(rt.drain(&mut out, 8), 0);
     }
 }
+
+#[test]
+fn short_read_drains_keeps_every_byte_and_saves_the_eagain_read() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        rt.set_short_read_drains(true);
+        let mut r = Reaper::new();
+        let (c, s, _) = pair(&mut rt, &mut r);
+        // Request/response: each message arrives whole, then the next read must wait.
+        for i in 0..200u64 {
+            let msg = vec![(i % 251) as u8; 100 + i as usize];
+            rt.write(c, WriteBuf::from_vec(msg.clone()), 1000 + i)
+                .unwrap();
+            r.wait(&mut rt, 1000 + i);
+            let mut got = Vec::new();
+            let mut k = 0;
+            while got.len() < msg.len() {
+                rt.read(s, ReadBuf::with_capacity(4096), 5000 + i * 10 + k)
+                    .unwrap();
+                let rd = r.wait(&mut rt, 5000 + i * 10 + k);
+                assert!(rd.result > 0, "read failed: {}", rd.result);
+                got.extend_from_slice(rd.buf.as_deref().unwrap());
+                k += 1;
+            }
+            assert_eq!(got, msg);
+        }
+        // A bulk transfer larger than the buffers still arrives intact.
+        let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 % 253) as u8).collect();
+        rt.write(c, WriteBuf::from_vec(data.clone()), 1).unwrap();
+        rt.shutdown(c, 2).unwrap();
+        let mut got = Vec::new();
+        let mut k = 0;
+        loop {
+            rt.read(s, ReadBuf::with_capacity(1000), 9_000_000 + k)
+                .unwrap();
+            let rd = r.wait(&mut rt, 9_000_000 + k);
+            k += 1;
+            if rd.result == 0 {
+                break;
+            }
+            got.extend_from_slice(rd.buf.as_deref().unwrap());
+        }
+        assert_eq!(got.len(), data.len());
+        assert!(got == data);
+    }
+}
