@@ -428,7 +428,10 @@ fn wake_waiter(c: &Bound<'_, Conn>) -> PyResult<()> {
             return Ok(()); // cancelled: the bytes stay buffered for the next read
         }
         match s.satisfy(py, &req) {
-            Some(r) => (fut, r),
+            Some(r) => {
+                with_driver(py, &s.drv, |d| d.expect_writes = true);
+                (fut, r)
+            }
             None => {
                 s.waiter = Some((req, fut));
                 return Ok(());

@@ -80,6 +80,8 @@ pub struct Driver {
     flush_scheduled: bool,
     run_scheduled: bool,
     in_run: bool,
+    /// A run resolved a stream read: tasks will run next iteration and likely write.
+    pub(crate) expect_writes: bool,
     timer: Option<(Instant, Py<PyAny>)>,
     out: Vec<Completion>,
 }
@@ -189,8 +191,12 @@ impl Driver {
         let mut d = slf.borrow_mut();
         d.out = batch;
         d.in_run = false;
-        // Writes queued by callbacks of this run that came after its last flush.
-        if !d.dirty.is_empty() && !d.flush_scheduled {
+        // Writes queued by callbacks of this run that came after its last flush; or, when
+        // this run woke tasks blocked in a stream read, the writes they are about to make:
+        // queued after their wakeups, the flush runs in the same loop iteration as they do
+        // (no extra iteration, as uvloop's check-phase write queue).
+        let expect = std::mem::take(&mut d.expect_writes);
+        if (expect || !d.dirty.is_empty()) && !d.flush_scheduled {
             if let Some(cb) = d.flush_cb.as_ref() {
                 d.call_soon.bind(py).call1((cb,))?;
                 d.flush_scheduled = true;
@@ -401,6 +407,7 @@ impl Driver {
             flush_scheduled: false,
             run_scheduled: false,
             in_run: false,
+            expect_writes: false,
             timer: None,
             out: Vec::with_capacity(64),
         })
