@@ -406,3 +406,19 @@ def test_reader_sees_reset_as_connection_reset_error(compare: Any) -> None:
         return out
 
     compare(scenario)
+
+
+def test_names_resolve_and_unknown_names_raise_gaierror(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        server = await api.start_server(echo_handler, HOST, 0)
+        r, w = await api.open_connection("localhost", port_of(server))
+        w.write(b"by name")
+        out: list[Any] = [await r.readexactly(7)]
+        await finish(server, w)
+        try:
+            await api.open_connection("nonexistent.invalid", 80)
+        except OSError as e:
+            out += [type(e).__name__, e.errno]
+        return out
+
+    assert compare(scenario) == [b"by name", "gaierror", -2]
