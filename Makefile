@@ -112,7 +112,11 @@ lint: ## cargo fmt --check and clippy -D warnings
 test-rust: ## Rust tests (core, C ABI, bench tools)
 	$(CARGO) test --workspace
 
-test-c: lib examples ## C tests: plain, AddressSanitizer+UBSan, valgrind
+test-c: lib examples ## C tests: plain, AddressSanitizer+UBSan, valgrind; the header in C99 and C++17
+	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/polyio.h
+	@mkdir -p $(BUILD)/tests
+	g++ -std=c++17 -Wall -Wextra -Werror -g -Iinclude tests/c/cxx_smoke.cpp target/debug/libpolyio.a $(RUST_SYS_LIBS) -o $(BUILD)/tests/cxx_smoke
+	$(BUILD)/tests/cxx_smoke
 	bash tests/c/run.sh plain
 	bash tests/c/run.sh asan
 	bash tests/c/run.sh valgrind

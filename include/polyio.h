@@ -276,7 +276,8 @@ void polyio_options_init(struct polyio_options *opts);
  * runtime and must free it with `polyio_runtime_free`.
  *
  * Errors: INVALID_ARGUMENT (`out` NULL, unknown backend, max_ops 0), NOT_FOUND (backend
- * EPOLL requested but tokio's epoll instance could not be found), or an OS error.
+ * EPOLL requested but tokio's epoll instance could not be found), QUEUE_FULL (65,535
+ * runtimes alive at once), or an OS error.
  *
  * # Safety
  * `opts` is NULL or a valid `polyio_options`; `out` is NULL or writable.

@@ -387,10 +387,7 @@ impl Driver {
 
     #[new]
     fn new(py: Python<'_>, event_loop: Py<PyAny>) -> PyResult<Driver> {
-        let mut rt = Runtime::new(Options::default()).map_err(|s| raise(py, s))?;
-        // Our reads ask for 64 KiB; a shorter one means the socket is drained (saves the
-        // EAGAIN recv per message).
-        rt.set_short_read_drains(true);
+        let rt = Runtime::new(Options::default()).map_err(|s| raise(py, s))?;
         let lp = event_loop.bind(py);
         Ok(Driver {
             rt: Some(Engine(rt)),

@@ -8,8 +8,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -239,14 +238,48 @@ impl Queue {
     }
 }
 
-static NEXT_RUNTIME_ID: AtomicU16 = AtomicU16::new(1);
+/// Runtime ids in use. An id is never shared by two live runtimes, so a handle from another
+/// live runtime never resolves; ids are handed out round-robin, so a freed runtime's id comes
+/// back only after 65,534 others.
+struct LiveIds {
+    last: u16,
+    live: Vec<u64>,
+}
 
-fn next_runtime_id() -> u16 {
-    loop {
-        let id = NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed);
-        if id != 0 {
-            return id;
+static LIVE_IDS: Mutex<LiveIds> = Mutex::new(LiveIds {
+    last: 0,
+    live: Vec::new(),
+});
+
+/// A runtime id, released when dropped.
+struct IdLease(u16);
+
+impl IdLease {
+    fn take() -> Result<IdLease, Status> {
+        let mut ids = LIVE_IDS.lock().unwrap_or_else(PoisonError::into_inner);
+        if ids.live.is_empty() {
+            ids.live = vec![0; 1 << 10];
         }
+        let mut id = ids.last;
+        for _ in 0..=u16::MAX {
+            id = id.wrapping_add(1);
+            let (word, bit) = (usize::from(id) / 64, id % 64);
+            if id != 0 && ids.live[word] & (1 << bit) == 0 {
+                ids.live[word] |= 1 << bit;
+                ids.last = id;
+                return Ok(IdLease(id));
+            }
+        }
+        // 65,535 runtimes alive at once.
+        Err(Status::QueueFull)
+    }
+}
+
+impl Drop for IdLease {
+    fn drop(&mut self) {
+        let mut ids = LIVE_IDS.lock().unwrap_or_else(PoisonError::into_inner);
+        let (word, bit) = (usize::from(self.0) / 64, self.0 % 64);
+        ids.live[word] &= !(1 << bit);
     }
 }
 
@@ -276,12 +309,15 @@ pub struct Runtime {
     q: Queue,
     max_ops: usize,
     scratch: Vec<u64>,
+    /// The last turn skipped polling I/O (see `turn`).
+    skipped_io: bool,
     shut_down: bool,
-    short_read_drains: bool,
     /// Registers our eventfd with tokio (epoll backend); dropped before `tokio`.
     sentinel: Option<AsyncFd<FdRef>>,
     reactor: Option<Reactor>,
     tokio: Arc<tokio::runtime::Runtime>,
+    /// Keeps `id` reserved until the runtime is gone.
+    _id: IdLease,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -296,12 +332,14 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Creates a runtime. Fails only if the OS refuses resources (fds, threads).
+    /// Creates a runtime. Fails only if the OS refuses resources (fds, threads), or with
+    /// `QueueFull` when 65,535 runtimes are alive at once.
     pub fn new(options: Options) -> Result<Runtime, Status> {
         if options.max_ops == 0 {
             return Err(Status::InvalidArgument);
         }
-        let id = next_runtime_id();
+        let lease = IdLease::take()?;
+        let id = lease.0;
         let shared = Arc::new(Shared::new(id)?);
         let tokio = Arc::new(
             tokio::runtime::Builder::new_current_thread()
@@ -326,11 +364,12 @@ impl Runtime {
             },
             max_ops: options.max_ops,
             scratch: Vec::new(),
+            skipped_io: false,
             shut_down: false,
-            short_read_drains: false,
             sentinel: None,
             reactor: None,
             tokio,
+            _id: lease,
         };
         if options.backend != Backend::Thread {
             match rt.attach_epoll() {
@@ -405,14 +444,6 @@ impl Runtime {
             .map(|((at, _), _)| at.saturating_duration_since(Instant::now()))
     }
 
-    /// Treat a short read (fewer bytes than the buffer holds) as proof that the socket is
-    /// drained, as libuv does: its readiness is cleared, so the next read waits for the next
-    /// edge instead of first trying a `recv` that would fail with `EAGAIN`. Saves one syscall
-    /// per message on request/response traffic. Off by default.
-    pub fn set_short_read_drains(&mut self, on: bool) {
-        self.short_read_drains = on;
-    }
-
     /// A handle that wakes this runtime from any thread.
     pub fn waker(&self) -> RuntimeWaker {
         RuntimeWaker {
@@ -434,7 +465,12 @@ impl Runtime {
     pub fn turn(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
         self.q.stats.turns += 1;
         let _driving = DrivingGuard::new(self.id);
-        if self.backend == Backend::Epoll {
+        // With completions already waiting (typically one posted inline by the consumer's
+        // last submit), this turn can hand them over without an epoll_wait; never twice in a
+        // row, so a consumer whose ops keep completing inline cannot starve other sockets.
+        let skip_io = !self.q.completions.is_empty() && !self.skipped_io;
+        self.skipped_io = skip_io;
+        if self.backend == Backend::Epoll && !skip_io {
             // One pass of tokio's scheduler: `yield_now` defers, so the scheduler parks with
             // a zero timeout (epoll_wait(0)), dispatching I/O wakers into our ready queue.
             self.tokio.block_on(tokio::task::yield_now());
@@ -458,25 +494,26 @@ impl Runtime {
     ) -> usize {
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
         loop {
+            let idle = self.q.ops.len() == 0 && self.q.completions.is_empty();
+            // Nothing due now: sleep on the backend fd first, so that the turn after it finds
+            // work (one wakeup costs one poll and one epoll_wait, not an idle turn as well).
+            let mut wait = self.next_timeout();
+            if !idle && max > 0 && wait != Some(Duration::ZERO) {
+                if let Some(d) = deadline {
+                    let left = d.saturating_duration_since(Instant::now());
+                    wait = Some(wait.map_or(left, |w| w.min(left)));
+                }
+                if wait != Some(Duration::ZERO) {
+                    poll_readable(self.backend_fd, wait);
+                }
+            }
             let n = self.turn(out, max);
             let woken = self.shared.take_woken();
-            if n > 0
-                || max == 0
-                || woken
-                || (self.q.ops.len() == 0 && self.q.completions.is_empty())
-            {
+            if n > 0 || max == 0 || woken || idle {
                 return n;
             }
-            let mut wait = self.next_timeout();
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return 0;
-                }
-                wait = Some(wait.map_or(left, |w| w.min(left)));
-            }
-            if wait != Some(Duration::ZERO) {
-                poll_readable(self.backend_fd, wait);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return 0;
             }
         }
     }
@@ -947,7 +984,6 @@ impl Runtime {
     // ---- progress ----------------------------------------------------------------------
 
     fn progress_read(&mut self, h: Handle) {
-        let short_read_drains = self.short_read_drains;
         let Some(Resource::Conn(conn)) = self.resources.get_mut(h) else {
             return;
         };
@@ -980,21 +1016,19 @@ impl Runtime {
                         // memory its submitter guaranteed until this op completes.
                         let n = unsafe { libc::recv(fd, ptr.cast(), len, 0) };
                         if n < 0 {
-                            Err(io::Error::last_os_error())
-                        } else if short_read_drains && n > 0 && (n as usize) < len {
-                            // WouldBlock makes tokio clear the readiness (unless an event
-                            // came in meanwhile: its tick check keeps it then); the bytes
-                            // read are reported below.
-                            short = Some(n as usize);
-                            Err(io::ErrorKind::WouldBlock.into())
-                        } else {
-                            Ok(n as usize)
+                            return Err(io::Error::last_os_error());
                         }
+                        let n = n as usize;
+                        if n > 0 && n < len {
+                            // A short read drained the socket: report WouldBlock to tokio so
+                            // it clears the readiness (as its own `poll_read` does), sparing
+                            // the next read a recv that would only say EAGAIN.
+                            short = Some(n);
+                            return Err(io::ErrorKind::WouldBlock.into());
+                        }
+                        Ok(n)
                     });
-                    let r = match short {
-                        Some(n) => Ok(n),
-                        None => r,
-                    };
+                    let r = short.map_or(r, Ok);
                     if let (Ok(n), ReadInner::Owned(v)) = (&r, &mut buf.0) {
                         // SAFETY: recv initialised `n` bytes of the spare capacity.
                         unsafe { v.set_len(v.len() + n) };

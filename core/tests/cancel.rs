@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{BACKENDS, Reaper, listen, pair, runtime};
+use common::{BACKENDS, Reaper, blackhole, listen, pair, runtime};
 use polyio_core::{Completion, Handle, OpCode, ReadBuf, Runtime, Status, WriteBuf};
-use socket2::{Domain, Socket, Type};
 
 /// Runs turns for a while and returns everything that completed.
 fn settle(rt: &mut Runtime, r: &mut Reaper, ms: u64) -> Vec<Completion> {
@@ -31,24 +29,6 @@ fn read_exactly(rt: &mut Runtime, r: &mut Reaper, h: Handle, n: usize, ud: u64) 
         got.extend_from_slice(rd.buf.as_deref().unwrap());
     }
     got
-}
-
-/// A listener whose accept queue is full and never drained: connects to it stay in flight
-/// (the kernel drops their SYNs). The returned sockets keep it that way while alive.
-fn blackhole() -> (SocketAddr, Vec<Socket>) {
-    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    l.listen(0).unwrap();
-    let addr = l.local_addr().unwrap().as_socket().unwrap();
-    let mut keep = vec![l];
-    for _ in 0..4 {
-        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&addr.into());
-        keep.push(s);
-    }
-    (addr, keep)
 }
 
 fn pattern(n: usize) -> Vec<u8> {

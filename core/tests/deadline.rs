@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{BACKENDS, Reaper, listen, pair, runtime};
+use common::{BACKENDS, Reaper, blackhole, listen, pair, runtime};
 use polyio_core::{Completion, Handle, OpCode, ReadBuf, Runtime, Status, WriteBuf};
-use socket2::{Domain, Socket, Type};
 
 /// Runs turns for `ms` and returns everything that completed (including the backlog).
 fn settle(rt: &mut Runtime, r: &mut Reaper, ms: u64) -> Vec<Completion> {
@@ -19,23 +17,6 @@ fn settle(rt: &mut Runtime, r: &mut Reaper, ms: u64) -> Vec<Completion> {
     }
     rt.turn(&mut out, 64);
     out
-}
-
-/// A listener whose accept queue is full and never drained: connects to it stay in flight.
-fn blackhole() -> (SocketAddr, Vec<Socket>) {
-    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    l.listen(0).unwrap();
-    let addr = l.local_addr().unwrap().as_socket().unwrap();
-    let mut keep = vec![l];
-    for _ in 0..4 {
-        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&addr.into());
-        keep.push(s);
-    }
-    (addr, keep)
 }
 
 #[test]

@@ -10,27 +10,8 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BACKENDS, Reaper, listen, pair, runtime};
+use common::{BACKENDS, Reaper, blackhole, listen, pair, runtime};
 use polyio_core::{Backend, Completion, ListenOptions, OpCode, ReadBuf, Runtime, Status, WriteBuf};
-use socket2::{Domain, Socket, Type};
-
-/// A listener whose accept queue is full and never drained: connects to it stay in flight
-/// (the kernel drops their SYNs). The returned sockets keep it that way while alive.
-fn blackhole() -> (SocketAddr, Vec<Socket>) {
-    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    l.listen(0).unwrap();
-    let addr = l.local_addr().unwrap().as_socket().unwrap();
-    let mut keep = vec![l];
-    for _ in 0..4 {
-        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        s.set_nonblocking(true).unwrap();
-        let _ = s.connect(&addr.into());
-        keep.push(s);
-    }
-    (addr, keep)
-}
 
 /// Turns until nothing is in flight and nothing is queued.
 fn drain(rt: &mut Runtime) -> Vec<Completion> {

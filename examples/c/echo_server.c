@@ -65,6 +65,8 @@ static void start_read(conn *c) {
 static int handle(polyio_handle listener, const polyio_completion *cp) {
     switch (cp->op) {
     case POLYIO_OP_ACCEPT: {
+        if (cp->result == POLYIO_STATUS_CANCELED) /* the runtime is shutting down */
+            return 0;
         if (!stopping && check(polyio_accept(rt, listener, 0), "accept") != 0)
             return -1;
         if (cp->result < 0) {

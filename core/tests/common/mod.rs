@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use polyio_core::{Backend, Completion, Handle, ListenOptions, Options, Runtime, Status};
+use socket2::{Domain, Socket, Type};
 
 pub const BACKENDS: [Backend; 2] = [Backend::Epoll, Backend::Thread];
 
@@ -67,4 +69,22 @@ pub fn pair(rt: &mut Runtime, r: &mut Reaper) -> (Handle, Handle, Handle) {
     assert_eq!(a.status(), Status::Ok);
     assert_eq!(c.status(), Status::Ok);
     (c.handle, a.handle, l)
+}
+
+/// A listener whose accept queue is full and never drained: connects to it stay in flight
+/// (the kernel drops their SYNs). The returned sockets keep it that way while alive.
+pub fn blackhole() -> (SocketAddr, Vec<Socket>) {
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let mut keep = vec![l];
+    for _ in 0..4 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        keep.push(s);
+    }
+    (addr, keep)
 }
