@@ -30,9 +30,14 @@ async def handle(reader: polyio.StreamReader, writer: polyio.StreamWriter) -> No
 
 async def main(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def on_signal() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(sig, on_signal)
     server = await polyio.start_server(handle, host, port)
     print(f"listening on {host}:{server.sockets[0].getsockname()[1]}", flush=True)
     await stop
