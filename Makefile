@@ -17,6 +17,14 @@ CBINDGEN_VERSION := 0.29.4
 CBINDGEN := $(TOOLS)/bin/cbindgen
 BUILD := $(CURDIR)/build
 
+# Python: a venv inside the repo (gitignored); maturin gets its own target dir, because pyo3
+# rebuilds whenever maturin and plain cargo share one.
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+VPY := $(VENV)/bin/python
+PY_TOOLS := maturin==1.* pytest pytest-timeout uvloop==0.21.* mypy
+MATURIN_TARGET := $(CURDIR)/target/maturin
+
 CFLAGS_STRICT := -std=c11 -Wall -Wextra -Werror -g -Iinclude
 # What a Rust staticlib needs from the system (`rustc --print native-static-libs`).
 RUST_SYS_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
@@ -38,7 +46,21 @@ deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config
 deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev)
 	@if ! [ -e /usr/include/uv.h ]; then echo "installing libuv1-dev"; apt-get update -qq && apt-get install -y -qq libuv1-dev >/dev/null; fi
 
+$(VENV)/.tools-stamp:
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q $(PY_TOOLS)
+	@touch $@
+
 # ---- build ---------------------------------------------------------------------------
+
+.PHONY: python-dev python-release
+python-dev: $(VENV)/.tools-stamp ## Build the Python package (debug) into .venv (maturin develop)
+	cd bindings-python && VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop -q --target-dir $(MATURIN_TARGET)
+
+python-release: $(VENV)/.tools-stamp ## Build the Python package (release) into .venv, for the benchmark
+	cd bindings-python && VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop -q --release --target-dir $(MATURIN_TARGET)
+	cd tests/bench/pyo3-async-runtimes-echo && VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop -q --release --target-dir $(MATURIN_TARGET)
 
 .PHONY: lib lib-release
 lib: ## Build libpolyio (debug) into target/debug
@@ -87,8 +109,8 @@ test-node: node-build ## Node suite: index.d.ts drift check, tsc --strict on exa
 	cd $(NODE_PKG) && npx tsc -p ../examples/node/tsconfig.json
 	cd $(NODE_PKG) && $(NODE) --test --test-reporter=spec --test-timeout=120000 test/*.test.js
 
-test-matrix: examples node-build ## Cross-language echo matrix: each client against each server
-	bash tests/matrix.sh
+test-matrix: examples node-build python-dev ## Cross-language echo matrix (C, Python, Node): each client against each server
+	PATH=$(VENV)/bin:$$PATH MATRIX_REQUIRE_ALL=1 bash tests/matrix.sh
 
 # ---- install -------------------------------------------------------------------------
 
@@ -103,8 +125,8 @@ install: lib-release ## Install header, libpolyio.{so,a} and polyio.pc under PRE
 
 # ---- test ----------------------------------------------------------------------------
 
-.PHONY: test test-rust lint test-c test-install
-test: deps-test check-header lint test-rust test-c test-install test-node test-matrix ## Run every test suite (what CI runs)
+.PHONY: test test-rust lint test-c test-install test-python
+test: deps-test check-header lint test-rust test-c test-install test-python test-node test-matrix ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 lint: ## cargo fmt --check and clippy -D warnings
@@ -123,6 +145,10 @@ test-c: lib examples ## C tests: plain, AddressSanitizer+UBSan, valgrind; the he
 	bash tests/c/run.sh asan
 	bash tests/c/run.sh valgrind
 
+test-python: python-dev ## Python: stubs vs module (mypy.stubtest), then pytest on asyncio and uvloop
+	cd bindings-python && $(VPY) -m mypy.stubtest polyio
+	cd bindings-python && $(VPY) -m pytest -q tests
+
 test-install: ## Install into build/prefix and build an echo with only the pkg-config line
 	@rm -rf $(BUILD)/prefix $(BUILD)/pc && mkdir -p $(BUILD)/pc
 	@$(MAKE) install PREFIX=$(BUILD)/prefix >/dev/null
@@ -134,20 +160,28 @@ test-install: ## Install into build/prefix and build an echo with only the pkg-c
 # ---- demo and bench ------------------------------------------------------------------
 
 .PHONY: demo
-demo: examples-release node-build ## Build and run polyio servers and clients talking
+demo: examples-release node-build python-dev ## Build and run polyio servers and clients talking
 	@echo "== C echo server (blocking in polyio_reap) <- C echo client (its own poll() loop)"
 	@bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --show --conns 1 --size 32 --count 3
 	@bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --conns 10 --size 1024 --count 20000
 	@echo "== C echo server driven by a foreign poll() loop <- C echo client"
 	@SERVER_ARGS=--poll bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(BUILD)/release/examples/echo_client --conns 10 --size 1024 --count 20000
+	@$(MAKE) python-dev
+	@echo "== Python client (polyio.open_connection) -> C echo server"
+	@SERVER_ARGS= bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(VPY) examples/python/echo_client.py --show --conns 1 --size 32 --count 3
+	@bash tests/echo_pair.sh $(BUILD)/release/examples/echo_server $(VPY) examples/python/echo_client.py --conns 10 --size 1024 --count 2000
+	@echo "== C echo client -> Python server (polyio.start_server)"
+	@SERVER_ARGS=examples/python/echo_server.py bash tests/echo_pair.sh $(VPY) $(BUILD)/release/examples/echo_client --conns 10 --size 1024 --count 2000
+
 	@echo "== Node echo server (polyio on Node's own libuv loop) <- Node echo client"
 	@bash tests/echo_pair.sh examples/node/echo_server.js examples/node/echo_client.js --show --conns 1 --size 32 --count 3
 	@bash tests/echo_pair.sh examples/node/echo_server.js examples/node/echo_client.js --conns 10 --size 1024 --count 2000
 	@echo "== Cross-language matrix"
-	@bash tests/matrix.sh --release
+	@PATH=$(VENV)/bin:$$PATH MATRIX_REQUIRE_ALL=1 bash tests/matrix.sh --release
+
 
 .PHONY: bench bench-build
-bench-build: deps-bench examples-release node-build
+bench-build: deps-bench examples-release python-release node-build
 	$(CARGO) build --release -p polyio-loadgen -p polyio-bench-tokio-echo
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o $(BUILD)/bench/libuv_echo

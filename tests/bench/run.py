@@ -86,6 +86,34 @@ SERVERS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Python servers: the venv's interpreter (make python-release builds polyio and the
+# pyo3-async-runtimes peer into it) running tests/bench/py_echo.py.
+_PY_NOTES = {
+    "polyio-py-streams": ("polyio-streams", "polyio streams (open_connection/start_server API) on uvloop"),
+    "polyio-py-protocol": ("polyio-protocol", "polyio create_server + asyncio.Protocol on uvloop"),
+    "asyncio-streams": ("asyncio-streams", "asyncio.start_server, default loop"),
+    "asyncio-protocol": ("asyncio-protocol", "loop.create_server + Protocol, default loop"),
+    "uvloop-streams": ("uvloop-streams", "asyncio.start_server on uvloop"),
+    "uvloop-protocol": ("uvloop-protocol", "loop.create_server + Protocol on uvloop"),
+    "pyo3-async-runtimes": (
+        "pyo3-async-runtimes",
+        "one pyo3-async-runtimes future_into_py per read and write (unshipped, tests/bench/)",
+    ),
+}
+for _name, (_kind, _note) in _PY_NOTES.items():
+    SERVERS[_name] = {
+        "argv": [".venv/bin/python", "tests/bench/py_echo.py", _kind, "{host}", "{port}"],
+        "requires": ["tests/bench/py_echo.py"],
+        "note": _note,
+    }
+SERVERS["polyio-py-streams-asyncio"] = {
+    "argv": [".venv/bin/python", "tests/bench/py_echo.py", "polyio-streams", "{host}", "{port}"],
+    "env": {"POLYIO_LOOP": "asyncio"},
+    "requires": ["tests/bench/py_echo.py"],
+    "note": "polyio streams on asyncio's default loop",
+    "default": False,
+}
+
 # Ratios are reported against these servers, when they ran.
 REFERENCES = ("tokio", "libuv")
 
@@ -153,7 +181,8 @@ def expand(template: str, host: str, port: int) -> str:
 def resolve_program(word: str) -> str | None:
     """A server's first word as an absolute path, or None when it does not exist."""
     if "/" in word:
-        path = (ROOT / word).resolve()
+        # Absolute, but symlinks kept: a venv's bin/python must stay the venv's.
+        path = Path(os.path.abspath(ROOT / word))
         return str(path) if path.is_file() and os.access(path, os.X_OK) else None
     return shutil.which(word)
 

@@ -1,0 +1,41 @@
+"""polyio for asyncio: asyncio's streams and protocols on polyio's Rust engine.
+
+A drop-in for ``asyncio.open_connection`` / ``start_server`` / ``loop.create_connection`` /
+``loop.create_server`` and ``asyncio.sleep``, on the default event loop or uvloop. One polyio
+runtime serves each event loop and is driven from the loop's own thread: its backend fd is
+watched with ``loop.add_reader`` and every ready operation completes in one batch, with no
+thread hop per read or write.
+
+    reader, writer = await polyio.open_connection("127.0.0.1", 8888)
+    server = await polyio.start_server(handle_client, "127.0.0.1", 8888)
+"""
+
+from __future__ import annotations
+
+from asyncio import IncompleteReadError, LimitOverrunError
+
+from polyio._api import (
+    Server,
+    StreamReader,
+    StreamWriter,
+    create_connection,
+    create_server,
+    open_connection,
+    sleep,
+    start_server,
+)
+from polyio._polyio import __version__
+
+__all__ = [
+    "IncompleteReadError",
+    "LimitOverrunError",
+    "Server",
+    "StreamReader",
+    "StreamWriter",
+    "__version__",
+    "create_connection",
+    "create_server",
+    "open_connection",
+    "sleep",
+    "start_server",
+]

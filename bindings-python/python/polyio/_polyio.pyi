@@ -1,0 +1,107 @@
+"""The native half of polyio (``polyio._polyio``). Internal: use the ``polyio`` package.
+
+``Driver`` is one event loop's polyio runtime, driven from the loop's own thread;
+``Conn`` is one TCP connection: an asyncio transport, and in stream mode the buffer behind
+``polyio.StreamReader`` / ``polyio.StreamWriter``.
+"""
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any, Optional, Union, final
+
+__all__ = ["Driver", "Conn", "status_error", "DEFAULT_LIMIT", "__version__"]
+
+__version__: str
+DEFAULT_LIMIT: int
+
+_Buffer = Union[bytes, bytearray, memoryview]
+
+def status_error(code: int, context: Optional[str] = None) -> BaseException:
+    """The exception polyio raises for a (negative) status code: the OSError subclass asyncio
+    would raise, with ``errno`` set."""
+
+@final
+class Driver:
+    """One event loop's polyio runtime. Create with ``Driver(loop)``, then ``start()``."""
+
+    def __new__(cls, event_loop: asyncio.AbstractEventLoop) -> Driver: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this driver serves."""
+    def start(self) -> None:
+        """Registers the backend fd with ``loop.add_reader``."""
+    def fileno(self) -> int:
+        """The backend fd (-1 once closed)."""
+    def backend(self) -> str:
+        """``"epoll"`` or ``"thread"`` (the portable fallback)."""
+    def run(self) -> None:
+        """One bounded turn that settles every ready completion (the add_reader callback)."""
+    def flush(self) -> None:
+        """Flushes buffered writes (scheduled once per loop iteration)."""
+    def _on_timer(self) -> None: ...
+    def stats(self) -> tuple[int, int, int, int]:
+        """(inline completions, completions, turns, operations in flight)."""
+    def connect(self, host: str, port: int) -> tuple[asyncio.Future[int], int]:
+        """Starts a connect: (future of the connection handle, user_data for ``cancel``)."""
+    def sleep(self, delay: float, result: Any) -> tuple[asyncio.Future[Any], int]:
+        """Starts a timer: (future resolving to ``result``, user_data for ``cancel``)."""
+    def cancel(self, user_data: int) -> None:
+        """Cancels the core operation submitted with ``user_data``."""
+    def listen(self, host: str, port: int, backlog: int, reuse_port: bool) -> int:
+        """Binds and listens; returns the listener handle."""
+    def accept(self, listener: int, callback: Callable[[int, int], None]) -> int:
+        """Submits one accept; ``callback(handle, status)`` gets its outcome."""
+    def close_handle(self, handle: int) -> None:
+        """Closes a listener (or an unwrapped connection)."""
+    def local_addr(self, handle: int) -> Any:
+        """The handle's local address, as ``socket.getsockname()`` gives it."""
+    def stream(self, handle: int, limit: int) -> Conn:
+        """Wraps a connection in stream mode (reading starts at once)."""
+    def transport(self, handle: int, protocol: asyncio.BaseProtocol) -> Conn:
+        """Wraps a connection as ``protocol``'s transport (reading starts with ``start()``)."""
+    def close(self) -> None:
+        """Cancels everything, closes every socket, unregisters from the loop."""
+    def is_closed(self) -> bool: ...
+
+@final
+class Conn:
+    """A TCP connection: asyncio's transport API, plus the stream-reader operations (each
+    returns ``bytes`` when the buffer can answer now, else a future of them)."""
+
+    def write(self, data: _Buffer) -> None:
+        """Buffers ``data``; the loop iteration's flush sends it (one vectored write)."""
+    def writelines(self, list_of_data: Iterable[_Buffer]) -> None: ...
+    def write_eof(self) -> None:
+        """Shuts down the write side once the buffer is flushed."""
+    def can_write_eof(self) -> bool: ...
+    def close(self) -> None:
+        """Stops reading; closes once the write buffer is flushed."""
+    def abort(self) -> None:
+        """Closes now, discarding buffered data."""
+    def is_closing(self) -> bool: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def _deliver_stash(self) -> None: ...
+    def is_reading(self) -> bool: ...
+    def get_write_buffer_size(self) -> int: ...
+    def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None: ...
+    def get_write_buffer_limits(self) -> tuple[int, int]: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``"peername"`` and ``"sockname"``; anything else gives ``default``."""
+    def get_protocol(self) -> Optional[asyncio.BaseProtocol]: ...
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None: ...
+    def start(self) -> None:
+        """Begins reading (after ``protocol.connection_made``)."""
+    def handle(self) -> int: ...
+    def read(self, n: int = -1) -> Union[bytes, asyncio.Future[bytes]]: ...
+    def readline(self) -> Union[bytes, asyncio.Future[bytes]]: ...
+    def readexactly(self, n: int) -> Union[bytes, asyncio.Future[bytes]]: ...
+    def readuntil(self, separator: Optional[_Buffer] = None) -> Union[bytes, asyncio.Future[bytes]]: ...
+    def at_eof(self) -> bool: ...
+    def exception(self) -> Optional[BaseException]: ...
+    def buffered(self) -> int:
+        """Bytes buffered for the reader."""
+    def drain(self) -> Optional[asyncio.Future[None]]:
+        """None when the caller need not wait, else a future that resolves below the low-water
+        mark. Raises once the connection is lost."""
+    def wait_closed(self) -> Optional[asyncio.Future[None]]: ...

@@ -1,0 +1,25 @@
+//! polyio for asyncio: the private extension module `polyio._polyio`.
+//!
+//! One [`driver::Driver`] per event loop owns a polyio-core runtime and is driven from the
+//! loop's own thread (its backend fd in `loop.add_reader`, its next timeout in `loop.call_at`);
+//! [`conn::Conn`] is one TCP connection: an asyncio transport and the stream buffer in Rust.
+//! The public API lives in `python/polyio/`, which wraps these classes.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod conn;
+mod driver;
+mod errors;
+
+use pyo3::prelude::*;
+
+/// The native half of polyio; use the `polyio` package, not this module.
+#[pymodule(gil_used = true)]
+fn _polyio(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<driver::Driver>()?;
+    m.add_class::<conn::Conn>()?;
+    m.add_function(wrap_pyfunction!(errors::status_error, m)?)?;
+    m.add("DEFAULT_LIMIT", conn::DEFAULT_LIMIT)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+"""Fixtures: every behavioural test runs on the default loop and on uvloop, and scenarios
+that asyncio also implements run against asyncio's own streams/protocols too."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import uvloop
+
+import polyio
+
+LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
+    """Runs a coroutine to completion on a fresh loop of the parametrized kind."""
+    factory = LOOPS[request.param]
+
+    def runner(coro: Awaitable[Any]) -> Any:
+        with asyncio.Runner(loop_factory=factory) as r:
+            return r.run(coro)  # type: ignore[arg-type]
+
+    return runner
+
+
+async def _aio_create_connection(factory: Any, host: str, port: int) -> Any:
+    return await asyncio.get_running_loop().create_connection(factory, host, port)
+
+
+async def _aio_create_server(factory: Any, host: str, port: int, **kw: Any) -> Any:
+    return await asyncio.get_running_loop().create_server(factory, host, port, **kw)
+
+
+ASYNCIO = SimpleNamespace(
+    name="asyncio",
+    open_connection=asyncio.open_connection,
+    start_server=asyncio.start_server,
+    create_connection=_aio_create_connection,
+    create_server=_aio_create_server,
+    sleep=asyncio.sleep,
+)
+POLYIO = SimpleNamespace(
+    name="polyio",
+    open_connection=polyio.open_connection,
+    start_server=polyio.start_server,
+    create_connection=polyio.create_connection,
+    create_server=polyio.create_server,
+    sleep=polyio.sleep,
+)
+
+
+@pytest.fixture(params=["polyio", "asyncio"])
+def api(request: pytest.FixtureRequest) -> SimpleNamespace:
+    """The API under test: polyio's, or asyncio's own (the reference)."""
+    return POLYIO if request.param == "polyio" else ASYNCIO
+
+
+@pytest.fixture
+def compare(run: Callable[[Awaitable[Any]], Any], request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Runs `scenario(api)` with asyncio's API and with polyio's (on the parametrized loop)
+    and asserts the observable results are equal; returns polyio's. With
+    `uvloop_reference=False` the reference is asyncio's own loop even when polyio runs on
+    uvloop (for scenarios where uvloop's transports differ from asyncio's)."""
+
+    def go(scenario: Callable[[SimpleNamespace], Awaitable[Any]], uvloop_reference: bool = True) -> Any:
+        if uvloop_reference or request.node.callspec.params["run"] == "asyncio":
+            expected = run(scenario(ASYNCIO))
+        else:
+            with asyncio.Runner(loop_factory=asyncio.new_event_loop) as r:
+                expected = r.run(scenario(ASYNCIO))  # type: ignore[arg-type]
+        got = run(scenario(POLYIO))
+        assert got == expected, f"polyio {got!r} != asyncio {expected!r}"
+        return got
+
+    return go
+
+
+def port_of(server: Any) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def finish(server: Any, *writers: Any) -> None:
+    """Closes the writers and the server, then lets every other task (the connection
+    handlers) finish, so that neither implementation leaves a transport for the GC."""
+    for w in writers:
+        w.close()
+    for w in writers:
+        try:
+            await w.wait_closed()
+        except ConnectionError:
+            pass
+    server.close()
+    await server.wait_closed()
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 10)

@@ -1,0 +1,179 @@
+"""Delivery and lifetime: one driver per loop, no thread hop, sleep and cancellation of the
+core operation, several loops in several threads, and exit safety."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import polyio
+from polyio._api import _driver
+from conftest import finish, port_of
+
+HOST = "127.0.0.1"
+
+
+async def echo(r: Any, w: Any) -> None:
+    while data := await r.read(65536):
+        w.write(data)
+    w.close()
+
+
+def test_sleep_returns_its_result_and_takes_its_time(run: Any) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await polyio.sleep(0.05, "done") == "done"
+        assert loop.time() - t0 >= 0.045
+        assert await polyio.sleep(0) is None
+        assert await polyio.sleep(-1, 7) == 7
+        results = await asyncio.gather(*(polyio.sleep(0.01 * (i % 5), i) for i in range(50)))
+        assert results == list(range(50))
+
+    run(main())
+
+
+def test_cancelling_sleep_cancels_the_core_timer(run: Any) -> None:
+    async def main() -> None:
+        task = asyncio.ensure_future(polyio.sleep(30))
+        await asyncio.sleep(0.01)
+        drv = _driver()
+        assert drv.stats()[3] == 1  # one op in flight: the timer
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await polyio.sleep(30)
+        await asyncio.sleep(0.01)
+        assert drv.stats()[3] == 0
+
+    run(main())
+
+
+def test_cancelling_connect_cancels_the_core_connect(run: Any) -> None:
+    async def main() -> None:
+        drv = _driver()
+        # A TEST-NET address: the SYN goes nowhere (or fails at once without a route).
+        task = asyncio.ensure_future(polyio.open_connection("192.0.2.1", 9))
+        await asyncio.sleep(0.05)
+        pending = drv.stats()[3]
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, OSError):
+            pass
+        await asyncio.sleep(0.01)
+        assert drv.stats()[3] == 0, pending
+
+    run(main())
+
+
+def test_one_driver_per_loop_driven_without_threads(run: Any) -> None:
+    async def main() -> None:
+        threads = threading.active_count()
+        server = await polyio.start_server(echo, HOST, 0)
+        drv = _driver()
+        assert _driver() is drv
+        assert drv.backend() == "epoll"
+        r, w = await polyio.open_connection(HOST, port_of(server))
+        for i in range(200):
+            w.write(b"m%d" % i)
+            assert await r.readexactly(len(b"m%d" % i)) == b"m%d" % i
+        # The runtime is driven from this thread: no reactor thread, no pool for TCP.
+        assert threading.active_count() == threads
+        inline, completions, turns, _ = drv.stats()
+        assert inline > 0 and turns > 0
+        assert completions < 4 * 200 + 50
+        await finish(server, w)
+
+    run(main())
+
+
+def test_several_loops_in_several_threads(run: Any) -> None:
+    async def work(i: int) -> int:
+        server = await polyio.start_server(echo, HOST, 0)
+        r, w = await polyio.open_connection(HOST, port_of(server))
+        total = 0
+        for n in range(50):
+            msg = bytes([i]) * (1 + n * 100)
+            w.write(msg)
+            total += len(await r.readexactly(len(msg)))
+        await polyio.sleep(0.01)
+        await finish(server, w)
+        return total
+
+    def in_thread(i: int) -> int:
+        return asyncio.run(work(i))
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(in_thread, range(4)))
+    assert results == [sum(1 + n * 100 for n in range(50))] * 4
+    # And the calling thread's loop works alongside.
+    assert run(work(9)) == results[0]
+
+
+EXIT_SCRIPT = r"""
+import asyncio, os, signal, sys
+import polyio
+
+MODE = sys.argv[1]
+
+async def main():
+    async def handler(r, w):
+        await r.read()  # pending read at exit
+    server = await polyio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    r, w = await polyio.open_connection("127.0.0.1", port)
+    pending = [asyncio.ensure_future(r.read()), asyncio.ensure_future(polyio.sleep(30))]
+    await polyio.sleep(0.001)
+    if MODE == "exit":
+        sys.exit(3)
+    if MODE == "raise":
+        raise RuntimeError("boom")
+    if MODE == "sigint":
+        os.kill(os.getpid(), signal.SIGINT)
+        await polyio.sleep(30)
+    if MODE == "os_exit":
+        os._exit(4)
+
+if MODE == "fall":
+    # Fall off the end with the loop never closed and ops in flight.
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(asyncio.wait_for(main(), 5))
+else:
+    asyncio.run(main())
+"""
+
+EXPECTED = {"fall": 0, "exit": 3, "raise": 1, "sigint": 130, "os_exit": 4}
+
+
+@pytest.mark.timeout(300)
+def test_exit_with_operations_pending_is_clean_300_times(tmp_path: Path) -> None:
+    script = tmp_path / "exit_script.py"
+    script.write_text(EXIT_SCRIPT)
+    modes = sorted(EXPECTED)
+    runs = [modes[i % len(modes)] for i in range(300)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+
+    def one(mode: str) -> tuple[str, int, str]:
+        p = subprocess.run(
+            [sys.executable, str(script), mode], capture_output=True, text=True, timeout=30, env=env
+        )
+        rc = p.returncode if p.returncode >= 0 else 128 - p.returncode
+        return mode, rc, p.stderr
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(one, runs))
+    bad = [(m, rc, err[-300:]) for m, rc, err in results if rc != EXPECTED[m]]
+    assert not bad, bad[:3]
+    for m, _, err in results:
+        assert "Fatal Python error" not in err and "panicked" not in err, err
