@@ -286,24 +286,3 @@ fn inline_completions_cannot_starve_other_sockets() {
         );
     }
 }
-
-#[test]
-fn drain_takes_inline_completions_without_a_turn() {
-    for backend in BACKENDS {
-        let mut rt = runtime(backend);
-        let mut r = Reaper::new();
-        let (c, s, _) = pair(&mut rt, &mut r);
-        rt.write(c, WriteBuf::from_vec(vec![7; 100]), 1).unwrap();
-        rt.read(s, ReadBuf::with_capacity(10), 2).unwrap();
-        r.wait(&mut rt, 1);
-        r.wait(&mut rt, 2);
-        let turns = rt.stats().turns;
-        rt.read(s, ReadBuf::with_capacity(10), 3).unwrap();
-        let mut out = Vec::new();
-        assert_eq!(rt.drain(&mut out, 8), 1);
-        assert_eq!((out[0].user_data, out[0].result), (3, 10));
-        assert_ne!(out[0].flags & FLAG_INLINE, 0);
-        assert_eq!(rt.stats().turns, turns, "drain must not run a turn");
-        assert_eq!(rt.drain(&mut out, 8), 0);
-    }
-}
