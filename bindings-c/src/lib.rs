@@ -806,7 +806,14 @@ pub unsafe extern "C" fn polyio_tcp_keepalive(
     })
 }
 
-fn write_addr(out: *mut polyio_addr, addr: std::net::SocketAddr) {
+fn write_addr(out: *mut polyio_addr, addr: Result<std::net::SocketAddr, Status>) -> polyio_status {
+    if out.is_null() {
+        return polyio_status::InvalidArgument;
+    }
+    let addr = match addr {
+        Ok(a) => a,
+        Err(s) => return s.into(),
+    };
     let mut rec = polyio_addr {
         ip: [0; 46],
         port: addr.port(),
@@ -819,8 +826,9 @@ fn write_addr(out: *mut polyio_addr, addr: std::net::SocketAddr) {
     {
         *dst = src as c_char;
     }
-    // SAFETY: the callers checked `out` non-NULL; their caller promised it is writable.
+    // SAFETY: checked non-NULL; the caller promised it is writable.
     unsafe { out.write(rec) };
+    polyio_status::Ok
 }
 
 /// Writes the local address of a connection or listener to `*out` (for a listener bound to
@@ -838,16 +846,7 @@ pub unsafe extern "C" fn polyio_tcp_local_addr(
 ) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let core = runtime_mut!(rt as *mut polyio_runtime, polyio_status::InvalidArgument);
-        if out.is_null() {
-            return polyio_status::InvalidArgument;
-        }
-        match core.local_addr(Handle::from_raw(h)) {
-            Ok(a) => {
-                write_addr(out, a);
-                polyio_status::Ok
-            }
-            Err(s) => s.into(),
-        }
+        write_addr(out, core.local_addr(Handle::from_raw(h)))
     })
 }
 
@@ -865,16 +864,7 @@ pub unsafe extern "C" fn polyio_tcp_peer_addr(
 ) -> polyio_status {
     ffi_boundary!(polyio_status::Panic, {
         let core = runtime_mut!(rt as *mut polyio_runtime, polyio_status::InvalidArgument);
-        if out.is_null() {
-            return polyio_status::InvalidArgument;
-        }
-        match core.peer_addr(Handle::from_raw(h)) {
-            Ok(a) => {
-                write_addr(out, a);
-                polyio_status::Ok
-            }
-            Err(s) => s.into(),
-        }
+        write_addr(out, core.peer_addr(Handle::from_raw(h)))
     })
 }
 

@@ -648,13 +648,9 @@ impl Runtime {
         if port == 0 || host.is_empty() || host.len() > 1024 || host.contains('\0') {
             return Err(Status::InvalidArgument);
         }
-        let literal = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let fut: ConnectFuture = match literal.parse::<IpAddr>() {
-            Ok(ip) => Box::pin(connect_addrs(vec![SocketAddr::new(ip, port)])),
-            Err(_) => {
+        let fut: ConnectFuture = match ip_literal(host) {
+            Some(ip) => Box::pin(connect_addrs(vec![SocketAddr::new(ip, port)])),
+            None => {
                 let host = host.to_owned();
                 Box::pin(async move {
                     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
@@ -698,13 +694,9 @@ impl Runtime {
         if host.is_empty() || host.contains('\0') || options.backlog > i32::MAX as u32 {
             return Err(Status::InvalidArgument);
         }
-        let literal = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let addr = match literal.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, port),
-            Err(_) => (host, port)
+        let addr = match ip_literal(host) {
+            Some(ip) => SocketAddr::new(ip, port),
+            None => (host, port)
                 .to_socket_addrs()
                 .map_err(|_| Status::NameNotResolved)?
                 .next()
@@ -789,22 +781,26 @@ impl Runtime {
         if buf.len() > isize::MAX as usize {
             return Err(Status::InvalidArgument);
         }
-        self.conn_mut(h)?;
-        let id = self.new_op(user_data, OpCode::Write, h, OpState::Write { buf, done: 0 })?;
-        let conn = self.conn_mut(h)?;
-        conn.writes.push_back(id);
-        if conn.writes.len() == 1 {
-            self.inline(|rt| rt.progress_write(h));
-        }
-        Ok(())
+        self.queue_write(h, user_data, OpCode::Write, OpState::Write { buf, done: 0 })
     }
 
     /// Shuts down the write side once every queued write is sent (the peer reads EOF).
     /// Completes with 0.
     pub fn shutdown(&mut self, h: Handle, user_data: u64) -> Result<(), Status> {
         self.admit()?;
+        self.queue_write(h, user_data, OpCode::Shutdown, OpState::Shutdown)
+    }
+
+    /// Appends a write or shutdown to `h`'s write queue; at the front, it starts inline.
+    fn queue_write(
+        &mut self,
+        h: Handle,
+        user_data: u64,
+        code: OpCode,
+        state: OpState,
+    ) -> Result<(), Status> {
         self.conn_mut(h)?;
-        let id = self.new_op(user_data, OpCode::Shutdown, h, OpState::Shutdown)?;
+        let id = self.new_op(user_data, code, h, state)?;
         let conn = self.conn_mut(h)?;
         conn.writes.push_back(id);
         if conn.writes.len() == 1 {
@@ -1209,6 +1205,15 @@ impl Drop for Runtime {
         }
         // Dropping the last `Arc` of the tokio runtime joins its blocking threads.
     }
+}
+
+/// The IP address `host` spells, with or without IPv6 brackets (`"::1"`, `"[::1]"`).
+fn ip_literal(host: &str) -> Option<IpAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse().ok()
 }
 
 async fn connect_addrs(addrs: Vec<SocketAddr>) -> Result<TcpStream, Status> {
