@@ -17,6 +17,10 @@ Environment:
   BENCH_LOADGEN_CPU   CPU the load generator is pinned to (default 1)
   BENCH_RETRIES       times a (size, conns) group is run again when other processes
                       disturbed it (default 1; the last attempt is kept either way)
+  BENCH_REPEATS       rounds per (size, conns) group (default 1). Each round runs every
+                      server once, in an order rotated by one from the last round's, so
+                      that no server always runs first; a cell reports the run with the
+                      median req/s, and keeps every round's req/s in "samples".
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #   requires  (optional) paths (relative to the root) that must exist, beyond argv[0];
 #             e.g. the script a "python3" entry runs. Missing ones skip the server.
 #   note      (optional) one line shown in echo.md.
+#   peers     (optional) servers this one is compared with: the table gets a column of
+#             req/s ratios for each pair that ran.
 # The server must be the process itself (exec, not a wrapper that forks), so that its CPU
 # time can be read from /proc/<pid>/stat.
 SERVERS: dict[str, dict[str, Any]] = {
@@ -65,15 +71,18 @@ SERVERS: dict[str, dict[str, Any]] = {
     "polyio-c": {
         "argv": ["build/release/examples/echo_server", "{host}", "{port}"],
         "note": "polyio C example, blocking in polyio_reap",
+        "peers": ["tokio", "libuv"],
     },
     "polyio-c-poll": {
         "argv": ["build/release/examples/echo_server", "--poll", "{host}", "{port}"],
         "note": "polyio C example driven by a foreign poll() loop",
+        "peers": ["tokio", "libuv"],
     },
     "polyio-node": {
         "argv": ["node", "examples/node/echo_server.js", "{host}", "{port}"],
         "requires": ["bindings-node/polyio.linux-x64-gnu.node"],
         "note": "polyio Node binding (examples/node/echo_server.js: for await + await write)",
+        "peers": ["node-net"],
     },
     "node-net": {
         "argv": ["node", "tests/bench/node_net_echo.js", "{host}", "{port}"],
@@ -82,6 +91,7 @@ SERVERS: dict[str, dict[str, Any]] = {
     "polyio-c-thread": {
         "argv": ["build/release/examples/echo_server", "--backend=thread", "{host}", "{port}"],
         "note": "polyio C example on the fallback backend (a reactor thread + eventfd)",
+        "peers": ["tokio", "libuv", "polyio-c"],
         "default": False,
     },
 }
@@ -100,21 +110,27 @@ _PY_NOTES = {
         "one pyo3-async-runtimes future_into_py per read and write (unshipped, tests/bench/)",
     ),
 }
+_PY_PEERS = {
+    "polyio-py-streams": ["uvloop-streams", "asyncio-streams", "pyo3-async-runtimes"],
+    "polyio-py-protocol": ["uvloop-protocol", "asyncio-protocol"],
+}
 for _name, (_kind, _note) in _PY_NOTES.items():
     SERVERS[_name] = {
         "argv": [".venv/bin/python", "tests/bench/py_echo.py", _kind, "{host}", "{port}"],
         "requires": ["tests/bench/py_echo.py"],
         "note": _note,
+        "peers": _PY_PEERS.get(_name, []),
     }
 SERVERS["polyio-py-streams-asyncio"] = {
     "argv": [".venv/bin/python", "tests/bench/py_echo.py", "polyio-streams", "{host}", "{port}"],
     "env": {"POLYIO_LOOP": "asyncio"},
     "requires": ["tests/bench/py_echo.py"],
     "note": "polyio streams on asyncio's default loop",
+    "peers": ["asyncio-streams"],
     "default": False,
 }
 
-# Ratios are reported against these servers, when they ran.
+# The chart's bars are relative to the first of these that ran.
 REFERENCES = ("tokio", "libuv")
 
 DEFAULT_SIZES = (1024, 10240, 102400)
@@ -316,6 +332,7 @@ class Settings:
     warmup: float
     server_cpu: str | None
     loadgen_cpu: str | None
+    repeats: int = 1
 
 
 def run_cell(name: str, spec: dict[str, Any], size: int, conns: int, st: Settings) -> dict:
@@ -441,15 +458,9 @@ LEGEND = (
 def table_rows(
     cells: list[Cell], servers: list[str], sizes: list[int], conns: list[int]
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: size, conns, req/s per server, ratios vs references, p50/p99."""
+    """Header and rows: size, conns, req/s per server, ratios to peers, p50/p99."""
     ok = {(c.server, c.size, c.conns): c.result for c in cells if c.error is None}
-    refs = [r for r in REFERENCES if r in servers]
-    ratio_cols = [
-        (s, r)
-        for r in refs
-        for s in servers
-        if s != r and not (r == "libuv" and s == "tokio")  # tokio/libuv = 1 / (libuv/tokio)
-    ]
+    ratio_cols = [(s, p) for s in servers for p in SERVERS[s].get("peers", []) if p in servers]
     header = ["size", "conns"]
     header += [f"{s} req/s" for s in servers]
     header += [f"{s}/{r}" for s, r in ratio_cols]
@@ -618,6 +629,8 @@ def write_markdown(
         f"- command: `{command_line()}`",
         f"- {st.secs:g} s measured after {st.warmup:g} s warm-up per cell; server on CPU "
         f"{st.server_cpu}, load generator on CPU {st.loadgen_cpu}",
+        f"- {st.repeats} round(s) per cell, each running every server once in rotated "
+        "order; a cell shows its median round",
         "",
         "Servers:",
         "",
@@ -640,6 +653,18 @@ def write_markdown(
         lines += [f"- {c.server} {fmt_size(c.size)} x{c.conns}: {c.error}" for c in failed]
     lines += ["", "Chart: `echo.svg`; raw numbers: `echo.json`.", ""]
     path.write_text("\n".join(lines))
+
+
+def median_cell(name: str, runs: list[Cell]) -> Cell:
+    """One server's cell from its runs of a group: the run with the median req/s (the lower
+    middle one of an even count), with every run's req/s in "samples"."""
+    mine = [c for c in runs if c.server == name]
+    good = sorted((c for c in mine if c.error is None), key=lambda c: c.result["rps"])
+    if not good:
+        return mine[-1]
+    pick = good[(len(good) - 1) // 2]
+    pick.result["samples"] = [c.result["rps"] for c in mine if c.error is None]
+    return pick
 
 
 def measure(name: str, size: int, conns: int, st: Settings) -> Cell:
@@ -719,6 +744,7 @@ def main() -> int:
         loadgen_cpu=os.environ.get("BENCH_LOADGEN_CPU", "1") if pin else None,
     )
     retries = int(env_number("BENCH_RETRIES", 1))
+    st.repeats = repeats = max(1, int(env_number("BENCH_REPEATS", 1)))
     if st.secs <= 0:
         print("run.py: BENCH_SECS must be positive", file=sys.stderr)
         return 2
@@ -735,27 +761,31 @@ def main() -> int:
         print("run.py: no server to run", file=sys.stderr)
         return 1
 
-    total = len(sizes) * len(conns) * len(servers)
+    total = len(sizes) * len(conns) * len(servers) * repeats
     print(
         f"echo benchmark: {len(servers)} server(s) x {len(sizes)} size(s) x {len(conns)} "
-        f"conn count(s), {st.secs:g} s each (+{st.warmup:g} s warm-up), ~"
+        f"conn count(s) x {repeats} round(s), {st.secs:g} s each (+{st.warmup:g} s warm-up), ~"
         f"{total * (st.secs + st.warmup + 0.5):.0f} s",
         file=sys.stderr,
     )
     cells: list[Cell] = []
     for size in sizes:
         for n in conns:
-            # All servers of one (size, conns) run back to back; if other processes disturbed
-            # any of them, the whole group runs again so its ratios stay side by side.
-            for attempt in range(retries + 1):
-                group = [measure(name, size, n, st) for name in servers]
-                if not any(c.result.get("noisy") for c in group) or attempt == retries:
-                    break
-                print(
-                    f"  {'':>14} {fmt_size(size):>8} x{n:<3} noisy, running again",
-                    file=sys.stderr,
-                )
-            cells += group
+            rounds: list[list[Cell]] = []
+            for k in range(repeats):
+                order = servers[k % len(servers) :] + servers[: k % len(servers)]
+                # All servers of one round run back to back; if other processes disturbed
+                # any of them, the whole round runs again so its ratios stay side by side.
+                for attempt in range(retries + 1):
+                    group = [measure(name, size, n, st) for name in order]
+                    if not any(c.result.get("noisy") for c in group) or attempt == retries:
+                        break
+                    print(
+                        f"  {'':>14} {fmt_size(size):>8} x{n:<3} noisy, running again",
+                        file=sys.stderr,
+                    )
+                rounds.append(group)
+            cells += [median_cell(name, [c for g in rounds for c in g]) for name in servers]
 
     out = ROOT / opts.out
     out.mkdir(parents=True, exist_ok=True)
