@@ -15,7 +15,10 @@ export interface ConnectOptions {
   keepAlive?: boolean
   /** Idle time before the first keepalive probe, in ms (default 60000, at least 1000). */
   keepAliveInitialDelay?: number
-  /** Fail with `'ETIMEDOUT'` if not connected within this many ms. */
+  /**
+   * Idle timeout in ms: fail with `'ETIMEDOUT'` if not connected within it; afterwards each
+   * `read()` that waits longer for data rejects with `'ETIMEDOUT'` (see `Connection.setTimeout`).
+   */
   timeout?: number
   /** Abort the connect: rejects with an `AbortError` and cancels the operation. */
   signal?: AbortSignal
@@ -23,7 +26,7 @@ export interface ConnectOptions {
 
 /** Options of {@link listen}. */
 export interface ListenOptions {
-  /** Address to bind (default `'0.0.0.0'`). */
+  /** Address to bind (default `'::'`, IPv4 and IPv6 where the system allows; `'0.0.0.0'` without IPv6). */
   host?: string
   /** Port, 0 (default) for an ephemeral one. */
   port?: number

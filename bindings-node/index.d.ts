@@ -15,7 +15,10 @@ export interface ConnectOptions {
   keepAlive?: boolean
   /** Idle time before the first keepalive probe, in ms (default 60000, at least 1000). */
   keepAliveInitialDelay?: number
-  /** Fail with `'ETIMEDOUT'` if not connected within this many ms. */
+  /**
+   * Idle timeout in ms: fail with `'ETIMEDOUT'` if not connected within it; afterwards each
+   * `read()` that waits longer for data rejects with `'ETIMEDOUT'` (see `Connection.setTimeout`).
+   */
   timeout?: number
   /** Abort the connect: rejects with an `AbortError` and cancels the operation. */
   signal?: AbortSignal
@@ -23,7 +26,7 @@ export interface ConnectOptions {
 
 /** Options of {@link listen}. */
 export interface ListenOptions {
-  /** Address to bind (default `'0.0.0.0'`). */
+  /** Address to bind (default `'::'`, IPv4 and IPv6 where the system allows; `'0.0.0.0'` without IPv6). */
   host?: string
   /** Port, 0 (default) for an ephemeral one. */
   port?: number
@@ -83,13 +86,17 @@ export declare class Connection {
    * backpressure. Writes go out in order, gathered into one `sendmsg` per turn. A failed
    * write rejects this or the next `write()` / `end()` with Node's `code` (`'EPIPE'`,
    * `'ECONNRESET'`); after `end()` it rejects with `'ERR_STREAM_WRITE_AFTER_END'`.
+   * With a `signal`, an abort while the promise waits destroys the connection (as
+   * `stream.addAbortSignal` does: unsent bytes are dropped) and rejects with an
+   * `AbortError`; an already aborted signal rejects at once and writes nothing.
    */
-  write(data: Buffer | Uint8Array | string): Promise<void>
+  write(data: Buffer | Uint8Array | string, options?: { signal?: AbortSignal }): Promise<void>
   /**
    * Half-closes: once every queued write is sent, shuts down the sending side (the peer
-   * reads EOF). Reading still works. Settles when the shutdown is done.
+   * reads EOF). Reading still works. Settles when the shutdown is done. With a `signal`,
+   * an abort before then destroys the connection and rejects with an `AbortError`.
    */
-  end(): Promise<void>
+  end(options?: { signal?: AbortSignal }): Promise<void>
   /**
    * Closes gracefully: waits until queued writes are sent (or have failed), then closes
    * the socket. Pending reads reject with `'ERR_SOCKET_CLOSED'`. Settles when closed. A
@@ -104,6 +111,14 @@ export declare class Connection {
   destroy(): void
   /** Sets `TCP_NODELAY` (default `true`): send small writes at once. */
   setNoDelay(noDelay?: boolean): void
+  /**
+   * Sets the idle timeout, in ms (0 turns it off; `connect`'s `timeout` sets it too): a
+   * `read()` that waits longer than this for data rejects with `'ETIMEDOUT'` and takes no
+   * bytes; the connection stays open. Applies to reads started afterwards.
+   */
+  setTimeout(ms: number): void
+  /** The idle timeout in ms (0: none). */
+  get timeout(): number
   /** Turns TCP keepalive on (probes after `initialDelay` ms idle, default 60000) or off. */
   setKeepAlive(enable?: boolean, initialDelay?: number): void
   /** The peer's IP address (`undefined` once closed). */
@@ -148,13 +163,15 @@ export declare class Server {
  * Opens a TCP connection to `host:port` (`host` defaults to `'localhost'`; names are
  * resolved off the loop thread). Resolves with a `Connection`; rejects with an `Error`
  * whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'`, `'ETIMEDOUT'` when `timeout`
- * ms pass first, `'ABORT_ERR'` when `signal` aborts). Bad options reject with a
+ * ms pass first, `'ABORT_ERR'` when `signal` aborts). `timeout` then stays on the
+ * connection as its idle timeout (see `Connection.setTimeout`). Bad options reject with a
  * `TypeError` or `RangeError`.
  */
 export declare function connect(options: ConnectOptions): Promise<Connection>
 
 /**
- * Binds and listens on `host:port` (`host` defaults to `'0.0.0.0'`, `port` to 0: an
+ * Binds and listens on `host:port` (`host` defaults to `'::'`, or `'0.0.0.0'` where
+ * there is no IPv6, as in `net`; `port` to 0: an
  * ephemeral port, see `Server.address()`). `backlog` defaults to 511, `reusePort` sets
  * `SO_REUSEPORT` (one server per thread or worker on one port). Aborting `signal` closes
  * the server. Rejects with `'EADDRINUSE'`, `'EACCES'`, ... as Node spells them.

@@ -47,6 +47,28 @@ function polyioApi(binding) {
     return makeAbortError(idOrSignal.reason);
   }
 
+  // write()/end() with a signal: an abort while the promise is pending destroys the
+  // connection (as stream.addAbortSignal does) and rejects with an AbortError.
+  function destroyOnAbort(signal, conn, promise) {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        conn.destroy();
+        reject(makeAbortError(signal.reason));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      promise.then(
+        (v) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        (e) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      );
+    });
+  }
+
   function closeOnAbort(signal, server) {
     signal.addEventListener('abort', () => server.close(), { once: true });
   }
@@ -55,18 +77,17 @@ function polyioApi(binding) {
   const define = (proto, key, value) =>
     Object.defineProperty(proto, key, { value, writable: true, configurable: true, enumerable: false });
 
-  define(Connection.prototype, Symbol.asyncIterator, async function* chunks() {
-    for (;;) {
-      let chunk;
-      try {
-        chunk = await this.read();
-      } catch (err) {
-        if (err && err.code === 'ERR_SOCKET_CLOSED') return;
-        throw err;
-      }
-      if (chunk === null) return;
-      yield chunk;
-    }
+  // A plain iterator over the native `__next()` (one promise per chunk; an async generator
+  // around `read()` costs three). Leaving the loop early leaves the connection open.
+  define(Connection.prototype, Symbol.asyncIterator, function chunks() {
+    const conn = this;
+    return {
+      next: () => conn.__next(),
+      return: (value) => Promise.resolve({ value, done: true }),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   });
   define(Connection.prototype, asyncDispose, function dispose() {
     return this.close();
@@ -120,5 +141,5 @@ function polyioApi(binding) {
     return this.close();
   });
 
-  return { watch, unwatch, abortError, closeOnAbort };
+  return { watch, unwatch, abortError, closeOnAbort, destroyOnAbort };
 }

@@ -44,6 +44,8 @@ pub(crate) struct ConnState {
     js_ref: Cell<sys::napi_ref>,
     /// A write buffer to reuse (the core hands each write's `Vec` back).
     wspare: RefCell<Option<Vec<u8>>>,
+    /// Idle timeout in ms (0: none): a read that waits longer rejects with `'ETIMEDOUT'`.
+    timeout: Cell<u64>,
 }
 
 /// The error for an operation on a closed connection (Node's `ERR_SOCKET_CLOSED`).
@@ -166,7 +168,31 @@ impl Connection {
                 spare: RefCell::new(None),
                 wspare: RefCell::new(None),
                 js_ref: Cell::new(std::ptr::null_mut()),
+                timeout: Cell::new(0),
             }),
+        }
+    }
+
+    pub(crate) fn set_idle_timeout(&self, ms: u64) {
+        self.inner.timeout.set(ms);
+    }
+
+    /// The JS object, while the connection is open (it is rooted until then).
+    fn js_object(&self, env: RawEnv) -> Option<Value> {
+        let r = self.inner.js_ref.get();
+        (!r.is_null()).then(|| js::deref(env, r))
+    }
+
+    /// `promise`, raced against `signal` (write's and end's): see `destroy_on_abort`.
+    fn with_signal(
+        &self,
+        st: &EnvState,
+        signal: Option<Value>,
+        promise: Value,
+    ) -> napi::Result<Value> {
+        match (signal, self.js_object(st.env)) {
+            (Some(sig), Some(obj)) => Ok(st.destroy_on_abort(sig, obj, promise)),
+            _ => Ok(promise),
         }
     }
 
@@ -270,14 +296,31 @@ impl Connection {
     )]
     pub fn read(&self, env: Env, options: Option<Unknown>) -> napi::Result<Value> {
         let env = env.raw();
-        let Some(st) = state_or_throw(env) else {
-            return Ok(js::undefined(env));
-        };
         let signal = match parse_signal(env, raw(&options), "options") {
             Ok(s) => s,
             Err(e) => return js::settled(env, Err(e)),
         };
+        self.submit_read(env, signal, false)
+    }
+
+    /// The async iterator's `next()`: `read()` settling as `{ value: chunk, done: false }`,
+    /// or `{ value: undefined, done: true }` at end of stream or once closed. Native, so that
+    /// `for await` costs one promise per chunk (an async generator costs three).
+    #[napi(js_name = "__next", skip_typescript)]
+    pub fn next(&self, env: Env) -> napi::Result<Value> {
+        self.submit_read(env.raw(), None, true)
+    }
+}
+
+impl Connection {
+    fn submit_read(&self, env: RawEnv, signal: Option<Value>, iter: bool) -> napi::Result<Value> {
+        let Some(st) = state_or_throw(env) else {
+            return Ok(js::undefined(env));
+        };
         if self.inner.closed.get() {
+            if iter {
+                return js::settled(env, Ok(js::iter_result(env, js::undefined(env), true)));
+            }
             return js::settled(env, Err(closed_error(env)));
         }
         if let Some(sig) = signal
@@ -299,30 +342,56 @@ impl Connection {
         if let Err(s) = submitted {
             return js::settled(env, Err(js::status_error(env, s, "read")));
         }
+        let timeout = self.inner.timeout.get();
+        if timeout > 0 {
+            // NotFound: it completed inline.
+            let _ = st.rt.borrow_mut().deadline(id, timeout);
+        }
         st.submitted(
             id,
             Kind::Read {
                 conn: self.inner.clone(),
+                iter,
             },
             signal,
         )
     }
+}
 
+#[napi]
+impl Connection {
     /// Writes `data` (a `Buffer`, a `Uint8Array` or a string, sent as UTF-8). The promise
     /// settles once the data is accepted: at once while less than 64 KiB is waiting to be
     /// sent, otherwise when the backlog drains below 16 KiB — so awaiting each write gives
     /// backpressure. Writes go out in order, gathered into one `sendmsg` per turn. A failed
     /// write rejects this or the next `write()` / `end()` with Node's `code` (`'EPIPE'`,
     /// `'ECONNRESET'`); after `end()` it rejects with `'ERR_STREAM_WRITE_AFTER_END'`.
+    /// With a `signal`, an abort while the promise waits destroys the connection (as
+    /// `stream.addAbortSignal` does: unsent bytes are dropped) and rejects with an
+    /// `AbortError`; an already aborted signal rejects at once and writes nothing.
     #[napi(
-        ts_args_type = "data: Buffer | Uint8Array | string",
+        ts_args_type = "data: Buffer | Uint8Array | string, options?: { signal?: AbortSignal }",
         ts_return_type = "Promise<void>"
     )]
-    pub fn write(&self, env: Env, data: Option<Unknown>) -> napi::Result<Value> {
+    pub fn write(
+        &self,
+        env: Env,
+        data: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> napi::Result<Value> {
         let env = env.raw();
         let Some(st) = state_or_throw(env) else {
             return Ok(js::undefined(env));
         };
+        let signal = match parse_signal(env, raw(&options), "options") {
+            Ok(s) => s,
+            Err(e) => return js::settled(env, Err(e)),
+        };
+        if let Some(sig) = signal
+            && st.is_aborted(sig)
+        {
+            return js::settled(env, Err(st.abort_error_for(sig)));
+        }
         let inner = &self.inner;
         let mut bytes = inner.wspare.borrow_mut().take().unwrap_or_default();
         bytes.clear();
@@ -383,17 +452,30 @@ impl Connection {
         }
         let (d, p) = js::promise(env)?;
         inner.drain.borrow_mut().push(d);
-        Ok(p)
+        self.with_signal(&st, signal, p)
     }
 
     /// Half-closes: once every queued write is sent, shuts down the sending side (the peer
-    /// reads EOF). Reading still works. Settles when the shutdown is done.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn end(&self, env: Env) -> napi::Result<Value> {
+    /// reads EOF). Reading still works. Settles when the shutdown is done. With a `signal`,
+    /// an abort before then destroys the connection and rejects with an `AbortError`.
+    #[napi(
+        ts_args_type = "options?: { signal?: AbortSignal }",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn end(&self, env: Env, options: Option<Unknown>) -> napi::Result<Value> {
         let env = env.raw();
         let Some(st) = state_or_throw(env) else {
             return Ok(js::undefined(env));
         };
+        let signal = match parse_signal(env, raw(&options), "options") {
+            Ok(s) => s,
+            Err(e) => return js::settled(env, Err(e)),
+        };
+        if let Some(sig) = signal
+            && st.is_aborted(sig)
+        {
+            return js::settled(env, Err(st.abort_error_for(sig)));
+        }
         if self.inner.closed.get() {
             return js::settled(env, Err(closed_error(env)));
         }
@@ -404,13 +486,14 @@ impl Connection {
         if let Err(s) = st.rt.borrow_mut().shutdown(self.inner.handle, id) {
             return js::settled(env, Err(js::status_error(env, s, "shutdown")));
         }
-        st.submitted(
+        let p = st.submitted(
             id,
             Kind::Shutdown {
                 conn: self.inner.clone(),
             },
             None,
-        )
+        )?;
+        self.with_signal(&st, signal, p)
     }
 
     /// Closes gracefully: waits until queued writes are sent (or have failed), then closes
@@ -478,6 +561,44 @@ impl Connection {
         {
             js::throw(env, js::status_error(env, s, "setsockopt"));
         }
+    }
+
+    /// Sets the idle timeout, in ms (0 turns it off; `connect`'s `timeout` sets it too): a
+    /// `read()` that waits longer than this for data rejects with `'ETIMEDOUT'` and takes no
+    /// bytes; the connection stays open. Applies to reads started afterwards.
+    #[napi(ts_args_type = "ms: number")]
+    pub fn set_timeout(&self, env: Env, ms: Option<Unknown>) {
+        let env = env.raw();
+        let v = raw(&ms).filter(|v| !js::is_nullish(env, *v));
+        match v.map(|v| (js::as_f64(env, v), v)) {
+            Some((Some(n), _)) if (0.0..=9_007_199_254_740_991.0).contains(&n) => {
+                self.inner.timeout.set(n.ceil() as u64);
+            }
+            Some((Some(n), _)) => js::throw(
+                env,
+                js::range_error(
+                    env,
+                    "ERR_OUT_OF_RANGE",
+                    &format!(
+                        "The value of \"ms\" is out of range. It must be a finite number >= 0. Received {n}"
+                    ),
+                ),
+            ),
+            _ => js::throw(
+                env,
+                js::type_error(
+                    env,
+                    "ERR_INVALID_ARG_TYPE",
+                    "The \"ms\" argument must be of type number",
+                ),
+            ),
+        }
+    }
+
+    /// The idle timeout in ms (0: none).
+    #[napi(getter)]
+    pub fn timeout(&self) -> f64 {
+        self.inner.timeout.get() as f64
     }
 
     /// Turns TCP keepalive on (probes after `initialDelay` ms idle, default 60000) or off.

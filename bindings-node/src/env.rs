@@ -28,12 +28,16 @@ pub(crate) enum Kind {
     Connect {
         no_delay: bool,
         keep_alive: Option<u64>,
+        /// Idle timeout (ms) for the new connection's reads; 0 for none.
+        timeout: u64,
     },
     Accept {
         server: Rc<ServerState>,
     },
+    /// `iter`: settle as an async iterator's `next()` (`{ value, done }`), not as `read()`.
     Read {
         conn: Rc<ConnState>,
+        iter: bool,
     },
     /// A write's promise settles by backpressure (see `conn`), not by this completion.
     Write {
@@ -62,6 +66,7 @@ struct Helpers {
     unwatch: sys::napi_ref,
     abort_error: sys::napi_ref,
     close_on_abort: sys::napi_ref,
+    destroy_on_abort: sys::napi_ref,
 }
 
 pub(crate) struct EnvState {
@@ -238,6 +243,7 @@ fn install_api(st: &EnvState, exports: Value) -> napi::Result<()> {
         unwatch: get("unwatch")?,
         abort_error: get("abortError")?,
         close_on_abort: get("closeOnAbort")?,
+        destroy_on_abort: get("destroyOnAbort")?,
     });
     Ok(())
 }
@@ -437,6 +443,13 @@ impl EnvState {
         self.call_helper(|h| h.close_on_abort, &[signal, server]);
     }
 
+    /// `promise`, or (while it is pending) an `AbortError` once `signal` fires, which also
+    /// destroys `conn` (write's and end's signal, as `stream.addAbortSignal`).
+    pub fn destroy_on_abort(&self, signal: Value, conn: Value, promise: Value) -> Value {
+        self.call_helper(|h| h.destroy_on_abort, &[signal, conn, promise])
+            .unwrap_or(promise)
+    }
+
     /// Called by the abort listener: cancel op `id` in the core.
     pub fn abort(&self, id: u64) {
         let known = match self.pending.borrow_mut().get_mut(&id) {
@@ -476,16 +489,17 @@ impl EnvState {
             Kind::Connect {
                 no_delay,
                 keep_alive,
+                timeout,
             } => {
                 if status == Status::Ok {
-                    Ok(self.new_connection(c.handle, no_delay, keep_alive))
+                    Ok(self.new_connection(c.handle, no_delay, keep_alive, timeout))
                 } else {
                     Err(fail("connect"))
                 }
             }
             Kind::Accept { server } => {
                 if status == Status::Ok {
-                    Ok(self.new_connection(c.handle, false, None))
+                    Ok(self.new_connection(c.handle, false, None, 0))
                 } else if status == Status::Canceled && server.closed.get() && abort_err.is_none() {
                     Err(js::error(
                         env,
@@ -496,17 +510,33 @@ impl EnvState {
                     Err(fail("accept"))
                 }
             }
-            Kind::Read { conn } => {
+            Kind::Read { conn, iter } => {
                 let n = c.result;
+                let closed =
+                    n < 0 && status == Status::Canceled && conn.closed.get() && abort_err.is_none();
                 let r = if n > 0 {
                     let buf = c.buf.as_deref().unwrap_or(&[]);
-                    js::buffer_copy(env, &buf[..(n as usize).min(buf.len())]).map_err(|_| {
-                        js::error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory")
+                    js::buffer_copy(env, &buf[..(n as usize).min(buf.len())])
+                        .map(|b| {
+                            if iter {
+                                js::iter_result(env, b, false)
+                            } else {
+                                b
+                            }
+                        })
+                        .map_err(|_| {
+                            js::error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory")
+                        })
+                } else if n == 0 || (closed && iter) {
+                    if n == 0 {
+                        conn.half_done(self, true);
+                    }
+                    Ok(if iter {
+                        js::iter_result(env, js::undefined(env), true)
+                    } else {
+                        js::null(env)
                     })
-                } else if n == 0 {
-                    conn.half_done(self, true);
-                    Ok(js::null(env))
-                } else if status == Status::Canceled && conn.closed.get() && abort_err.is_none() {
+                } else if closed {
                     Err(conn::closed_error(env))
                 } else {
                     Err(fail("read"))
@@ -544,7 +574,13 @@ impl EnvState {
         js::settle(env, p.deferred, result);
     }
 
-    fn new_connection(&self, h: Handle, no_delay: bool, keep_alive: Option<u64>) -> Value {
+    fn new_connection(
+        &self,
+        h: Handle,
+        no_delay: bool,
+        keep_alive: Option<u64>,
+        timeout: u64,
+    ) -> Value {
         {
             let mut rt = self.rt.borrow_mut();
             if no_delay {
@@ -555,8 +591,9 @@ impl EnvState {
             }
         }
         self.add_resource();
-        Connection::wrap(h)
-            .into_js(self.env)
+        let conn = Connection::wrap(h);
+        conn.set_idle_timeout(timeout);
+        conn.into_js(self.env)
             .unwrap_or_else(|_| js::undefined(self.env))
     }
 }

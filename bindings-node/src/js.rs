@@ -65,6 +65,24 @@ pub fn set(env: RawEnv, obj: Value, key: &str, value: Value) {
     unsafe { sys::napi_set_named_property(env, obj, key.as_ptr(), value) };
 }
 
+pub fn boolean(env: RawEnv, b: bool) -> Value {
+    let mut v = ptr::null_mut();
+    // SAFETY: valid env; writes one napi_value.
+    unsafe { sys::napi_get_boolean(env, b, &mut v) };
+    v
+}
+
+/// An iterator result, `{ value, done }`.
+pub fn iter_result(env: RawEnv, value: Value, done: bool) -> Value {
+    let obj = object(env);
+    // SAFETY: `obj` is a fresh object of this env; the keys are NUL-terminated literals.
+    unsafe {
+        sys::napi_set_named_property(env, obj, c"value".as_ptr(), value);
+        sys::napi_set_named_property(env, obj, c"done".as_ptr(), boolean(env, done));
+    }
+    obj
+}
+
 /// A new Buffer holding a copy of `data`.
 pub fn buffer_copy(env: RawEnv, data: &[u8]) -> napi::Result<Value> {
     let mut v = ptr::null_mut();

@@ -16,7 +16,7 @@ mod uv;
 use napi::bindgen_prelude::{Object, Unknown};
 use napi::{Env, JsValue, sys};
 use napi_derive::napi;
-use polyio_core::ListenOptions;
+use polyio_core::{ListenOptions, Status};
 
 use crate::conn::signal_of;
 use crate::env::{Kind, state_or_throw};
@@ -130,7 +130,8 @@ fn reject(env: RawEnv, err: Value) -> napi::Result<Value> {
 /// Opens a TCP connection to `host:port` (`host` defaults to `'localhost'`; names are
 /// resolved off the loop thread). Resolves with a `Connection`; rejects with an `Error`
 /// whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'`, `'ETIMEDOUT'` when `timeout`
-/// ms pass first, `'ABORT_ERR'` when `signal` aborts). Bad options reject with a
+/// ms pass first, `'ABORT_ERR'` when `signal` aborts). `timeout` then stays on the
+/// connection as its idle timeout (see `Connection.setTimeout`). Bad options reject with a
 /// `TypeError` or `RangeError`.
 #[napi(
     ts_args_type = "options: ConnectOptions",
@@ -175,21 +176,24 @@ pub fn connect(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
     if let Err(s) = st.rt.borrow_mut().tcp_connect(&host, port, id) {
         return reject(env, js::status_error(env, s, "connect"));
     }
-    if let Some(ms) = timeout {
+    let timeout = timeout.map_or(0, |ms| ms.ceil() as u64);
+    if timeout > 0 {
         // NotFound: it completed inline already.
-        let _ = st.rt.borrow_mut().deadline(id, ms as u64);
+        let _ = st.rt.borrow_mut().deadline(id, timeout);
     }
     st.submitted(
         id,
         Kind::Connect {
             no_delay,
             keep_alive,
+            timeout,
         },
         signal,
     )
 }
 
-/// Binds and listens on `host:port` (`host` defaults to `'0.0.0.0'`, `port` to 0: an
+/// Binds and listens on `host:port` (`host` defaults to `'::'`, or `'0.0.0.0'` where
+/// there is no IPv6, as in `net`; `port` to 0: an
 /// ephemeral port, see `Server.address()`). `backlog` defaults to 511, `reusePort` sets
 /// `SO_REUSEPORT` (one server per thread or worker on one port). Aborting `signal` closes
 /// the server. Rejects with `'EADDRINUSE'`, `'EACCES'`, ... as Node spells them.
@@ -205,7 +209,7 @@ pub fn listen(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
     let parsed = (|| {
         let o = options_object(env, &options, false)?.unwrap_or_else(|| js::object(env));
         let port = port_of(env, o, 0, Some(0))?;
-        let host = string_opt(env, o, "host")?.unwrap_or_else(|| "0.0.0.0".into());
+        let host = string_opt(env, o, "host")?;
         let backlog = number_opt(env, o, "backlog", f64::from(i32::MAX))?.unwrap_or(0.0);
         let reuse_port = bool_opt(env, o, "reusePort")?.unwrap_or(false);
         let signal = signal_of(env, o, "options")?;
@@ -215,7 +219,10 @@ pub fn listen(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
         Ok(p) => p,
         Err(e) => return reject(env, e),
     };
-    if host.is_empty() || host.contains('\0') {
+    if host
+        .as_ref()
+        .is_some_and(|h| h.is_empty() || h.contains('\0'))
+    {
         return reject(env, bad_type(env, "options.host", "a non-empty string"));
     }
     if let Some(sig) = signal
@@ -223,14 +230,24 @@ pub fn listen(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
     {
         return reject(env, st.abort_error_for(sig));
     }
-    let listened = st.rt.borrow_mut().tcp_listen(
-        &host,
-        port,
-        ListenOptions {
-            backlog,
-            reuse_port,
-        },
-    );
+    let opts = ListenOptions {
+        backlog,
+        reuse_port,
+    };
+    let listened = match &host {
+        Some(h) => st.rt.borrow_mut().tcp_listen(h, port, opts),
+        // As `net`: the IPv6 any-address (which takes IPv4 too where the system lets one
+        // socket serve both, Linux's default), or IPv4's where there is no IPv6.
+        None => {
+            let mut rt = st.rt.borrow_mut();
+            match rt.tcp_listen("::", port, opts) {
+                Err(Status::AddressNotAvailable | Status::IoError) => {
+                    rt.tcp_listen("0.0.0.0", port, opts)
+                }
+                r => r,
+            }
+        }
+    };
     let h = match listened {
         Ok(h) => h,
         Err(s) => return reject(env, js::status_error(env, s, "listen")),

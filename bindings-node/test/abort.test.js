@@ -115,3 +115,48 @@ test('listen with a signal: aborting closes the server', async () => {
   assert.equal(server.closed, true);
   await assert.rejects(polyio.listen({ port: 0, signal: AbortSignal.abort() }), isAbortError);
 });
+
+test('abort of a waiting write destroys the connection and rejects with AbortError', async () => {
+  const { server, client, peer } = await pair();
+  const chunk = Buffer.alloc(64 << 10, 1);
+  const ac = new AbortController();
+  let waiting = null;
+  for (let i = 0; i < 1000 && !waiting; i++) {
+    const w = client.write(chunk, { signal: ac.signal });
+    if ((await settledWithin(w, 50)) === 'pending') waiting = w;
+  }
+  assert.ok(waiting, 'a write should wait once the kernel buffers are full');
+  ac.abort();
+  await assert.rejects(waiting, isAbortError);
+  assert.equal(client.closed, true);
+  await assert.rejects(client.write('more'), { code: 'ERR_SOCKET_CLOSED' });
+  await Promise.all([peer.close(), server.close()]);
+});
+
+test('write and end with an aborted signal reject at once and send nothing', async () => {
+  const { server, client, peer } = await pair();
+  await assert.rejects(client.write('lost', { signal: AbortSignal.abort() }), isAbortError);
+  await assert.rejects(client.end({ signal: AbortSignal.abort() }), isAbortError);
+  // A write whose signal never fires behaves as a plain one.
+  await client.write('kept', { signal: new AbortController().signal });
+  await client.end({ signal: new AbortController().signal });
+  assert.equal((await readAll(peer)).toString(), 'kept');
+  await assert.rejects(client.write('x', { signal: 'nope' }), TypeError);
+  await Promise.all([client.close(), peer.close(), server.close()]);
+});
+
+test('idle timeout: a read that waits longer rejects with ETIMEDOUT, loses nothing, and the connection stays open', async () => {
+  const { server, client, peer } = await pair({ timeout: 80 });
+  assert.equal(client.timeout, 80);
+  const t0 = Date.now();
+  await assert.rejects(client.read(), { code: 'ETIMEDOUT' });
+  assert.ok(Date.now() - t0 >= 70, `timed out after ${Date.now() - t0} ms`);
+  assert.equal(client.closed, false);
+  await peer.write('late');
+  assert.equal((await client.read()).toString(), 'late');
+  client.setTimeout(0);
+  assert.equal(await settledWithin(client.read(), 150), 'pending');
+  assert.throws(() => client.setTimeout(-1), RangeError);
+  assert.throws(() => client.setTimeout('1'), TypeError);
+  await Promise.all([client.close(), peer.close(), server.close()]);
+});

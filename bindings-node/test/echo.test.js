@@ -193,3 +193,55 @@ test('a write the kernel takes at once settles inline, without waiting for a loo
   assert.equal((await readAll((await client.end(), peer))).toString(), 'x'.repeat(10));
   await Promise.all([client.close(), peer.close(), server.close()]);
 });
+
+test('async iteration: chunks until EOF; break leaves the connection open; ends once closed', async () => {
+  const { server, client, peer } = await pair();
+  await client.write('one');
+  const it = peer[Symbol.asyncIterator]();
+  assert.equal(it[Symbol.asyncIterator](), it);
+  const first = await it.next();
+  assert.equal(first.done, false);
+  assert.equal(first.value.toString(), 'one');
+  // Leaving a for-await early calls return(): the connection stays usable.
+  await client.write('two');
+  for await (const chunk of peer) {
+    assert.equal(chunk.toString(), 'two');
+    break;
+  }
+  assert.equal(peer.closed, false);
+  await client.write('2');
+  assert.equal((await peer.read()).toString(), '2');
+  await client.write('three');
+  await client.end();
+  const rest = [];
+  for await (const chunk of peer) rest.push(chunk.toString());
+  assert.deepEqual(rest, ['three']);
+  assert.deepEqual(await it.next(), { value: undefined, done: true });
+  // A closed connection ends iteration rather than throwing, and so does a read pending at close.
+  const { client: c2, peer: p2, server: s2 } = await pair();
+  const pending = p2[Symbol.asyncIterator]().next();
+  await p2.close();
+  assert.deepEqual(await pending, { value: undefined, done: true });
+  assert.deepEqual(await p2[Symbol.asyncIterator]().next(), { value: undefined, done: true });
+  await Promise.all([client.close(), peer.close(), server.close(), c2.close(), s2.close()]);
+});
+
+test('listen without a host takes every address, IPv4 and IPv6, as net does', async () => {
+  const server = await polyio.listen({ port: 0 });
+  const { address, port, family } = server.address();
+  assert.ok(address === '::' || address === '0.0.0.0', address);
+  const accepted = server.accept();
+  const client = await polyio.connect({ host: '127.0.0.1', port });
+  const peer = await accepted;
+  await client.write('v4');
+  assert.equal((await peer.read()).toString(), 'v4');
+  await Promise.all([client.close(), peer.close()]);
+  if (family === 'IPv6') {
+    const accepted6 = server.accept();
+    const c6 = await polyio.connect({ host: '::1', port });
+    const p6 = await accepted6;
+    assert.equal(c6.remoteFamily, 'IPv6');
+    await Promise.all([c6.close(), p6.close()]);
+  }
+  await server.close();
+});
