@@ -323,10 +323,8 @@ impl Connection {
             }
             return js::settled(env, Err(closed_error(env)));
         }
-        if let Some(sig) = signal
-            && st.is_aborted(sig)
-        {
-            return js::settled(env, Err(st.abort_error_for(sig)));
+        if let Err(e) = st.unless_aborted(signal) {
+            return js::settled(env, Err(e));
         }
         let buf = self
             .inner
@@ -387,10 +385,8 @@ impl Connection {
             Ok(s) => s,
             Err(e) => return js::settled(env, Err(e)),
         };
-        if let Some(sig) = signal
-            && st.is_aborted(sig)
-        {
-            return js::settled(env, Err(st.abort_error_for(sig)));
+        if let Err(e) = st.unless_aborted(signal) {
+            return js::settled(env, Err(e));
         }
         let inner = &self.inner;
         let mut bytes = inner.wspare.borrow_mut().take().unwrap_or_default();
@@ -471,10 +467,8 @@ impl Connection {
             Ok(s) => s,
             Err(e) => return js::settled(env, Err(e)),
         };
-        if let Some(sig) = signal
-            && st.is_aborted(sig)
-        {
-            return js::settled(env, Err(st.abort_error_for(sig)));
+        if let Err(e) = st.unless_aborted(signal) {
+            return js::settled(env, Err(e));
         }
         if self.inner.closed.get() {
             return js::settled(env, Err(closed_error(env)));

@@ -433,6 +433,15 @@ impl EnvState {
             .unwrap_or_else(|| js::error(self.env, "ABORT_ERR", "The operation was aborted"))
     }
 
+    /// `signal`, or Err(its `AbortError`) when it is already aborted: a call with such a
+    /// signal rejects at once and starts nothing.
+    pub fn unless_aborted(&self, signal: Option<Value>) -> Result<Option<Value>, Value> {
+        match signal {
+            Some(sig) if self.is_aborted(sig) => Err(self.abort_error_for(sig)),
+            s => Ok(s),
+        }
+    }
+
     /// Whether `signal` is already aborted.
     pub fn is_aborted(&self, signal: Value) -> bool {
         js::get(self.env, signal, "aborted").and_then(|v| js::as_bool(self.env, v)) == Some(true)

@@ -167,10 +167,8 @@ pub fn connect(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
     if host.is_empty() || host.contains('\0') {
         return reject(env, bad_type(env, "options.host", "a non-empty string"));
     }
-    if let Some(sig) = signal
-        && st.is_aborted(sig)
-    {
-        return reject(env, st.abort_error_for(sig));
+    if let Err(e) = st.unless_aborted(signal) {
+        return reject(env, e);
     }
     let id = st.next_id();
     if let Err(s) = st.rt.borrow_mut().tcp_connect(&host, port, id) {
@@ -225,10 +223,8 @@ pub fn listen(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
     {
         return reject(env, bad_type(env, "options.host", "a non-empty string"));
     }
-    if let Some(sig) = signal
-        && st.is_aborted(sig)
-    {
-        return reject(env, st.abort_error_for(sig));
+    if let Err(e) = st.unless_aborted(signal) {
+        return reject(env, e);
     }
     let opts = ListenOptions {
         backlog,
@@ -284,10 +280,8 @@ pub fn sleep(env: Env, ms: Option<Unknown>, options: Option<Unknown>) -> napi::R
         Ok(p) => p,
         Err(e) => return reject(env, e),
     };
-    if let Some(sig) = signal
-        && st.is_aborted(sig)
-    {
-        return reject(env, st.abort_error_for(sig));
+    if let Err(e) = st.unless_aborted(signal) {
+        return reject(env, e);
     }
     let id = st.next_id();
     if let Err(s) = st.rt.borrow_mut().timer(ms.ceil() as u64, id) {

@@ -114,10 +114,8 @@ impl Server {
                 )),
             );
         }
-        if let Some(sig) = signal
-            && st.is_aborted(sig)
-        {
-            return js::settled(env, Err(st.abort_error_for(sig)));
+        if let Err(e) = st.unless_aborted(signal) {
+            return js::settled(env, Err(e));
         }
         let id = st.next_id();
         if let Err(s) = st.rt.borrow_mut().accept(self.inner.handle, id) {
