@@ -69,6 +69,8 @@ pub struct Conn {
     rpos: usize,
     spare_r: Vec<u8>,
     reading: bool,
+    /// A waiting read was cancelled: no core read until the next read call.
+    idle: bool,
     limit_paused: bool,
     user_paused: bool,
     stash_eof: bool,
@@ -120,6 +122,7 @@ impl Conn {
             rpos: 0,
             spare_r: Vec::new(),
             reading: false,
+            idle: false,
             limit_paused: false,
             user_paused: false,
             stash_eof: false,
@@ -206,6 +209,24 @@ impl Conn {
             self.rbuf.extend_from_slice(&data);
         }
         self.recycle_read(data);
+    }
+
+    /// Puts `data` back at the front of the buffer (a read resolved, then cancelled).
+    fn unread(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if self.rpos >= data.len() {
+            self.rpos -= data.len();
+            let at = self.rpos;
+            self.rbuf[at..at + data.len()].copy_from_slice(data);
+        } else {
+            let mut v = Vec::with_capacity(data.len() + self.avail());
+            v.extend_from_slice(data);
+            v.extend_from_slice(&self.rbuf[self.rpos..]);
+            self.rbuf = v;
+            self.rpos = 0;
+        }
     }
 
     fn recycle_read(&mut self, mut v: Vec<u8>) {
@@ -315,7 +336,7 @@ impl Conn {
     }
 
     fn wants_read(&self) -> bool {
-        if self.lost || self.closing || self.eof || self.reading {
+        if self.lost || self.closing || self.eof || self.reading || self.idle {
             return false;
         }
         match self.mode {
@@ -327,7 +348,7 @@ impl Conn {
     /// Submits the next read if there is demand.
     fn pump_read(&mut self, d: &mut Driver) -> Result<(), Status> {
         if !self.wants_read() {
-            if self.is_stream() && !self.reading && !self.eof {
+            if self.is_stream() && !self.reading && !self.eof && !self.idle {
                 self.limit_paused = true;
             }
             return Ok(());
@@ -837,6 +858,11 @@ fn stream_op(c: &Bound<'_, Conn>, req: Req) -> PyResult<Py<PyAny>> {
     if !s.is_stream() {
         return Err(PyRuntimeError::new_err("not a stream connection"));
     }
+    if s.idle {
+        // The read after a cancelled one: resume reading (below, after the fast path).
+        s.idle = false;
+        s.limit_paused = true;
+    }
     let drv = s.drv.as_ref().map(|d| d.clone_ref(py));
     if let Some(r) = s.satisfy(py, &req) {
         if s.limit_paused && s.avail() <= s.limit() {
@@ -1115,6 +1141,50 @@ impl Conn {
             ));
         }
         stream_op(slf, Req::Until(sep))
+    }
+
+    /// The task awaiting `fut` (a future from read/readline/readexactly/readuntil) was
+    /// cancelled: cancel the core read and stop reading until the next read call. Bytes the
+    /// future was resolved with before the cancel reached the task go back to the buffer.
+    fn _cancelled(slf: &Bound<'_, Self>, fut: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let mut s = slf.borrow_mut();
+        if matches!(&s.waiter, Some((_, f)) if f.is(fut)) {
+            s.waiter = None;
+        }
+        if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            fut.call_method0(intern!(py, "cancel"))?;
+        } else if !fut.call_method0(intern!(py, "cancelled"))?.is_truthy()? {
+            let exc = fut.call_method0(intern!(py, "exception"))?;
+            let data = if exc.is_none() {
+                Some(fut.call_method0(intern!(py, "result"))?)
+            } else if exc.is_instance_of::<pyo3::exceptions::PyEOFError>() {
+                Some(exc.getattr(intern!(py, "partial"))?) // IncompleteReadError
+            } else {
+                None
+            };
+            if let Some(d) = data {
+                if let Ok(b) = d.cast::<PyBytes>() {
+                    s.unread(b.as_bytes());
+                }
+            }
+        }
+        if s.lost || s.closing || s.eof {
+            return Ok(());
+        }
+        s.idle = true;
+        s.limit_paused = false;
+        if s.reading {
+            let u = ud(s.id, KIND_READ);
+            with_driver(py, &s.drv, |d| {
+                if let Ok(rt) = d.rt() {
+                    let _ = rt.cancel(u);
+                }
+                d.poke(py)
+            })
+            .transpose()?;
+        }
+        Ok(())
     }
 
     fn at_eof(&self) -> bool {

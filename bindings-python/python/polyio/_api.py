@@ -51,7 +51,11 @@ async def _connect(drv: Driver, host: str, port: int) -> int:
     try:
         return await fut  # type: ignore[no-any-return]
     except asyncio.CancelledError:
-        drv.cancel(user_data)  # cancels the core connect
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            # Connected before the cancel reached this task: do not leak the connection.
+            drv.close_handle(fut.result())
+        else:
+            drv.cancel(user_data)  # cancels the core connect
         raise
 
 
@@ -62,7 +66,12 @@ def _check_host_port(host: Optional[str], port: Optional[int]) -> tuple[str, int
 
 
 class StreamReader:
-    """asyncio.StreamReader's API; the buffer and its logic are in Rust."""
+    """asyncio.StreamReader's API; the buffer and its logic are in Rust.
+
+    Reading runs ahead of the caller (one core read in flight until ``2 * limit`` bytes are
+    buffered, as asyncio's). Cancelling a waiting read (``task.cancel()``,
+    ``asyncio.timeout``, ``asyncio.wait_for``) cancels the core read and loses no bytes:
+    whatever arrived stays buffered, and the next read call resumes reading."""
 
     __slots__ = ("_c",)
 
@@ -76,25 +85,41 @@ class StreamReader:
         r = self._c.read(n)
         if r.__class__ is bytes:
             return r  # type: ignore[return-value]
-        return await r  # type: ignore[no-any-return,misc]
+        try:
+            return await r  # type: ignore[no-any-return,misc]
+        except asyncio.CancelledError:
+            self._c._cancelled(r)  # type: ignore[arg-type]
+            raise
 
     async def readline(self) -> bytes:
         r = self._c.readline()
         if r.__class__ is bytes:
             return r  # type: ignore[return-value]
-        return await r  # type: ignore[no-any-return,misc]
+        try:
+            return await r  # type: ignore[no-any-return,misc]
+        except asyncio.CancelledError:
+            self._c._cancelled(r)  # type: ignore[arg-type]
+            raise
 
     async def readexactly(self, n: int) -> bytes:
         r = self._c.readexactly(n)
         if r.__class__ is bytes:
             return r  # type: ignore[return-value]
-        return await r  # type: ignore[no-any-return,misc]
+        try:
+            return await r  # type: ignore[no-any-return,misc]
+        except asyncio.CancelledError:
+            self._c._cancelled(r)  # type: ignore[arg-type]
+            raise
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         r = self._c.readuntil(separator)
         if r.__class__ is bytes:
             return r  # type: ignore[return-value]
-        return await r  # type: ignore[no-any-return,misc]
+        try:
+            return await r  # type: ignore[no-any-return,misc]
+        except asyncio.CancelledError:
+            self._c._cancelled(r)  # type: ignore[arg-type]
+            raise
 
     def at_eof(self) -> bool:
         return self._c.at_eof()
