@@ -229,6 +229,7 @@ pub fn listen(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
         ListenOptions {
             backlog,
             reuse_port,
+            ..ListenOptions::default()
         },
     );
     let h = match listened {
