@@ -15,6 +15,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::driver::{self, Driver, KIND_READ, KIND_SHUTDOWN, KIND_WRITE, ud};
 use crate::errors::{incomplete_read, limit_overrun, status_err};
+use crate::sock::TransportSocket;
 
 /// asyncio's default stream limit (64 KiB).
 pub const DEFAULT_LIMIT: usize = 1 << 16;
@@ -1054,6 +1055,15 @@ impl Conn {
         let (peer, cache) = match name {
             "peername" => (true, &self.peername),
             "sockname" => (false, &self.sockname),
+            "socket" => {
+                let Some(d) = self.drv.as_ref() else {
+                    return default;
+                };
+                return match TransportSocket::new(py, d.bind(py), self.h) {
+                    Ok(Some(s)) => Py::new(py, s).map_or(default, |s| s.into_any()),
+                    _ => default,
+                };
+            }
             _ => return default,
         };
         if let Some(v) = cache {
