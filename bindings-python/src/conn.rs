@@ -90,6 +90,8 @@ pub struct Conn {
     eof_requested: bool,
     eof_sent: bool,
     shutdown_pending: bool,
+    /// asyncio's `_conn_lost`: writes are counted and dropped while it is non-zero.
+    conn_lost: u32,
     // lifetime
     closing: bool,
     lost: bool,
@@ -141,6 +143,7 @@ impl Conn {
             eof_requested: false,
             eof_sent: false,
             shutdown_pending: false,
+            conn_lost: 0,
             closing: false,
             lost: false,
             lost_exc: None,
@@ -179,6 +182,7 @@ impl Conn {
     /// The runtime was dropped under us (the driver closed): forget everything.
     pub fn detach(&mut self) {
         self.lost = true;
+        self.conn_lost = self.conn_lost.max(1);
         self.closing = true;
         self.drv = None;
         self.waiter = None;
@@ -648,6 +652,7 @@ fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<()> {
         }
         s.lost = true;
         s.closing = true;
+        s.conn_lost = s.conn_lost.max(1);
         s.wbuf.clear();
         let drv = s.drv.take();
         if let Some(d) = &drv {
@@ -722,28 +727,54 @@ fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<()> {
 }
 
 /// Closes after the write buffer is flushed (asyncio's `transport.close()`).
+///
+/// The buffer is flushed now. As in asyncio, whose `write()` sends at once what the kernel
+/// takes: if the kernel took everything, later writes are counted and dropped (`_conn_lost`);
+/// if some is still queued, later writes join the queue and go out before the close.
 fn close(c: &Bound<'_, Conn>) -> PyResult<()> {
     let py = c.py();
-    let finalize = {
+    let (finalize, failed) = {
         let mut s = c.borrow_mut();
         if s.closing {
             return Ok(());
         }
         s.closing = true;
-        if s.reading {
-            let u = ud(s.id, KIND_READ);
-            with_driver(py, &s.drv, |d| {
-                if let Ok(rt) = d.rt() {
-                    let _ = rt.cancel(u);
+        let drv = s.drv.as_ref().map(|d| d.clone_ref(py));
+        let failed = with_driver(py, &drv, |d| {
+            let mut failed = None;
+            if let Ok(rt) = d.rt() {
+                if s.reading {
+                    let _ = rt.cancel(ud(s.id, KIND_READ));
                 }
-                let _ = d.poke(py);
-            });
-        }
-        s.drained()
+                if let Some(FlushAction::Fatal(code)) = s.flush(rt) {
+                    failed = Some(code);
+                } else if rt.pending_writes(s.h) == 0 {
+                    s.conn_lost += 1;
+                }
+            }
+            let _ = d.poke(py);
+            failed
+        })
+        .flatten();
+        (s.drained(), failed)
     };
+    if let Some(code) = failed {
+        return fatal(c, code);
+    }
     if finalize {
         force_close(c, None)?;
     }
+    Ok(())
+}
+
+/// After asyncio's threshold (`LOG_THRESHOLD_FOR_CONNLOST_WRITES`), each write to a lost
+/// connection logs this warning on asyncio's logger, as asyncio's transports do.
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
+
+fn warn_lost_write(py: Python<'_>) -> PyResult<()> {
+    py.import(intern!(py, "asyncio.log"))?
+        .getattr(intern!(py, "logger"))?
+        .call_method1(intern!(py, "warning"), ("socket.send() raised exception.",))?;
     Ok(())
 }
 
@@ -768,28 +799,41 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
     let py = c.py();
     let pause = {
         let mut s = c.borrow_mut();
-        if s.eof_requested {
-            return Err(PyRuntimeError::new_err(
-                "Cannot call write() after write_eof()",
-            ));
+        if s.eof_requested || s.conn_lost > 0 {
+            // The rare paths, in asyncio's order: TypeError, write_eof, empty, lost.
+            let mut added = 0;
+            for data in chunks {
+                added += match data.cast::<PyBytes>() {
+                    Ok(b) => b.as_bytes().len(),
+                    Err(_) => bytes_of(data)?.len(),
+                };
+            }
+            if s.eof_requested {
+                return Err(PyRuntimeError::new_err(
+                    "Cannot call write() after write_eof()",
+                ));
+            }
+            if added == 0 {
+                return Ok(());
+            }
+            let warn = s.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES;
+            s.conn_lost += 1;
+            drop(s);
+            return if warn { warn_lost_write(py) } else { Ok(()) };
         }
         let mut added = 0;
         for data in chunks {
             if let Ok(b) = data.cast::<PyBytes>() {
                 let b = b.as_bytes();
                 added += b.len();
-                if !(s.lost || s.closing) {
-                    s.wbuf.extend_from_slice(b);
-                }
+                s.wbuf.extend_from_slice(b);
             } else {
                 let v = bytes_of(data)?;
                 added += v.len();
-                if !(s.lost || s.closing) {
-                    s.wbuf.extend_from_slice(&v);
-                }
+                s.wbuf.extend_from_slice(&v);
             }
         }
-        if added == 0 || s.lost || s.closing {
+        if added == 0 || s.lost {
             return Ok(());
         }
         if !s.dirty {

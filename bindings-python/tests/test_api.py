@@ -5,6 +5,7 @@ after close() does, compared with asyncio's own streams and protocols."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from types import SimpleNamespace
@@ -242,3 +243,123 @@ def test_get_extra_info_after_the_connection_is_gone_gives_default(run: Any) -> 
         await finish(server, w)
 
     run(main())
+
+
+class LostWrites(logging.Handler):
+    """Counts asyncio's warning for writes to a lost connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "socket.send() raised exception.":
+            self.n += 1
+
+    def __enter__(self) -> LostWrites:
+        logging.getLogger("asyncio").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("asyncio").removeHandler(self)
+
+
+async def _collecting_server(api: SimpleNamespace, gate: asyncio.Event, got: list[bytes]) -> Any:
+    async def handler(r: Any, w: Any) -> None:
+        await gate.wait()
+        got.append(await r.read())
+        w.close()
+
+    return await api.start_server(handler, HOST, 0)
+
+
+def test_write_after_close_is_dropped_once_everything_was_sent(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        gate, got = asyncio.Event(), list[bytes]()
+        gate.set()
+        server = await _collecting_server(api, gate, got)
+        r, w = await api.open_connection(HOST, server.sockets[0].getsockname()[1])
+        with LostWrites() as lost:
+            w.write(b"sent")
+            w.close()
+            for _ in range(7):
+                w.write(b"dropped")
+            w.write(b"")
+            await w.wait_closed()
+            for _ in range(2):
+                w.write(b"dropped")
+        out: list[Any] = [lost.n, w.is_closing()]
+        try:
+            w.write_eof()  # ignored once closing, as asyncio
+        except Exception as e:
+            out.append(type(e).__name__)
+        await finish(server)
+        return out + got
+
+    # uvloop's own transports raise on write after close: asyncio's loop is the reference.
+    assert compare(scenario, uvloop_reference=False) == [5, True, b"sent"]
+
+
+def test_write_after_close_with_data_still_buffered_is_sent(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        gate, got = asyncio.Event(), list[bytes]()
+        server = await _collecting_server(api, gate, got)
+        r, w = await api.open_connection(HOST, server.sockets[0].getsockname()[1])
+        big = b"x" * (32 << 20)  # more than the kernel buffers hold: some stays queued
+        with LostWrites() as lost:
+            w.write(big)
+            w.close()
+            w.write(b"TAIL")
+            gate.set()
+            await asyncio.wait_for(w.wait_closed(), 20)
+        await finish(server)
+        return [lost.n, len(got[0]), got[0][-4:]]
+
+    assert compare(scenario, uvloop_reference=False) == [0, (32 << 20) + 4, b"TAIL"]
+
+
+def test_protocol_writes_after_close_and_after_loss(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        gate, got = asyncio.Event(), list[bytes]()
+        gate.set()
+        server = await _collecting_server(api, gate, got)
+        port = server.sockets[0].getsockname()[1]
+        out: list[Any] = []
+        lost_fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        class P(asyncio.Protocol):
+            def connection_lost(self, exc: Optional[BaseException]) -> None:
+                lost_fut.set_result(exc)
+
+        with LostWrites() as lost:
+            t, _ = await api.create_connection(P, HOST, port)
+            t.write(b"one")
+            t.close()
+            t.write(b"late")
+            await lost_fut
+            for _ in range(5):
+                t.write(b"later")
+            out.append(lost.n)
+            # write_eof, then write: RuntimeError, as asyncio
+            t2, _ = await api.create_connection(asyncio.Protocol, HOST, port)
+            t2.write_eof()
+            try:
+                t2.write(b"x")
+            except RuntimeError as e:
+                out.append(str(e))
+            try:
+                t2.write("text")
+            except TypeError:
+                out.append("TypeError first")
+            t2.close()
+            # Aborted (the connection is lost): counted and dropped from the start.
+            t3, _ = await api.create_connection(asyncio.Protocol, HOST, port)
+            t3.abort()
+            for _ in range(6):
+                t3.write(b"x")
+            out.append(lost.n)
+        await asyncio.sleep(0.05)
+        await finish(server)
+        return out + sorted(got)
+
+    compare(scenario, uvloop_reference=False)
