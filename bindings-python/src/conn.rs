@@ -10,12 +10,15 @@ use polyio_core::{Handle, ReadBuf, Status, WriteBuf};
 use pyo3::exceptions::{PyConnectionResetError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::driver::{self, Driver, KIND_READ, KIND_SHUTDOWN, KIND_WRITE, ud};
 use crate::errors::{incomplete_read, limit_overrun, status_err};
 use crate::sock::TransportSocket;
+
+static TRANSPORT_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// asyncio's default stream limit (64 KiB).
 pub const DEFAULT_LIMIT: usize = 1 << 16;
@@ -1126,6 +1129,19 @@ impl Conn {
             }
             None => default,
         }
+    }
+
+    /// `polyio.Transport`, a subclass of `asyncio.Transport`: what `isinstance` consults
+    /// when the real type (this native class) is not a subclass, so that
+    /// `isinstance(transport, asyncio.Transport)` holds (unittest.mock's `spec` works the
+    /// same way). A native class cannot also derive from asyncio's `BaseTransport`, whose
+    /// `__slots__` give it a conflicting layout; a Python wrapper could, at the price of a
+    /// generic attribute lookup on every `transport.write`.
+    #[getter(__class__)]
+    fn class(&self, py: Python<'_>) -> PyResult<Py<PyType>> {
+        TRANSPORT_CLASS
+            .import(py, "polyio._api", "Transport")
+            .map(|t| t.clone().unbind())
     }
 
     fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {

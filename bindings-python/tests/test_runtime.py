@@ -80,7 +80,11 @@ async def _cancel_by_timeout(aw: Any) -> None:
             await aw
 
 
-CANCELLERS = {"task.cancel": _cancel_by_task, "wait_for": _cancel_by_wait_for, "timeout": _cancel_by_timeout}
+CANCELLERS = {
+    "task.cancel": _cancel_by_task,
+    "wait_for": _cancel_by_wait_for,
+    "timeout": _cancel_by_timeout,
+}
 
 
 @pytest.mark.parametrize("how", sorted(CANCELLERS))

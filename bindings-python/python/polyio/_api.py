@@ -146,6 +146,15 @@ def _check_host_port(host: Optional[str], port: Optional[int]) -> tuple[str, int
     return str(host), int(port)
 
 
+class Transport(asyncio.Transport):
+    """What polyio's transports (``polyio._polyio.Conn``) report as their ``__class__``, so
+    that ``isinstance(transport, asyncio.Transport)`` holds, as for unittest.mock's ``spec``.
+    Not instantiated: the transport itself is the native class, whose methods (``write``
+    first) are called with no Python frame in between."""
+
+    __slots__ = ()
+
+
 class StreamReader:
     """asyncio.StreamReader's API; the buffer and its logic are in Rust.
 

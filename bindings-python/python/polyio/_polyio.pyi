@@ -50,7 +50,9 @@ class Driver:
         """Cancels the core operation submitted with ``user_data``."""
     def socket(self, handle: int) -> Optional[TransportSocket]:
         """The socket of a handle (a listener's, for ``Server.sockets``), or None once closed."""
-    def listen(self, host: str, port: int, backlog: int, reuse_port: bool, ipv6_only: bool) -> int:
+    def listen(
+        self, host: str, port: int, backlog: int, reuse_port: bool, ipv6_only: bool
+    ) -> int:
         """Binds and listens; returns the listener handle. ``ipv6_only`` sets ``IPV6_V6ONLY``
         on an IPv6 listener, as asyncio's create_server does."""
     def accept(self, listener: int, callback: Callable[[int, int], None]) -> int:
@@ -70,7 +72,10 @@ class Driver:
 @final
 class Conn:
     """A TCP connection: asyncio's transport API, plus the stream-reader operations (each
-    returns ``bytes`` when the buffer can answer now, else a future of them)."""
+    returns ``bytes`` when the buffer can answer now, else a future of them).
+
+    Its ``__class__`` attribute is ``polyio.Transport``, a subclass of ``asyncio.Transport``,
+    so that ``isinstance(conn, asyncio.Transport)`` holds."""
 
     def write(self, data: _Buffer) -> None:
         """Buffers ``data``; the loop iteration's flush sends it (one vectored write)."""
