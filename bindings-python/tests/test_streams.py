@@ -508,6 +508,7 @@ def test_read_resolved_then_cancelled_puts_its_bytes_back(run: Any) -> None:
         task.cancel()  # before the task ran: the result it would have had is not lost
         with pytest.raises(asyncio.CancelledError):
             await task
+        assert drv.stats()[3] == 0  # the read resubmitted after the data was cancelled too
         assert r._c.buffered() == 4
         assert await r.read(100) == b"data"
         w.close()
