@@ -204,6 +204,10 @@ def test_default_and_meaningless_arguments_as_asyncio(compare: Any) -> None:
             await api.open_connection(HOST, port, family=socket.AF_INET6)
         except OSError as e:
             out.append(type(e).__name__)
+        try:
+            await api.start_server(echo)
+        except ValueError as e:
+            out.append(str(e))
         await finish(server, w)
         return out
 

@@ -122,6 +122,8 @@ async def _connect(drv: Driver, host: str, port: int, family: int = 0) -> int:
             return await _connect_one(drv, str(info[4][0]), port)
         except OSError as e:
             errors.append(e)
+    if not errors:
+        raise OSError("getaddrinfo() returned empty list")
     if len(errors) == 1 or len({str(e) for e in errors}) == 1:
         raise errors[0]
     raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
@@ -503,6 +505,8 @@ async def _listen(
     """Binds as asyncio's create_server: host None or '' is every interface, IPv4 and IPv6
     (one listener each; IPv6 skipped where the machine has none); a sequence binds each
     host; a name binds every address it resolves to. IPv6 listeners are IPv6-only."""
+    if host is None and port is None:
+        raise ValueError("Neither host/port nor sock were specified")
     port = int(port or 0)
     if host is None or host == "":
         hosts: list[Optional[str]] = [None]
