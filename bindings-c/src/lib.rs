@@ -579,6 +579,7 @@ pub unsafe extern "C" fn polyio_tcp_listen(
         let options = ListenOptions {
             backlog: backlog as u32,
             reuse_port: flags & POLYIO_LISTEN_REUSEPORT != 0,
+            ..ListenOptions::default()
         };
         match core.tcp_listen(host, port, options) {
             Ok(h) => {

@@ -229,6 +229,7 @@ pub fn listen(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
     let opts = ListenOptions {
         backlog,
         reuse_port,
+        ..ListenOptions::default()
     };
     let listened = match &host {
         Some(h) => st.rt.borrow_mut().tcp_listen(h, port, opts),

@@ -10,11 +10,15 @@ use polyio_core::{Handle, ReadBuf, Status, WriteBuf};
 use pyo3::exceptions::{PyConnectionResetError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::driver::{self, Driver, KIND_READ, KIND_SHUTDOWN, KIND_WRITE, ud};
 use crate::errors::{incomplete_read, limit_overrun, status_err};
+use crate::sock::TransportSocket;
+
+static TRANSPORT_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// asyncio's default stream limit (64 KiB).
 pub const DEFAULT_LIMIT: usize = 1 << 16;
@@ -69,6 +73,8 @@ pub struct Conn {
     rpos: usize,
     spare_r: Vec<u8>,
     reading: bool,
+    /// A waiting read was cancelled: no core read until the next read call.
+    idle: bool,
     limit_paused: bool,
     user_paused: bool,
     stash_eof: bool,
@@ -87,6 +93,8 @@ pub struct Conn {
     eof_requested: bool,
     eof_sent: bool,
     shutdown_pending: bool,
+    /// asyncio's `_conn_lost`: writes are counted and dropped while it is non-zero.
+    conn_lost: u32,
     // lifetime
     closing: bool,
     lost: bool,
@@ -120,6 +128,7 @@ impl Conn {
             rpos: 0,
             spare_r: Vec::new(),
             reading: false,
+            idle: false,
             limit_paused: false,
             user_paused: false,
             stash_eof: false,
@@ -137,6 +146,7 @@ impl Conn {
             eof_requested: false,
             eof_sent: false,
             shutdown_pending: false,
+            conn_lost: 0,
             closing: false,
             lost: false,
             lost_exc: None,
@@ -175,6 +185,7 @@ impl Conn {
     /// The runtime was dropped under us (the driver closed): forget everything.
     pub fn detach(&mut self) {
         self.lost = true;
+        self.conn_lost = self.conn_lost.max(1);
         self.closing = true;
         self.drv = None;
         self.waiter = None;
@@ -206,6 +217,24 @@ impl Conn {
             self.rbuf.extend_from_slice(&data);
         }
         self.recycle_read(data);
+    }
+
+    /// Puts `data` back at the front of the buffer (a read resolved, then cancelled).
+    fn unread(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if self.rpos >= data.len() {
+            self.rpos -= data.len();
+            let at = self.rpos;
+            self.rbuf[at..at + data.len()].copy_from_slice(data);
+        } else {
+            let mut v = Vec::with_capacity(data.len() + self.avail());
+            v.extend_from_slice(data);
+            v.extend_from_slice(&self.rbuf[self.rpos..]);
+            self.rbuf = v;
+            self.rpos = 0;
+        }
     }
 
     fn recycle_read(&mut self, mut v: Vec<u8>) {
@@ -315,7 +344,7 @@ impl Conn {
     }
 
     fn wants_read(&self) -> bool {
-        if self.lost || self.closing || self.eof || self.reading {
+        if self.lost || self.closing || self.eof || self.reading || self.idle {
             return false;
         }
         match self.mode {
@@ -327,7 +356,7 @@ impl Conn {
     /// Submits the next read if there is demand.
     fn pump_read(&mut self, d: &mut Driver) -> Result<(), Status> {
         if !self.wants_read() {
-            if self.is_stream() && !self.reading && !self.eof {
+            if self.is_stream() && !self.reading && !self.eof && !self.idle {
                 self.limit_paused = true;
             }
             return Ok(());
@@ -626,6 +655,7 @@ fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<()> {
         }
         s.lost = true;
         s.closing = true;
+        s.conn_lost = s.conn_lost.max(1);
         s.wbuf.clear();
         let drv = s.drv.take();
         if let Some(d) = &drv {
@@ -700,28 +730,54 @@ fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<()> {
 }
 
 /// Closes after the write buffer is flushed (asyncio's `transport.close()`).
+///
+/// The buffer is flushed now. As in asyncio, whose `write()` sends at once what the kernel
+/// takes: if the kernel took everything, later writes are counted and dropped (`_conn_lost`);
+/// if some is still queued, later writes join the queue and go out before the close.
 fn close(c: &Bound<'_, Conn>) -> PyResult<()> {
     let py = c.py();
-    let finalize = {
+    let (finalize, failed) = {
         let mut s = c.borrow_mut();
         if s.closing {
             return Ok(());
         }
         s.closing = true;
-        if s.reading {
-            let u = ud(s.id, KIND_READ);
-            with_driver(py, &s.drv, |d| {
-                if let Ok(rt) = d.rt() {
-                    let _ = rt.cancel(u);
+        let drv = s.drv.as_ref().map(|d| d.clone_ref(py));
+        let failed = with_driver(py, &drv, |d| {
+            let mut failed = None;
+            if let Ok(rt) = d.rt() {
+                if s.reading {
+                    let _ = rt.cancel(ud(s.id, KIND_READ));
                 }
-                let _ = d.poke(py);
-            });
-        }
-        s.drained()
+                if let Some(FlushAction::Fatal(code)) = s.flush(rt) {
+                    failed = Some(code);
+                } else if rt.pending_writes(s.h) == 0 {
+                    s.conn_lost += 1;
+                }
+            }
+            let _ = d.poke(py);
+            failed
+        })
+        .flatten();
+        (s.drained(), failed)
     };
+    if let Some(code) = failed {
+        return fatal(c, code);
+    }
     if finalize {
         force_close(c, None)?;
     }
+    Ok(())
+}
+
+/// After asyncio's threshold (`LOG_THRESHOLD_FOR_CONNLOST_WRITES`), each write to a lost
+/// connection logs this warning on asyncio's logger, as asyncio's transports do.
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
+
+fn warn_lost_write(py: Python<'_>) -> PyResult<()> {
+    py.import(intern!(py, "asyncio.log"))?
+        .getattr(intern!(py, "logger"))?
+        .call_method1(intern!(py, "warning"), ("socket.send() raised exception.",))?;
     Ok(())
 }
 
@@ -746,28 +802,41 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
     let py = c.py();
     let pause = {
         let mut s = c.borrow_mut();
-        if s.eof_requested {
-            return Err(PyRuntimeError::new_err(
-                "Cannot call write() after write_eof()",
-            ));
+        if s.eof_requested || s.conn_lost > 0 {
+            // The rare paths, in asyncio's order: TypeError, write_eof, empty, lost.
+            let mut added = 0;
+            for data in chunks {
+                added += match data.cast::<PyBytes>() {
+                    Ok(b) => b.as_bytes().len(),
+                    Err(_) => bytes_of(data)?.len(),
+                };
+            }
+            if s.eof_requested {
+                return Err(PyRuntimeError::new_err(
+                    "Cannot call write() after write_eof()",
+                ));
+            }
+            if added == 0 {
+                return Ok(());
+            }
+            let warn = s.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES;
+            s.conn_lost += 1;
+            drop(s);
+            return if warn { warn_lost_write(py) } else { Ok(()) };
         }
         let mut added = 0;
         for data in chunks {
             if let Ok(b) = data.cast::<PyBytes>() {
                 let b = b.as_bytes();
                 added += b.len();
-                if !(s.lost || s.closing) {
-                    s.wbuf.extend_from_slice(b);
-                }
+                s.wbuf.extend_from_slice(b);
             } else {
                 let v = bytes_of(data)?;
                 added += v.len();
-                if !(s.lost || s.closing) {
-                    s.wbuf.extend_from_slice(&v);
-                }
+                s.wbuf.extend_from_slice(&v);
             }
         }
-        if added == 0 || s.lost || s.closing {
+        if added == 0 || s.lost {
             return Ok(());
         }
         if !s.dirty {
@@ -836,6 +905,11 @@ fn stream_op(c: &Bound<'_, Conn>, req: Req) -> PyResult<Py<PyAny>> {
     }
     if !s.is_stream() {
         return Err(PyRuntimeError::new_err("not a stream connection"));
+    }
+    if s.idle {
+        // The read after a cancelled one: resume reading (below, after the fast path).
+        s.idle = false;
+        s.limit_paused = true;
     }
     let drv = s.drv.as_ref().map(|d| d.clone_ref(py));
     if let Some(r) = s.satisfy(py, &req) {
@@ -1028,6 +1102,15 @@ impl Conn {
         let (peer, cache) = match name {
             "peername" => (true, &self.peername),
             "sockname" => (false, &self.sockname),
+            "socket" => {
+                let Some(d) = self.drv.as_ref() else {
+                    return default;
+                };
+                return match TransportSocket::new(py, d.bind(py), self.h) {
+                    Ok(Some(s)) => Py::new(py, s).map_or(default, |s| s.into_any()),
+                    _ => default,
+                };
+            }
             _ => return default,
         };
         if let Some(v) = cache {
@@ -1046,6 +1129,19 @@ impl Conn {
             }
             None => default,
         }
+    }
+
+    /// `polyio.Transport`, a subclass of `asyncio.Transport`: what `isinstance` consults
+    /// when the real type (this native class) is not a subclass, so that
+    /// `isinstance(transport, asyncio.Transport)` holds (unittest.mock's `spec` works the
+    /// same way). A native class cannot also derive from asyncio's `BaseTransport`, whose
+    /// `__slots__` give it a conflicting layout; a Python wrapper could, at the price of a
+    /// generic attribute lookup on every `transport.write`.
+    #[getter(__class__)]
+    fn class(&self, py: Python<'_>) -> PyResult<Py<PyType>> {
+        TRANSPORT_CLASS
+            .import(py, "polyio._api", "Transport")
+            .map(|t| t.clone().unbind())
     }
 
     fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
@@ -1115,6 +1211,50 @@ impl Conn {
             ));
         }
         stream_op(slf, Req::Until(sep))
+    }
+
+    /// The task awaiting `fut` (a future from read/readline/readexactly/readuntil) was
+    /// cancelled: cancel the core read and stop reading until the next read call. Bytes the
+    /// future was resolved with before the cancel reached the task go back to the buffer.
+    fn _cancelled(slf: &Bound<'_, Self>, fut: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let mut s = slf.borrow_mut();
+        if matches!(&s.waiter, Some((_, f)) if f.is(fut)) {
+            s.waiter = None;
+        }
+        if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            fut.call_method0(intern!(py, "cancel"))?;
+        } else if !fut.call_method0(intern!(py, "cancelled"))?.is_truthy()? {
+            let exc = fut.call_method0(intern!(py, "exception"))?;
+            let data = if exc.is_none() {
+                Some(fut.call_method0(intern!(py, "result"))?)
+            } else if exc.is_instance_of::<pyo3::exceptions::PyEOFError>() {
+                Some(exc.getattr(intern!(py, "partial"))?) // IncompleteReadError
+            } else {
+                None
+            };
+            if let Some(d) = data {
+                if let Ok(b) = d.cast::<PyBytes>() {
+                    s.unread(b.as_bytes());
+                }
+            }
+        }
+        if s.lost || s.closing || s.eof {
+            return Ok(());
+        }
+        s.idle = true;
+        s.limit_paused = false;
+        if s.reading {
+            let u = ud(s.id, KIND_READ);
+            with_driver(py, &s.drv, |d| {
+                if let Ok(rt) = d.rt() {
+                    let _ = rt.cancel(u);
+                }
+                d.poke(py)
+            })
+            .transpose()?;
+        }
+        Ok(())
     }
 
     fn at_eof(&self) -> bool {

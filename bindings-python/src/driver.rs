@@ -16,6 +16,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::conn::{self, Conn, Mode};
 use crate::errors::status_err;
+use crate::sock::TransportSocket;
 
 /// Completions settled per turn before the loop gets control back.
 const TURN_BATCH: usize = 1024;
@@ -327,7 +328,7 @@ fn dispatch(slf: &Bound<'_, Driver>, c: Completion) -> PyResult<()> {
     }
 }
 
-fn addr_tuple(py: Python<'_>, a: std::net::SocketAddr) -> PyResult<Py<PyAny>> {
+pub(crate) fn addr_tuple(py: Python<'_>, a: std::net::SocketAddr) -> PyResult<Py<PyAny>> {
     Ok(match a {
         std::net::SocketAddr::V4(v4) => (v4.ip().to_string(), v4.port())
             .into_pyobject(py)?
@@ -519,18 +520,26 @@ impl Driver {
         d.poke(py)
     }
 
-    /// Binds and listens; returns the listener handle.
+    /// The socket of a handle (a listener's, for `Server.sockets`), or None once closed.
+    fn socket(slf: &Bound<'_, Self>, handle: u64) -> PyResult<Option<TransportSocket>> {
+        TransportSocket::new(slf.py(), slf, Handle::from_raw(handle))
+    }
+
+    /// Binds and listens; returns the listener handle. `ipv6_only` sets `IPV6_V6ONLY` on an
+    /// IPv6 listener, as asyncio's create_server does.
     fn listen(
         slf: &Bound<'_, Self>,
         host: &str,
         port: u16,
         backlog: u32,
         reuse_port: bool,
+        ipv6_only: bool,
     ) -> PyResult<u64> {
         let py = slf.py();
         let opts = ListenOptions {
             backlog,
             reuse_port,
+            ipv6_only,
         };
         let h = slf
             .borrow_mut()

@@ -10,6 +10,7 @@
 mod conn;
 mod driver;
 mod errors;
+mod sock;
 
 use pyo3::prelude::*;
 
@@ -18,6 +19,7 @@ use pyo3::prelude::*;
 fn _polyio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<driver::Driver>()?;
     m.add_class::<conn::Conn>()?;
+    m.add_class::<sock::TransportSocket>()?;
     m.add_function(wrap_pyfunction!(errors::status_error, m)?)?;
     m.add("DEFAULT_LIMIT", conn::DEFAULT_LIMIT)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -228,3 +228,45 @@ def test_connection_refused(compare: Any) -> None:
         return ["connected"]
 
     assert compare(scenario)[0] == "ConnectionRefusedError"
+
+
+def test_transport_is_an_asyncio_transport(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        server = await api.create_server(Echo, HOST, 0)
+        t, p = await api.create_connection(Recorder, HOST, port_of(server))
+        r, w = await api.open_connection(HOST, port_of(server))
+        classes = (
+            asyncio.Transport,
+            asyncio.BaseTransport,
+            asyncio.ReadTransport,
+            asyncio.WriteTransport,
+        )
+        out = [isinstance(t, cls) for cls in classes]
+        out += [isinstance(w.transport, asyncio.Transport)]
+        out += [isinstance(t, asyncio.DatagramTransport)]
+        t.close()
+        w.close()
+        await asyncio.wait_for(p.lost, 5)
+        await w.wait_closed()
+        await done(server)
+        return out
+
+    # uvloop's own transports are not asyncio.Transport instances: asyncio's loop is the reference.
+    assert compare(scenario, uvloop_reference=False) == [True, True, True, True, True, False]
+
+
+def test_polyio_transport_stays_the_native_class(run: Any) -> None:
+    async def main() -> None:
+        import polyio
+        from polyio._polyio import Conn
+
+        server = await polyio.create_server(Echo, HOST, 0)
+        t, p = await polyio.create_connection(Recorder, HOST, port_of(server))
+        # isinstance goes through __class__; the object and its write stay native.
+        assert type(t) is Conn and t.__class__ is polyio.Transport
+        assert type(t).write is Conn.write
+        t.close()
+        await asyncio.wait_for(p.lost, 5)
+        await done(server)
+
+    run(main())

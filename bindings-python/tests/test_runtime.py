@@ -43,7 +43,7 @@ def test_sleep_returns_its_result_and_takes_its_time(run: Any) -> None:
 
 def test_cancelling_sleep_cancels_the_core_timer(run: Any) -> None:
     async def main() -> None:
-        task = asyncio.ensure_future(polyio.sleep(30))
+        task: asyncio.Future[None] = asyncio.ensure_future(polyio.sleep(30))
         await asyncio.sleep(0.01)
         drv = _driver()
         assert drv.stats()[3] == 1  # one op in flight: the timer
@@ -59,20 +59,61 @@ def test_cancelling_sleep_cancels_the_core_timer(run: Any) -> None:
     run(main())
 
 
-def test_cancelling_connect_cancels_the_core_connect(run: Any) -> None:
+async def _cancel_by_task(aw: Any) -> None:
+    task = asyncio.ensure_future(aw)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def _cancel_by_wait_for(aw: Any) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(aw, 0.05)
+
+
+async def _cancel_by_timeout(aw: Any) -> None:
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await aw
+
+
+CANCELLERS = {
+    "task.cancel": _cancel_by_task,
+    "wait_for": _cancel_by_wait_for,
+    "timeout": _cancel_by_timeout,
+}
+
+
+@pytest.mark.parametrize("how", sorted(CANCELLERS))
+def test_cancelling_sleep_by_any_means_cancels_the_core_timer(run: Any, how: str) -> None:
+    async def main() -> None:
+        drv = _driver()
+        await CANCELLERS[how](polyio.sleep(30))
+        assert drv.stats()[3] == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize("how", sorted(CANCELLERS))
+@pytest.mark.parametrize("call", ["open_connection", "create_connection"])
+def test_cancelling_connect_cancels_the_core_connect(run: Any, how: str, call: str) -> None:
     async def main() -> None:
         drv = _driver()
         # A TEST-NET address: the SYN goes nowhere (or fails at once without a route).
-        task = asyncio.ensure_future(polyio.open_connection("192.0.2.1", 9))
-        await asyncio.sleep(0.05)
-        pending = drv.stats()[3]
-        task.cancel()
+        aw: Any
+        if call == "open_connection":
+            aw = polyio.open_connection("192.0.2.1", 9)
+        else:
+            aw = polyio.create_connection(asyncio.Protocol, "192.0.2.1", 9)
         try:
-            await task
-        except (asyncio.CancelledError, OSError):
-            pass
+            await CANCELLERS[how](aw)
+        except OSError:
+            pass  # no route: failed before the cancel
         await asyncio.sleep(0.01)
-        assert drv.stats()[3] == 0, pending
+        assert drv.stats()[3] == 0
 
     run(main())
 

@@ -4,6 +4,7 @@ asyncio's own streams on the default loop and on uvloop."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from types import SimpleNamespace
 from typing import Any
 
@@ -422,3 +423,124 @@ def test_names_resolve_and_unknown_names_raise_gaierror(compare: Any) -> None:
         return out
 
     assert compare(scenario) == [b"by name", "gaierror", -2]
+
+
+async def _cancel_by_task(aw: Any) -> None:
+    task = asyncio.ensure_future(aw)
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def _cancel_by_wait_for(aw: Any) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(aw, 0.01)
+
+
+async def _cancel_by_timeout(aw: Any) -> None:
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await aw
+
+
+CANCELLERS = {
+    "task.cancel": _cancel_by_task,
+    "wait_for": _cancel_by_wait_for,
+    "timeout": _cancel_by_timeout,
+}
+READS = {
+    "read": lambda r: r.read(100),
+    "readline": lambda r: r.readline(),
+    "readexactly": lambda r: r.readexactly(10),
+    "readuntil": lambda r: r.readuntil(b"!"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CANCELLERS))
+@pytest.mark.parametrize("op", sorted(READS))
+def test_cancelled_read_cancels_the_core_read(run: Any, op: str, how: str) -> None:
+    async def main() -> None:
+        peer: list[asyncio.StreamWriter] = []
+
+        async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            peer.append(w)
+            await r.read()
+            w.close()
+
+        # asyncio's own server: the driver's in-flight count is the client's alone.
+        server = await asyncio.start_server(handler, HOST, 0)
+        r, w = await polyio.open_connection(HOST, port_of(server))
+        from polyio._api import _driver
+
+        drv = _driver()
+        await asyncio.sleep(0.01)
+        assert drv.stats()[3] == 1  # reading ahead, as asyncio's StreamReader
+        await CANCELLERS[how](READS[op](r))
+        await asyncio.sleep(0.01)
+        assert drv.stats()[3] == 0  # the core read is gone
+        # Bytes sent while nothing reads stay with the kernel; the next read resubmits.
+        peer[0].write(b"0123456789!\n")
+        await asyncio.sleep(0.01)
+        assert drv.stats()[3] == 0 and r._c.buffered() == 0
+        got = await asyncio.wait_for(READS[op](r), 5)
+        assert got in (b"0123456789!\n", b"0123456789", b"0123456789!")
+        await finish(server, w)
+
+    run(main())
+
+
+def test_read_resolved_then_cancelled_puts_its_bytes_back(run: Any) -> None:
+    async def main() -> None:
+        # A plain blocking socket as the peer: its send is in our receive queue on return.
+        with socket.create_server((HOST, 0)) as listener:
+            r, w = await polyio.open_connection(HOST, listener.getsockname()[1])
+            peer, _ = listener.accept()
+        from polyio._api import _driver
+
+        drv = _driver()
+        task = asyncio.ensure_future(r.readexactly(4))
+        await asyncio.sleep(0.01)
+        peer.sendall(b"data")
+        drv.run()  # the add_reader callback: resolves the read's future with b"data"
+        fut = task._fut_waiter  # type: ignore[attr-defined]
+        resolved = fut.done() and not fut.cancelled() and fut.result() == b"data"
+        task.cancel()  # before the task ran: the result it would have had is not lost
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert drv.stats()[3] == 0  # the read resubmitted after the data was cancelled too
+        assert r._c.buffered() == 4
+        assert await r.read(100) == b"data"
+        w.close()
+        peer.close()
+        await w.wait_closed()
+        assert resolved
+
+    run(main())
+
+
+def test_partial_data_before_a_timeout_comes_with_the_next_read(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        gate = asyncio.Event()
+
+        async def handler(r: Any, w: Any) -> None:
+            w.write(b"12345")
+            await gate.wait()
+            w.write(b"67890")
+            await r.read()
+            w.close()
+
+        server = await api.start_server(handler, HOST, 0)
+        r, w = await api.open_connection(HOST, port_of(server))
+        out: list[Any] = []
+        for _ in range(2):
+            try:
+                await asyncio.wait_for(r.readexactly(10), 0.05)
+            except asyncio.TimeoutError:
+                out.append("timeout")
+        gate.set()
+        out.append(await r.readexactly(10))
+        await finish(server, w)
+        return out
+
+    assert compare(scenario) == ["timeout", "timeout", b"1234567890"]

@@ -97,6 +97,10 @@ pub struct ListenOptions {
     pub backlog: u32,
     /// Sets `SO_REUSEPORT`, so several runtimes (one per core) can share a port.
     pub reuse_port: bool,
+    /// Sets `IPV6_V6ONLY` on an IPv6 listener (ignored for IPv4), so that it can share its
+    /// port with an IPv4 listener, as asyncio binds `host=None` (one listener per family).
+    /// Off: the system default (on Linux, `::` also accepts IPv4, as Node and libuv).
+    pub ipv6_only: bool,
 }
 
 /// Counters, for tests and tuning.
@@ -704,6 +708,9 @@ impl Runtime {
         };
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
+        if options.ipv6_only && addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
         if options.reuse_port {
             socket.set_reuse_port(true)?;
         }
@@ -807,6 +814,15 @@ impl Runtime {
             self.inline(|rt| rt.progress_write(h));
         }
         Ok(())
+    }
+
+    /// Writes and shutdowns queued on connection `h` that have not completed: 0 when the
+    /// kernel took every byte (a write that completed inline), 0 for a stale handle.
+    pub fn pending_writes(&self, h: Handle) -> usize {
+        match self.resources.get(h) {
+            Some(Resource::Conn(c)) => c.writes.len(),
+            _ => 0,
+        }
     }
 
     /// Closes a connection or listener now. Its pending operations complete with
@@ -965,6 +981,13 @@ impl Runtime {
     pub fn local_addr(&self, h: Handle) -> Result<SocketAddr, Status> {
         self.with_socket(h, |s| s.local_addr())
             .and_then(|a| a.as_socket().ok_or(Status::IoError))
+    }
+
+    /// The socket's file descriptor, for options the runtime does not wrap (`setsockopt`).
+    /// The runtime keeps owning it: the caller must not close it, and it is invalid once the
+    /// handle is closed.
+    pub fn raw_fd(&self, h: Handle) -> Result<RawFd, Status> {
+        self.with_socket(h, |s| Ok(s.as_raw_fd()))
     }
 
     /// The peer address of a connection.

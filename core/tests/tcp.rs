@@ -138,6 +138,10 @@ fn addresses_and_options() {
         .unwrap();
     rt.set_keepalive(c, None).unwrap();
     assert_eq!(rt.set_nodelay(l, true), Err(Status::InvalidArgument));
+    assert!(rt.raw_fd(c).unwrap() >= 0);
+    assert!(rt.raw_fd(l).unwrap() >= 0);
+    rt.close(c).unwrap();
+    assert_eq!(rt.raw_fd(c), Err(Status::BadHandle));
 }
 
 #[test]
@@ -285,4 +289,42 @@ fn inline_completions_cannot_starve_other_sockets() {
             "b's read never completed while a's reads kept completing inline"
         );
     }
+}
+
+#[test]
+fn ipv6_only_lets_v4_and_v6_listeners_share_a_port() {
+    let mut rt = runtime(BACKENDS[0]);
+    let v4 = rt
+        .tcp_listen("0.0.0.0", 0, ListenOptions::default())
+        .unwrap();
+    let port = rt.local_addr(v4).unwrap().port();
+    let opts = ListenOptions {
+        ipv6_only: true,
+        ..ListenOptions::default()
+    };
+    match rt.tcp_listen("::", port, opts) {
+        Ok(v6) => assert_eq!(rt.local_addr(v6).unwrap().port(), port),
+        // No IPv6 on this machine.
+        Err(s) => assert_ne!(s, Status::AddressInUse),
+    }
+    // Ignored for IPv4.
+    rt.tcp_listen("127.0.0.1", 0, opts).unwrap();
+}
+
+#[test]
+fn pending_writes_counts_what_the_kernel_has_not_taken() {
+    let mut rt = runtime(BACKENDS[0]);
+    let mut r = Reaper::new();
+    let (c, _s, _l) = pair(&mut rt, &mut r);
+    rt.write(c, WriteBuf::from_vec(b"small".to_vec()), 10)
+        .unwrap();
+    assert_eq!(rt.pending_writes(c), 0); // completed inline
+    assert_eq!(r.wait(&mut rt, 10).result, 5);
+    // The peer does not read: a large write stays queued.
+    rt.write(c, WriteBuf::from_vec(vec![7; 64 << 20]), 11)
+        .unwrap();
+    assert_eq!(rt.pending_writes(c), 1);
+    rt.close(c).unwrap();
+    assert_eq!(rt.pending_writes(c), 0); // stale handle
+    assert_eq!(r.wait(&mut rt, 11).status(), Status::Canceled);
 }

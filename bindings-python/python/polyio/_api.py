@@ -8,11 +8,14 @@ The buffer logic (StreamReader's buffer, write buffering, water marks) lives in 
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
+import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Optional, TypeVar, Union
 
-from polyio._polyio import DEFAULT_LIMIT, Conn, Driver
+from polyio._polyio import DEFAULT_LIMIT, Conn, Driver, TransportSocket
 
 _T = TypeVar("_T")
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
@@ -46,12 +49,96 @@ def _driver(loop: Optional[asyncio.AbstractEventLoop] = None) -> Driver:
     return d
 
 
-async def _connect(drv: Driver, host: str, port: int) -> int:
+def _unsupported(name: str, value: object) -> NotImplementedError:
+    return NotImplementedError(
+        f"polyio does not support {name}={value!r} (asyncio's own loop does; polyio would "
+        "otherwise ignore it)"
+    )
+
+
+def _check_family(family: int) -> int:
+    if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
+        raise _unsupported("family", family)
+    return int(family)
+
+
+def _literal_family(host: str) -> Optional[int]:
+    """AF_INET or AF_INET6 for an IP literal (brackets allowed), None for a name."""
+    try:
+        ip = ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+    except ValueError:
+        return None
+    return socket.AF_INET if ip.version == 4 else socket.AF_INET6
+
+
+def _check_connect_args(
+    ssl: Any,
+    family: int,
+    proto: int,
+    flags: int,
+    sock: Any,
+    local_addr: Any,
+    server_hostname: Any,
+    ssl_handshake_timeout: Any,
+    ssl_shutdown_timeout: Any,
+    happy_eyeballs_delay: Any,
+    interleave: Any,
+) -> int:
+    """asyncio's create_connection arguments polyio honours, or NotImplementedError (or
+    asyncio's own ValueError) for the ones it does not; returns the family."""
+    if ssl:
+        raise _unsupported("ssl", ssl)
+    for name, value in (
+        ("server_hostname", server_hostname),
+        ("ssl_handshake_timeout", ssl_handshake_timeout),
+        ("ssl_shutdown_timeout", ssl_shutdown_timeout),
+    ):
+        if value is not None:
+            raise ValueError(f"{name} is only meaningful with ssl")
+    for name, value in (
+        ("sock", sock),
+        ("local_addr", local_addr),
+        ("happy_eyeballs_delay", happy_eyeballs_delay),
+        ("interleave", interleave),
+    ):
+        if value is not None:
+            raise _unsupported(name, value)
+    if proto not in (0, socket.IPPROTO_TCP):
+        raise _unsupported("proto", proto)
+    if flags:
+        raise _unsupported("flags", flags)
+    return _check_family(family)
+
+
+async def _connect(drv: Driver, host: str, port: int, family: int = 0) -> int:
+    """Connects to host:port (restricted to `family` when given) and returns the handle."""
+    if not family or _literal_family(host) == family:
+        return await _connect_one(drv, host, port)
+    # A name, or a literal of another family: resolve as asyncio does, try each address.
+    infos = await drv.loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    errors: list[OSError] = []
+    for info in infos:
+        try:
+            return await _connect_one(drv, str(info[4][0]), port)
+        except OSError as e:
+            errors.append(e)
+    if not errors:
+        raise OSError("getaddrinfo() returned empty list")
+    if len(errors) == 1 or len({str(e) for e in errors}) == 1:
+        raise errors[0]
+    raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+
+
+async def _connect_one(drv: Driver, host: str, port: int) -> int:
     fut, user_data = drv.connect(host, port)
     try:
         return await fut  # type: ignore[no-any-return]
     except asyncio.CancelledError:
-        drv.cancel(user_data)  # cancels the core connect
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            # Connected before the cancel reached this task: do not leak the connection.
+            drv.close_handle(fut.result())
+        else:
+            drv.cancel(user_data)  # cancels the core connect
         raise
 
 
@@ -61,8 +148,22 @@ def _check_host_port(host: Optional[str], port: Optional[int]) -> tuple[str, int
     return str(host), int(port)
 
 
+class Transport(asyncio.Transport):
+    """What polyio's transports (``polyio._polyio.Conn``) report as their ``__class__``, so
+    that ``isinstance(transport, asyncio.Transport)`` holds, as for unittest.mock's ``spec``.
+    Not instantiated: the transport itself is the native class, whose methods (``write``
+    first) are called with no Python frame in between."""
+
+    __slots__ = ()
+
+
 class StreamReader:
-    """asyncio.StreamReader's API; the buffer and its logic are in Rust."""
+    """asyncio.StreamReader's API; the buffer and its logic are in Rust.
+
+    Reading runs ahead of the caller (one core read in flight until ``2 * limit`` bytes are
+    buffered, as asyncio's). Cancelling a waiting read (``task.cancel()``,
+    ``asyncio.timeout``, ``asyncio.wait_for``) cancels the core read and loses no bytes:
+    whatever arrived stays buffered, and the next read call resumes reading."""
 
     __slots__ = ("_c",)
 
@@ -76,25 +177,41 @@ class StreamReader:
         r = self._c.read(n)
         if r.__class__ is bytes:
             return r  # type: ignore[return-value]
-        return await r  # type: ignore[no-any-return,misc]
+        try:
+            return await r  # type: ignore[no-any-return,misc]
+        except asyncio.CancelledError:
+            self._c._cancelled(r)  # type: ignore[arg-type]
+            raise
 
     async def readline(self) -> bytes:
         r = self._c.readline()
         if r.__class__ is bytes:
             return r  # type: ignore[return-value]
-        return await r  # type: ignore[no-any-return,misc]
+        try:
+            return await r  # type: ignore[no-any-return,misc]
+        except asyncio.CancelledError:
+            self._c._cancelled(r)  # type: ignore[arg-type]
+            raise
 
     async def readexactly(self, n: int) -> bytes:
         r = self._c.readexactly(n)
         if r.__class__ is bytes:
             return r  # type: ignore[return-value]
-        return await r  # type: ignore[no-any-return,misc]
+        try:
+            return await r  # type: ignore[no-any-return,misc]
+        except asyncio.CancelledError:
+            self._c._cancelled(r)  # type: ignore[arg-type]
+            raise
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         r = self._c.readuntil(separator)
         if r.__class__ is bytes:
             return r  # type: ignore[return-value]
-        return await r  # type: ignore[no-any-return,misc]
+        try:
+            return await r  # type: ignore[no-any-return,misc]
+        except asyncio.CancelledError:
+            self._c._cancelled(r)  # type: ignore[arg-type]
+            raise
 
     def at_eof(self) -> bool:
         return self._c.at_eof()
@@ -171,10 +288,29 @@ async def open_connection(
     port: Optional[int] = None,
     *,
     limit: int = DEFAULT_LIMIT,
+    ssl: Any = None,
+    family: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+    sock: Any = None,
+    local_addr: Any = None,
+    server_hostname: Any = None,
+    ssl_handshake_timeout: Optional[float] = None,
+    ssl_shutdown_timeout: Optional[float] = None,
+    happy_eyeballs_delay: Optional[float] = None,
+    interleave: Optional[int] = None,
 ) -> tuple[StreamReader, StreamWriter]:
-    """Connects and returns a (StreamReader, StreamWriter) pair, as asyncio's."""
+    """Connects and returns a (StreamReader, StreamWriter) pair, as asyncio's.
+
+    ``family`` (``AF_INET`` / ``AF_INET6``) restricts name resolution as in asyncio. The
+    other asyncio arguments (``ssl``, ``sock``, ``local_addr``, ``happy_eyeballs_delay``,
+    ...) are not supported: a non-default value raises ``NotImplementedError``."""
+    fam = _check_connect_args(
+        ssl, family, proto, flags, sock, local_addr, server_hostname,
+        ssl_handshake_timeout, ssl_shutdown_timeout, happy_eyeballs_delay, interleave,
+    )  # fmt: skip
     drv = _driver()
-    h = await _connect(drv, *_check_host_port(host, port))
+    h = await _connect(drv, *_check_host_port(host, port), fam)
     c = drv.stream(h, limit)
     reader = StreamReader(c)
     return reader, StreamWriter(c, reader)
@@ -184,10 +320,27 @@ async def create_connection(
     protocol_factory: Callable[[], _P],
     host: Optional[str] = None,
     port: Optional[int] = None,
+    *,
+    ssl: Any = None,
+    family: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+    sock: Any = None,
+    local_addr: Any = None,
+    server_hostname: Any = None,
+    ssl_handshake_timeout: Optional[float] = None,
+    ssl_shutdown_timeout: Optional[float] = None,
+    happy_eyeballs_delay: Optional[float] = None,
+    interleave: Optional[int] = None,
 ) -> tuple[Conn, _P]:
-    """Connects, calls `protocol_factory()`, and returns (transport, protocol)."""
+    """Connects, calls `protocol_factory()`, and returns (transport, protocol), as
+    ``loop.create_connection``. Arguments as for :func:`open_connection`."""
+    fam = _check_connect_args(
+        ssl, family, proto, flags, sock, local_addr, server_hostname,
+        ssl_handshake_timeout, ssl_shutdown_timeout, happy_eyeballs_delay, interleave,
+    )  # fmt: skip
     drv = _driver()
-    h = await _connect(drv, *_check_host_port(host, port))
+    h = await _connect(drv, *_check_host_port(host, port), fam)
     protocol = protocol_factory()
     t = drv.transport(h, protocol)
     try:
@@ -199,31 +352,19 @@ async def create_connection(
     return t, protocol
 
 
-class _ServerSocket:
-    """What `Server.sockets` holds: enough of a socket to ask for its address."""
-
-    def __init__(self, drv: Driver, handle: int) -> None:
-        self._drv = drv
-        self._handle = handle
-
-    def getsockname(self) -> Any:
-        return self._drv.local_addr(self._handle)
-
-    def __repr__(self) -> str:
-        return f"<polyio listening socket {self.getsockname()}>"
-
-
 class Server:
     """asyncio.Server's API over a polyio listener."""
 
-    def __init__(self, drv: Driver, handle: int, on_connection: Callable[[int], None]) -> None:
+    def __init__(
+        self, drv: Driver, handles: Sequence[int], on_connection: Callable[[int], None]
+    ) -> None:
         self._drv = drv
         self._loop: asyncio.AbstractEventLoop = drv.loop
-        self._handle = handle
+        self._handles = list(handles)
         self._on_connection = on_connection
         self._serving = False
         self._closed = False
-        self._sockets = [_ServerSocket(drv, handle)]
+        self._sockets = [s for s in map(drv.socket, self._handles) if s is not None]
         self._serving_forever_fut: Optional[asyncio.Future[None]] = None
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -237,16 +378,20 @@ class Server:
         return self._serving
 
     @property
-    def sockets(self) -> tuple[_ServerSocket, ...]:
+    def sockets(self) -> tuple[TransportSocket, ...]:
         return () if self._closed else tuple(self._sockets)
 
     def _start(self) -> None:
         if self._serving or self._closed:
             return
         self._serving = True
-        self._drv.accept(self._handle, self._accepted)
+        for listener in self._handles:
+            self._accept(listener)
 
-    def _accepted(self, handle: int, status: int) -> None:
+    def _accept(self, listener: int) -> None:
+        self._drv.accept(listener, lambda h, status: self._accepted(listener, h, status))
+
+    def _accepted(self, listener: int, handle: int, status: int) -> None:
         if self._closed:
             if status == 0:
                 self._drv.close_handle(handle)
@@ -266,7 +411,7 @@ class Server:
             self._loop.call_exception_handler(
                 {"message": "polyio: accept failed", "exception": status_error(status)}
             )
-        self._drv.accept(self._handle, self._accepted)
+        self._accept(listener)
 
     async def start_serving(self) -> None:
         self._start()
@@ -276,7 +421,8 @@ class Server:
             return
         self._closed = True
         self._serving = False
-        self._drv.close_handle(self._handle)
+        for listener in self._handles:
+            self._drv.close_handle(listener)
         fut = self._serving_forever_fut
         if fut is not None and not fut.done():
             fut.cancel()
@@ -318,24 +464,119 @@ class Server:
         await self.wait_closed()
 
 
-def _listen(
-    drv: Driver, host: Optional[str], port: Optional[int], backlog: int, reuse_port: Optional[bool]
+def _check_server_args(
+    family: int,
+    flags: int,
+    sock: Any,
+    ssl: Any,
+    reuse_address: Optional[bool],
+    ssl_handshake_timeout: Any,
+    ssl_shutdown_timeout: Any,
 ) -> int:
-    return drv.listen(host or "0.0.0.0", int(port or 0), int(backlog), bool(reuse_port))
+    """asyncio's create_server arguments polyio honours, or NotImplementedError (or
+    asyncio's own errors) for the ones it does not; returns the family."""
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    if ssl is not None:
+        raise _unsupported("ssl", ssl)
+    for name, value in (
+        ("ssl_handshake_timeout", ssl_handshake_timeout),
+        ("ssl_shutdown_timeout", ssl_shutdown_timeout),
+    ):
+        if value is not None:
+            raise ValueError(f"{name} is only meaningful with ssl")
+    if sock is not None:
+        raise _unsupported("sock", sock)
+    if flags != socket.AI_PASSIVE:
+        raise _unsupported("flags", flags)
+    if reuse_address is not None and not reuse_address:
+        raise _unsupported("reuse_address", reuse_address)  # polyio always sets SO_REUSEADDR
+    return _check_family(family)
+
+
+async def _listen(
+    drv: Driver,
+    host: Union[str, Sequence[str], None],
+    port: Optional[int],
+    family: int,
+    backlog: int,
+    reuse_port: Optional[bool],
+) -> list[int]:
+    """Binds as asyncio's create_server: host None or '' is every interface, IPv4 and IPv6
+    (one listener each; IPv6 skipped where the machine has none); a sequence binds each
+    host; a name binds every address it resolves to. IPv6 listeners are IPv6-only."""
+    if host is None and port is None:
+        raise ValueError("Neither host/port nor sock were specified")
+    port = int(port or 0)
+    if host is None or host == "":
+        hosts: list[Optional[str]] = [None]
+    elif isinstance(host, str) or not isinstance(host, Iterable):
+        hosts = [host]
+    else:
+        hosts = list(host)
+    addrs: list[tuple[str, bool]] = []  # (IP literal, skip if the family is unavailable)
+    for h in hosts:
+        if h is None or h == "":
+            if family in (socket.AF_UNSPEC, socket.AF_INET):
+                addrs.append(("0.0.0.0", False))
+            if family in (socket.AF_UNSPEC, socket.AF_INET6):
+                addrs.append(("::", family == socket.AF_UNSPEC))
+            continue
+        lit = _literal_family(h)
+        if lit is not None and family in (socket.AF_UNSPEC, lit):
+            addrs.append((h, False))
+            continue
+        infos = await drv.loop.getaddrinfo(
+            h, port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        addrs += [(str(info[4][0]), False) for info in infos]
+    handles: list[int] = []
+    try:
+        for ip, optional in dict.fromkeys(addrs):
+            try:
+                handles.append(drv.listen(ip, port, backlog, bool(reuse_port), True))
+            except OSError as e:
+                if optional and e.errno not in (errno.EADDRINUSE, errno.EACCES):
+                    continue  # no IPv6 on this machine: asyncio skips it too
+                sa = (ip, port) if ":" not in ip else (ip, port, 0, 0)
+                msg = (e.strerror or str(e)).lower()
+                raise OSError(
+                    e.errno, f"error while attempting to bind on address {sa!r}: {msg}"
+                ) from None
+    except BaseException:
+        for listener in handles:
+            drv.close_handle(listener)
+        raise
+    return handles
 
 
 async def start_server(
     client_connected_cb: Callable[[StreamReader, StreamWriter], Optional[Awaitable[None]]],
-    host: Optional[str] = None,
+    host: Union[str, Sequence[str], None] = None,
     port: Optional[int] = None,
     *,
     limit: int = DEFAULT_LIMIT,
+    family: int = socket.AF_UNSPEC,
+    flags: int = socket.AI_PASSIVE,
+    sock: Any = None,
     backlog: int = 100,
+    ssl: Any = None,
+    reuse_address: Optional[bool] = None,
     reuse_port: Optional[bool] = None,
+    ssl_handshake_timeout: Optional[float] = None,
+    ssl_shutdown_timeout: Optional[float] = None,
     start_serving: bool = True,
 ) -> Server:
     """Listens on host:port; calls `client_connected_cb(reader, writer)` per connection (a
-    coroutine result becomes a task), as asyncio's start_server."""
+    coroutine result becomes a task), as asyncio's start_server.
+
+    ``host`` None or ``''`` binds every interface, IPv4 and IPv6 (a listener each, as
+    asyncio; with port 0 each gets its own port, as asyncio); a sequence binds each host.
+    ``family`` (``AF_INET`` / ``AF_INET6``) restricts it. ``ssl``, ``sock`` and
+    ``reuse_address=False`` are not supported: they raise ``NotImplementedError``."""
+    fam = _check_server_args(
+        family, flags, sock, ssl, reuse_address, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
     drv = _driver()
     loop = drv.loop
     if limit <= 0:
@@ -348,7 +589,8 @@ async def start_server(
         if asyncio.iscoroutine(res):
             loop.create_task(res)
 
-    server = Server(drv, _listen(drv, host, port, backlog, reuse_port), on_connection)
+    handles = await _listen(drv, host, port, fam, backlog, reuse_port)
+    server = Server(drv, handles, on_connection)
     if start_serving:
         server._start()
         await asyncio.sleep(0)
@@ -357,15 +599,25 @@ async def start_server(
 
 async def create_server(
     protocol_factory: Callable[[], asyncio.BaseProtocol],
-    host: Optional[str] = None,
+    host: Union[str, Sequence[str], None] = None,
     port: Optional[int] = None,
     *,
+    family: int = socket.AF_UNSPEC,
+    flags: int = socket.AI_PASSIVE,
+    sock: Any = None,
     backlog: int = 100,
+    ssl: Any = None,
+    reuse_address: Optional[bool] = None,
     reuse_port: Optional[bool] = None,
+    ssl_handshake_timeout: Optional[float] = None,
+    ssl_shutdown_timeout: Optional[float] = None,
     start_serving: bool = True,
 ) -> Server:
     """Listens on host:port; each connection gets `protocol_factory()` and a transport, as
-    asyncio's loop.create_server."""
+    asyncio's loop.create_server. Arguments as for :func:`start_server`."""
+    fam = _check_server_args(
+        family, flags, sock, ssl, reuse_address, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
     drv = _driver()
 
     def on_connection(h: int) -> None:
@@ -378,7 +630,8 @@ async def create_server(
             raise
         t.start()
 
-    server = Server(drv, _listen(drv, host, port, backlog, reuse_port), on_connection)
+    handles = await _listen(drv, host, port, fam, backlog, reuse_port)
+    server = Server(drv, handles, on_connection)
     if start_serving:
         server._start()
         await asyncio.sleep(0)

@@ -6,10 +6,11 @@
 """
 
 import asyncio
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any, Optional, Union, final
 
-__all__ = ["Driver", "Conn", "status_error", "DEFAULT_LIMIT", "__version__"]
+__all__ = ["Driver", "Conn", "TransportSocket", "status_error", "DEFAULT_LIMIT", "__version__"]
 
 __version__: str
 DEFAULT_LIMIT: int
@@ -47,8 +48,13 @@ class Driver:
         """Starts a timer: (future resolving to ``result``, user_data for ``cancel``)."""
     def cancel(self, user_data: int) -> None:
         """Cancels the core operation submitted with ``user_data``."""
-    def listen(self, host: str, port: int, backlog: int, reuse_port: bool) -> int:
-        """Binds and listens; returns the listener handle."""
+    def socket(self, handle: int) -> Optional[TransportSocket]:
+        """The socket of a handle (a listener's, for ``Server.sockets``), or None once closed."""
+    def listen(
+        self, host: str, port: int, backlog: int, reuse_port: bool, ipv6_only: bool
+    ) -> int:
+        """Binds and listens; returns the listener handle. ``ipv6_only`` sets ``IPV6_V6ONLY``
+        on an IPv6 listener, as asyncio's create_server does."""
     def accept(self, listener: int, callback: Callable[[int, int], None]) -> int:
         """Submits one accept; ``callback(handle, status)`` gets its outcome."""
     def close_handle(self, handle: int) -> None:
@@ -66,7 +72,10 @@ class Driver:
 @final
 class Conn:
     """A TCP connection: asyncio's transport API, plus the stream-reader operations (each
-    returns ``bytes`` when the buffer can answer now, else a future of them)."""
+    returns ``bytes`` when the buffer can answer now, else a future of them).
+
+    Its ``__class__`` attribute is ``polyio.Transport``, a subclass of ``asyncio.Transport``,
+    so that ``isinstance(conn, asyncio.Transport)`` holds."""
 
     def write(self, data: _Buffer) -> None:
         """Buffers ``data``; the loop iteration's flush sends it (one vectored write)."""
@@ -87,7 +96,8 @@ class Conn:
     def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None: ...
     def get_write_buffer_limits(self) -> tuple[int, int]: ...
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``"peername"`` and ``"sockname"``; anything else gives ``default``."""
+        """``"peername"``, ``"sockname"`` and ``"socket"`` (a :class:`TransportSocket`);
+        anything else, or any of these once the connection is closed, gives ``default``."""
     def get_protocol(self) -> Optional[asyncio.BaseProtocol]: ...
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None: ...
     def start(self) -> None:
@@ -97,6 +107,9 @@ class Conn:
     def readline(self) -> Union[bytes, asyncio.Future[bytes]]: ...
     def readexactly(self, n: int) -> Union[bytes, asyncio.Future[bytes]]: ...
     def readuntil(self, separator: Optional[_Buffer] = None) -> Union[bytes, asyncio.Future[bytes]]: ...
+    def _cancelled(self, fut: asyncio.Future[bytes]) -> None:
+        """The task awaiting ``fut`` was cancelled: cancels the core read (reading resumes with
+        the next read call); bytes ``fut`` was resolved with go back to the buffer."""
     def at_eof(self) -> bool: ...
     def exception(self) -> Optional[BaseException]: ...
     def buffered(self) -> int:
@@ -105,3 +118,28 @@ class Conn:
         """None when the caller need not wait, else a future that resolves below the low-water
         mark. Raises once the connection is lost."""
     def wait_closed(self) -> Optional[asyncio.Future[None]]: ...
+
+@final
+class TransportSocket:
+    """A polyio connection's or listener's socket, the part of asyncio's ``TransportSocket``
+    polyio offers. polyio keeps owning the socket: nothing here closes it."""
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        """``socket.AF_INET`` or ``socket.AF_INET6``."""
+    @property
+    def type(self) -> socket.SocketKind:
+        """``socket.SOCK_STREAM``."""
+    @property
+    def proto(self) -> int:
+        """``socket.IPPROTO_TCP``."""
+    def fileno(self) -> int:
+        """The socket's fd (owned by polyio: do not close it), or -1 once closed."""
+    def getsockname(self) -> Any:
+        """The local address, as ``socket.getsockname()`` gives it."""
+    def getpeername(self) -> Any:
+        """The peer's address, as ``socket.getpeername()`` gives it."""
+    def getsockopt(self, level: int, optname: int, buflen: int = ...) -> Any:
+        """``socket.getsockopt`` on the underlying socket."""
+    def setsockopt(self, level: int, optname: int, value: Any) -> None:
+        """``socket.setsockopt`` on the underlying socket."""

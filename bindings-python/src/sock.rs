@@ -1,0 +1,158 @@
+//! `TransportSocket`: what `get_extra_info('socket')` and `Server.sockets` give, a light
+//! stand-in for asyncio's `trsock.TransportSocket` over a polyio handle. The runtime keeps
+//! owning the socket: nothing here can close it.
+
+use polyio_core::Handle;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::driver::{Driver, addr_tuple, raise};
+
+/// `EBADF`: what a socket call on a closed handle raises.
+const EBADF: i32 = 9;
+
+/// A polyio connection's or listener's socket, with the read-only half of the socket API
+/// asyncio's `TransportSocket` offers (plus `setsockopt`). Internal: obtained from
+/// `transport.get_extra_info('socket')` or `Server.sockets`.
+#[pyclass(module = "polyio._polyio", frozen)]
+#[derive(Debug)]
+pub struct TransportSocket {
+    drv: Py<Driver>,
+    h: Handle,
+    family: Py<PyAny>,
+}
+
+impl TransportSocket {
+    /// The socket of `h`, or `None` when the handle is closed (or the driver is).
+    pub fn new(py: Python<'_>, drv: &Bound<'_, Driver>, h: Handle) -> PyResult<Option<Self>> {
+        let addr = match drv.borrow_mut().rt() {
+            Ok(rt) => rt.local_addr(h),
+            Err(_) => return Ok(None),
+        };
+        let Ok(addr) = addr else { return Ok(None) };
+        let name = if addr.is_ipv6() {
+            "AF_INET6"
+        } else {
+            "AF_INET"
+        };
+        let family = py.import(intern!(py, "socket"))?.getattr(name)?.unbind();
+        Ok(Some(TransportSocket {
+            drv: drv.clone().unbind(),
+            h,
+            family,
+        }))
+    }
+
+    fn addr(&self, py: Python<'_>, peer: bool) -> PyResult<Py<PyAny>> {
+        let mut d = self.drv.bind(py).borrow_mut();
+        let rt = d.rt().map_err(|_| closed(py))?;
+        let a = if peer {
+            rt.peer_addr(self.h)
+        } else {
+            rt.local_addr(self.h)
+        };
+        addr_tuple(py, a.map_err(|s| raise(py, s))?)
+    }
+
+    fn fd(&self, py: Python<'_>) -> PyResult<i32> {
+        let mut d = self.drv.bind(py).borrow_mut();
+        let rt = d.rt().map_err(|_| closed(py))?;
+        rt.raw_fd(self.h).map_err(|_| closed(py))
+    }
+
+    /// Runs `f` on a Python socket object over the fd, detached again afterwards (so that
+    /// it never closes the runtime's socket).
+    fn with_pysocket<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let fd = self.fd(py)?;
+        let kw = PyDict::new(py);
+        kw.set_item("fileno", fd)?;
+        let s = py
+            .import(intern!(py, "socket"))?
+            .getattr(intern!(py, "socket"))?
+            .call((), Some(&kw))?;
+        let r = f(&s);
+        s.call_method0(intern!(py, "detach"))?;
+        r
+    }
+}
+
+fn closed(_py: Python<'_>) -> PyErr {
+    pyo3::exceptions::PyOSError::new_err((EBADF, "Bad file descriptor"))
+}
+
+#[pymethods]
+impl TransportSocket {
+    /// `socket.AF_INET` or `socket.AF_INET6`.
+    #[getter]
+    fn family(&self, py: Python<'_>) -> Py<PyAny> {
+        self.family.clone_ref(py)
+    }
+
+    /// `socket.SOCK_STREAM`.
+    #[getter(r#type)]
+    fn get_type(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(py
+            .import(intern!(py, "socket"))?
+            .getattr(intern!(py, "SOCK_STREAM"))?
+            .unbind())
+    }
+
+    /// `socket.IPPROTO_TCP`.
+    #[getter]
+    fn proto(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(py
+            .import(intern!(py, "socket"))?
+            .getattr(intern!(py, "IPPROTO_TCP"))?
+            .unbind())
+    }
+
+    /// The socket's fd (still owned by polyio: do not close it), or -1 once closed.
+    fn fileno(&self, py: Python<'_>) -> i32 {
+        self.fd(py).unwrap_or(-1)
+    }
+
+    /// The local address, as `socket.getsockname()` gives it.
+    fn getsockname(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.addr(py, false)
+    }
+
+    /// The peer's address, as `socket.getpeername()` gives it.
+    fn getpeername(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.addr(py, true)
+    }
+
+    /// `socket.getsockopt(level, optname[, buflen])` on the underlying socket.
+    #[pyo3(signature = (*args))]
+    fn getsockopt(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, pyo3::types::PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        self.with_pysocket(py, |s| {
+            Ok(s.call_method1(intern!(py, "getsockopt"), args)?.unbind())
+        })
+    }
+
+    /// `socket.setsockopt(level, optname, value)` on the underlying socket.
+    #[pyo3(signature = (*args))]
+    fn setsockopt(&self, py: Python<'_>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.with_pysocket(py, |s| {
+            s.call_method1(intern!(py, "setsockopt"), args)?;
+            Ok(())
+        })
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let fd = self.fd(py).unwrap_or(-1);
+        let laddr = self
+            .addr(py, false)
+            .and_then(|a| Ok(a.bind(py).repr()?.to_string()))
+            .unwrap_or_else(|_| "closed".into());
+        format!("<polyio.TransportSocket fd={fd}, laddr={laddr}>")
+    }
+}
