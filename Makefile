@@ -126,7 +126,7 @@ install: lib-release ## Install header, libpolyio.{so,a} and polyio.pc under PRE
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint test-c test-install test-python
-test: deps-test check-header lint test-rust test-c test-install test-python test-node test-matrix ## Run every test suite (what CI runs)
+test: deps-test check-header lint test-rust test-c test-install test-python test-node test-matrix test-packages ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 lint: ## cargo fmt --check and clippy -D warnings
@@ -156,6 +156,10 @@ test-install: ## Install into build/prefix and build an echo with only the pkg-c
 	for e in $(EXAMPLES); do $(CC) -std=c11 -Wall -Wextra -Werror examples/c/$$e.c $$(pkg-config --cflags --libs polyio) -o $(BUILD)/pc/$$e; done
 	@bash tests/echo_pair.sh $(BUILD)/pc/echo_server $(BUILD)/pc/echo_client --conns 4 --size 4096 --count 200
 	@echo "install: a program built with 'pkg-config --cflags --libs polyio' echoes through polyio"
+
+.PHONY: test-packages
+test-packages: node-build ## pip install ./bindings-python into a fresh venv, npm install ./bindings-node into a fresh project; use both
+	CARGO_TARGET_DIR=$(MATURIN_TARGET) bash tests/packages.sh $(BUILD)/packages
 
 # ---- demo and bench ------------------------------------------------------------------
 
