@@ -69,6 +69,14 @@ function polyioApi(binding) {
     });
   }
 
+  // A chunk read from a connection, from the addon: `source` is a slice of the read pool
+  // (an ArrayBuffer; `length` >= 0) or a Buffer of its own; `iter`: as an iterator result.
+  const { Buffer } = globalThis;
+  function chunk(source, offset, length, iter) {
+    const value = length < 0 ? source : Buffer.from(source, offset, length);
+    return iter ? { value, done: false } : value;
+  }
+
   function closeOnAbort(signal, server) {
     signal.addEventListener('abort', () => server.close(), { once: true });
   }
@@ -141,5 +149,5 @@ function polyioApi(binding) {
     return this.close();
   });
 
-  return { watch, unwatch, abortError, closeOnAbort, destroyOnAbort };
+  return { watch, unwatch, abortError, closeOnAbort, destroyOnAbort, chunk };
 }

@@ -67,6 +67,19 @@ struct Helpers {
     abort_error: sys::napi_ref,
     close_on_abort: sys::napi_ref,
     destroy_on_abort: sys::napi_ref,
+    chunk: sys::napi_ref,
+}
+
+/// Reads shorter than this are copied into a shared ArrayBuffer and handed out as views of
+/// it, as `Buffer.allocUnsafe` does with its pool (same sizes): one allocation serves many
+/// small reads. Longer reads get a Buffer of their own.
+const POOL_SIZE: usize = 8 * 1024;
+const POOLED_MAX: usize = POOL_SIZE / 2;
+
+/// The current pool: a strongly referenced ArrayBuffer and how much of it is handed out.
+struct Pool {
+    buf: sys::napi_ref,
+    used: usize,
 }
 
 pub(crate) struct EnvState {
@@ -89,6 +102,7 @@ pub(crate) struct EnvState {
     /// accepted at once: it saves a promise and a deferred (a V8 global handle) per write.
     resolved: sys::napi_ref,
     helpers: RefCell<Option<Helpers>>,
+    pool: RefCell<Pool>,
 }
 
 /// Operation ids are unique sequential numbers: a multiply spreads them well enough, at a
@@ -216,6 +230,10 @@ pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
         resource: js::reference(env, resource),
         resolved: js::reference(env, js::settled(env, Ok(js::undefined(env)))?),
         helpers: RefCell::new(None),
+        pool: RefCell::new(Pool {
+            buf: ptr::null_mut(),
+            used: POOL_SIZE,
+        }),
     });
     set_state(&st);
     // SAFETY: valid env; `cleanup` takes no argument.
@@ -244,6 +262,7 @@ fn install_api(st: &EnvState, exports: Value) -> napi::Result<()> {
         abort_error: get("abortError")?,
         close_on_abort: get("closeOnAbort")?,
         destroy_on_abort: get("destroyOnAbort")?,
+        chunk: get("chunk")?,
     });
     Ok(())
 }
@@ -475,6 +494,51 @@ impl EnvState {
         }
     }
 
+    /// The JS value for `data` read from a connection: a Buffer, or with `iter` an iterator
+    /// result `{ value: Buffer, done: false }`. Short reads are views into the pool.
+    fn chunk(&self, data: &[u8], iter: bool) -> napi::Result<Value> {
+        let env = self.env;
+        let n = data.len();
+        let (src, offset, length) = if n < POOLED_MAX {
+            let mut pool = self.pool.borrow_mut();
+            let mut cur = (!pool.buf.is_null()).then(|| js::deref(env, pool.buf));
+            // Checked right before each copy (no JS runs in between): a user may have
+            // detached the ArrayBuffer (transferred it), which would leave no memory to write.
+            let mut space = cur.map_or((ptr::null_mut(), 0), |ab| js::arraybuffer_info(env, ab));
+            if space.1 < POOL_SIZE || POOL_SIZE - pool.used < n {
+                let (ab, p) = js::arraybuffer(env, POOL_SIZE)?;
+                js::unref(
+                    env,
+                    std::mem::replace(&mut pool.buf, js::reference(env, ab)),
+                );
+                pool.used = 0;
+                cur = Some(ab);
+                space = (p, POOL_SIZE);
+            }
+            let at = pool.used;
+            // SAFETY: `space.0` is the live, attached pool's memory, `POOL_SIZE` bytes long,
+            // and `at + n <= POOL_SIZE`; the regions handed out so far end at `at`.
+            unsafe { ptr::copy_nonoverlapping(data.as_ptr(), space.0.add(at), n) };
+            // Keep views 8-byte aligned, as Buffer's pool does.
+            pool.used = (at + n + 7) & !7;
+            (
+                cur.unwrap_or_else(|| js::undefined(env)),
+                at as f64,
+                n as f64,
+            )
+        } else {
+            (js::buffer_copy(env, data)?, 0.0, -1.0)
+        };
+        let args = [
+            src,
+            js::number(env, offset),
+            js::number(env, length),
+            js::boolean(env, iter),
+        ];
+        self.call_helper(|h| h.chunk, &args)
+            .ok_or_else(|| napi::Error::from_reason("polyio: chunk() failed"))
+    }
+
     /// Settles one completion.
     fn settle(&self, c: Completion) {
         let env = self.env;
@@ -525,14 +589,7 @@ impl EnvState {
                     n < 0 && status == Status::Canceled && conn.closed.get() && abort_err.is_none();
                 let r = if n > 0 {
                     let buf = c.buf.as_deref().unwrap_or(&[]);
-                    js::buffer_copy(env, &buf[..(n as usize).min(buf.len())])
-                        .map(|b| {
-                            if iter {
-                                js::iter_result(env, b, false)
-                            } else {
-                                b
-                            }
-                        })
+                    self.chunk(&buf[..(n as usize).min(buf.len())], iter)
                         .map_err(|_| {
                             js::error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory")
                         })

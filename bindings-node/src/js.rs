@@ -83,6 +83,27 @@ pub fn iter_result(env: RawEnv, value: Value, done: bool) -> Value {
     obj
 }
 
+/// A new zero-filled ArrayBuffer of `len` bytes and its data pointer.
+pub fn arraybuffer(env: RawEnv, len: usize) -> napi::Result<(Value, *mut u8)> {
+    let mut v = ptr::null_mut();
+    let mut data = ptr::null_mut();
+    // SAFETY: valid env; writes the new ArrayBuffer and its data pointer.
+    ok(unsafe { sys::napi_create_arraybuffer(env, len, &mut data, &mut v) })?;
+    Ok((v, data.cast()))
+}
+
+/// An ArrayBuffer's data pointer and length (null and 0 once it is detached).
+pub fn arraybuffer_info(env: RawEnv, v: Value) -> (*mut u8, usize) {
+    let (mut data, mut len) = (ptr::null_mut(), 0);
+    // SAFETY: `v` is an ArrayBuffer of this env; writes its data pointer and length.
+    let st = unsafe { sys::napi_get_arraybuffer_info(env, v, &mut data, &mut len) };
+    if st == sys::Status::napi_ok {
+        (data.cast(), len)
+    } else {
+        (ptr::null_mut(), 0)
+    }
+}
+
 /// A new Buffer holding a copy of `data`.
 pub fn buffer_copy(env: RawEnv, data: &[u8]) -> napi::Result<Value> {
     let mut v = ptr::null_mut();

@@ -245,3 +245,31 @@ test('listen without a host takes every address, IPv4 and IPv6, as net does', as
   }
   await server.close();
 });
+
+test('small reads are views into a shared pool; earlier chunks keep their bytes; a detached pool is replaced', async () => {
+  const { server, client, peer } = await pair();
+  const chunks = [];
+  for (let i = 0; i < 40; i++) {
+    await client.write(Buffer.alloc(100 + i, i));
+    const c = await peer.read();
+    chunks.push(c);
+  }
+  // Several small chunks share one ArrayBuffer (as Buffer.allocUnsafe's pool), and none was
+  // overwritten by a later read.
+  assert.ok(new Set(chunks.map((c) => c.buffer)).size < chunks.length);
+  chunks.forEach((c, i) => assert.ok(c.length === 100 + i && c.every((b) => b === i), `chunk ${i}`));
+  // A user may transfer (detach) the pool's ArrayBuffer: later reads must still arrive intact.
+  structuredClone(chunks[chunks.length - 1].buffer, { transfer: [chunks[chunks.length - 1].buffer] });
+  await client.write('after');
+  assert.equal((await peer.read()).toString(), 'after');
+  // Large reads get a Buffer of their own.
+  const big = Buffer.alloc(60000, 9);
+  await client.write(big);
+  let got = 0;
+  while (got < big.length) {
+    const c = await peer.read();
+    assert.ok(c.every((b) => b === 9));
+    got += c.length;
+  }
+  await Promise.all([client.close(), peer.close(), server.close()]);
+});
