@@ -415,6 +415,11 @@ def run_cell(name: str, spec: dict[str, Any], size: int, conns: int, st: Setting
         # Server CPU seconds over the whole load-generator run (warm-up included) ...
         "server_cpu": round(server_cpu, 3),
         "server_cpu_util": round(server_cpu / wall, 3) if wall > 0 else None,
+        # Server CPU per request (warm-up included at the measured rate): steadier across
+        # runs than req/s on a noisy machine, and what a server costs where CPU is the limit.
+        "server_cpu_us_per_req": (
+            round(server_cpu / (res["rps"] * wall) * 1e6, 2) if res["rps"] > 0 and wall > 0 else None
+        ),
         # ... and the load generator's own, over its measured window only.
         "loadgen_cpu": loadgen_cpu,
         "loadgen_cpu_util": round(lg_util, 3) if lg_util is not None else None,
@@ -479,6 +484,23 @@ def table_rows(
                 r = ok.get((s, size, n))
                 row.append(f"{r['p50_us']}/{r['p99_us']}" if r else "-")
             rows.append(row)
+    return header, rows
+
+
+def cost_rows(
+    cells: list[Cell], servers: list[str], sizes: list[int], conns: list[int]
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: the server's CPU microseconds per request (median over rounds)."""
+    ok = {(c.server, c.size, c.conns): c.result for c in cells if c.error is None}
+    header = ["server", *(f"{fmt_size(s)} x{n}" for s in sizes for n in conns)]
+    rows = []
+    for name in servers:
+        row = [name]
+        for size in sizes:
+            for n in conns:
+                v = (ok.get((name, size, n)) or {}).get("median_cpu_us_per_req")
+                row.append(f"{v:.1f}" if v is not None else "-")
+        rows.append(row)
     return header, rows
 
 
@@ -664,6 +686,13 @@ def median_cell(name: str, runs: list[Cell]) -> Cell:
         return mine[-1]
     pick = good[(len(good) - 1) // 2]
     pick.result["samples"] = [c.result["rps"] for c in mine if c.error is None]
+    costs = sorted(
+        c.result["server_cpu_us_per_req"]
+        for c in mine
+        if c.error is None and c.result.get("server_cpu_us_per_req") is not None
+    )
+    # The median of each server's CPU per request, over all its rounds.
+    pick.result["median_cpu_us_per_req"] = costs[(len(costs) - 1) // 2] if costs else None
     return pick
 
 
@@ -790,14 +819,22 @@ def main() -> int:
     out = ROOT / opts.out
     out.mkdir(parents=True, exist_ok=True)
     header, rows = table_rows(cells, servers, sizes, conns)
+    cost_header, costs = cost_rows(cells, servers, sizes, conns)
     print()
     print(text_table(header, rows))
     print(LEGEND.replace("`", ""))
+    print("\nServer CPU per request, microseconds (median over rounds; lower is better):")
+    print(text_table(cost_header, costs))
     (out / "echo.json").write_text(
         json.dumps([c.result for c in cells if c.error is None], indent=1) + "\n"
     )
     (out / "echo.svg").write_text(svg_chart(cells, servers, sizes, conns))
-    write_markdown(out / "echo.md", markdown_table(header, rows), cells, servers, skipped, st)
+    table = markdown_table(header, rows)
+    table += (
+        "\n\nServer CPU per request, microseconds (median over rounds; lower is better):\n\n"
+        + markdown_table(cost_header, costs)
+    )
+    write_markdown(out / "echo.md", table, cells, servers, skipped, st)
     print(f"\nwrote {os.path.relpath(out, Path.cwd())}/echo.{{json,svg,md}}")
 
     failed = [c for c in cells if c.error]
