@@ -343,6 +343,22 @@ impl Conn {
         }
     }
 
+    /// Cancels the pending core read, if any; its CANCELED completion settles in a run.
+    fn cancel_read(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.reading {
+            return Ok(());
+        }
+        let u = ud(self.id, KIND_READ);
+        with_driver(py, &self.drv, |d| {
+            if let Ok(rt) = d.rt() {
+                let _ = rt.cancel(u);
+            }
+            d.poke(py)
+        })
+        .transpose()?;
+        Ok(())
+    }
+
     fn wants_read(&self) -> bool {
         if self.lost || self.closing || self.eof || self.reading || self.idle {
             return false;
@@ -1026,17 +1042,7 @@ impl Conn {
             return Ok(());
         }
         s.user_paused = true;
-        if s.reading {
-            let u = ud(s.id, KIND_READ);
-            with_driver(py, &s.drv, |d| {
-                if let Ok(rt) = d.rt() {
-                    let _ = rt.cancel(u);
-                }
-                d.poke(py)
-            })
-            .transpose()?;
-        }
-        Ok(())
+        s.cancel_read(py)
     }
 
     fn resume_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -1244,17 +1250,7 @@ impl Conn {
         }
         s.idle = true;
         s.limit_paused = false;
-        if s.reading {
-            let u = ud(s.id, KIND_READ);
-            with_driver(py, &s.drv, |d| {
-                if let Ok(rt) = d.rt() {
-                    let _ = rt.cancel(u);
-                }
-                d.poke(py)
-            })
-            .transpose()?;
-        }
-        Ok(())
+        s.cancel_read(py)
     }
 
     fn at_eof(&self) -> bool {

@@ -98,3 +98,27 @@ async def finish(server: Any, *writers: Any) -> None:
     await server.wait_closed()
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 10)
+
+
+def cancellers(delay: float) -> dict[str, Callable[[Any], Awaitable[None]]]:
+    """The three ways asyncio cancels an awaitable, each after `delay` seconds:
+    ``task.cancel()``, ``asyncio.wait_for`` and ``asyncio.timeout``; each requires the
+    cancellation (or the timeout it becomes) to reach the caller."""
+
+    async def by_task(aw: Any) -> None:
+        task = asyncio.ensure_future(aw)
+        await asyncio.sleep(delay)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def by_wait_for(aw: Any) -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(aw, delay)
+
+    async def by_timeout(aw: Any) -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(delay):
+                await aw
+
+    return {"task.cancel": by_task, "wait_for": by_wait_for, "timeout": by_timeout}

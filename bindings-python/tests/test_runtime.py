@@ -16,7 +16,7 @@ import pytest
 
 import polyio
 from polyio._api import _driver
-from conftest import finish, port_of
+from conftest import cancellers, finish, port_of
 
 HOST = "127.0.0.1"
 
@@ -59,32 +59,7 @@ def test_cancelling_sleep_cancels_the_core_timer(run: Any) -> None:
     run(main())
 
 
-async def _cancel_by_task(aw: Any) -> None:
-    task = asyncio.ensure_future(aw)
-    await asyncio.sleep(0.05)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-
-
-async def _cancel_by_wait_for(aw: Any) -> None:
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(aw, 0.05)
-
-
-async def _cancel_by_timeout(aw: Any) -> None:
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.05):
-            await aw
-
-
-CANCELLERS = {
-    "task.cancel": _cancel_by_task,
-    "wait_for": _cancel_by_wait_for,
-    "timeout": _cancel_by_timeout,
-}
+CANCELLERS = cancellers(0.05)
 
 
 @pytest.mark.parametrize("how", sorted(CANCELLERS))

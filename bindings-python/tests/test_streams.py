@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import polyio
-from conftest import finish, port_of
+from conftest import cancellers, finish, port_of
 
 HOST = "127.0.0.1"
 
@@ -425,30 +425,7 @@ def test_names_resolve_and_unknown_names_raise_gaierror(compare: Any) -> None:
     assert compare(scenario) == [b"by name", "gaierror", -2]
 
 
-async def _cancel_by_task(aw: Any) -> None:
-    task = asyncio.ensure_future(aw)
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
-async def _cancel_by_wait_for(aw: Any) -> None:
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(aw, 0.01)
-
-
-async def _cancel_by_timeout(aw: Any) -> None:
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.01):
-            await aw
-
-
-CANCELLERS = {
-    "task.cancel": _cancel_by_task,
-    "wait_for": _cancel_by_wait_for,
-    "timeout": _cancel_by_timeout,
-}
+CANCELLERS = cancellers(0.01)
 READS = {
     "read": lambda r: r.read(100),
     "readline": lambda r: r.readline(),
