@@ -11,7 +11,7 @@ use napi::{Env, JsValue, sys};
 use napi_derive::napi;
 use polyio_core::{Handle, ReadBuf, Status, WriteBuf};
 
-use crate::env::{EnvState, Kind, state, state_or_throw};
+use crate::env::{EnvState, Kind, close_when_collected, rooted, state, state_or_throw};
 use crate::js::{self, RawEnv, Value};
 
 /// Bytes one read may deliver.
@@ -130,9 +130,7 @@ impl ConnState {
         if self.closed.replace(true) {
             return;
         }
-        let _ = st.rt.borrow_mut().close(self.handle);
-        st.drop_resource();
-        js::unref(st.env, self.js_ref.replace(std::ptr::null_mut()));
+        st.release(self.handle, &self.js_ref);
     }
 }
 
@@ -199,43 +197,27 @@ impl Connection {
     /// Creates the JS object for a new connection and roots it while the connection is open.
     pub(crate) fn into_js(self, env: RawEnv) -> napi::Result<Value> {
         let inner = self.inner.clone();
-        // SAFETY: valid env; napi-rs creates an instance of the registered class.
-        let v = unsafe {
-            <Connection as napi::bindgen_prelude::ToNapiValue>::to_napi_value(env, self)
-        }?;
-        inner.js_ref.set(js::reference(env, v));
-        Ok(v)
+        rooted(env, self, &inner.js_ref)
     }
 
-    fn addr(&self, peer: bool) -> Option<SocketAddr> {
-        if self.inner.closed.get() {
-            return None;
-        }
-        let st = state()?;
-        let rt = st.rt.borrow();
-        if peer {
-            rt.peer_addr(self.inner.handle).ok()
-        } else {
-            rt.local_addr(self.inner.handle).ok()
-        }
+    /// `f` of the peer's (`peer`) or this side's address, or `undefined` once closed.
+    fn addr(&self, env: Env, peer: bool, f: impl FnOnce(RawEnv, SocketAddr) -> Value) -> Value {
+        let env = env.raw();
+        let addr = state().filter(|_| !self.inner.closed.get()).and_then(|st| {
+            let rt = st.rt.borrow();
+            if peer {
+                rt.peer_addr(self.inner.handle).ok()
+            } else {
+                rt.local_addr(self.inner.handle).ok()
+            }
+        });
+        addr.map_or_else(|| js::undefined(env), |a| f(env, a))
     }
 }
 
 impl Drop for Connection {
-    /// A connection collected while open is closed (at the next turn: a finalizer must not
-    /// re-enter the runtime).
     fn drop(&mut self) {
-        if self.inner.closed.replace(true) {
-            return;
-        }
-        if let Some(st) = state()
-            && let Ok(mut q) = st.deferred_closes.try_borrow_mut()
-        {
-            q.push(self.inner.handle);
-            drop(q);
-            st.drop_resource();
-            st.wake_soon();
-        }
+        close_when_collected(&self.inner.closed, self.inner.handle);
     }
 }
 
@@ -658,51 +640,33 @@ impl Connection {
     /// The peer's IP address (`undefined` once closed).
     #[napi(getter, ts_return_type = "string | undefined")]
     pub fn remote_address(&self, env: Env) -> Value {
-        let env = env.raw();
-        self.addr(true).map_or_else(
-            || js::undefined(env),
-            |a| js::string(env, &a.ip().to_string()),
-        )
+        self.addr(env, true, |env, a| js::string(env, &a.ip().to_string()))
     }
 
     /// The peer's port (`undefined` once closed).
     #[napi(getter, ts_return_type = "number | undefined")]
     pub fn remote_port(&self, env: Env) -> Value {
-        let env = env.raw();
-        self.addr(true).map_or_else(
-            || js::undefined(env),
-            |a| js::number(env, f64::from(a.port())),
-        )
+        self.addr(env, true, |env, a| js::number(env, f64::from(a.port())))
     }
 
     /// `'IPv4'` or `'IPv6'` (`undefined` once closed).
     #[napi(getter, ts_return_type = "'IPv4' | 'IPv6' | undefined")]
     pub fn remote_family(&self, env: Env) -> Value {
-        let env = env.raw();
-        self.addr(true).map_or_else(
-            || js::undefined(env),
-            |a| js::string(env, if a.is_ipv4() { "IPv4" } else { "IPv6" }),
-        )
+        self.addr(env, true, |env, a| {
+            js::string(env, if a.is_ipv4() { "IPv4" } else { "IPv6" })
+        })
     }
 
     /// This side's IP address (`undefined` once closed).
     #[napi(getter, ts_return_type = "string | undefined")]
     pub fn local_address(&self, env: Env) -> Value {
-        let env = env.raw();
-        self.addr(false).map_or_else(
-            || js::undefined(env),
-            |a| js::string(env, &a.ip().to_string()),
-        )
+        self.addr(env, false, |env, a| js::string(env, &a.ip().to_string()))
     }
 
     /// This side's port (`undefined` once closed).
     #[napi(getter, ts_return_type = "number | undefined")]
     pub fn local_port(&self, env: Env) -> Value {
-        let env = env.raw();
-        self.addr(false).map_or_else(
-            || js::undefined(env),
-            |a| js::number(env, f64::from(a.port())),
-        )
+        self.addr(env, false, |env, a| js::number(env, f64::from(a.port())))
     }
 
     /// Whether `close()` or `destroy()` has run.

@@ -294,6 +294,35 @@ unsafe extern "C" fn on_timer(_h: *mut uv::Handle) {
     drive();
 }
 
+/// Creates the JS object for `obj` (a connection or server) and roots it in `js_ref`: as in
+/// `net`, an open one is a GC root and stays open until closed.
+pub(crate) fn rooted<T: napi::bindgen_prelude::ToNapiValue>(
+    env: RawEnv,
+    obj: T,
+    js_ref: &Cell<sys::napi_ref>,
+) -> napi::Result<Value> {
+    // SAFETY: valid env; napi-rs creates an instance of the registered class.
+    let v = unsafe { T::to_napi_value(env, obj) }?;
+    js_ref.set(js::reference(env, v));
+    Ok(v)
+}
+
+/// The `Drop` of a connection or server collected while open: it is closed at the next
+/// turn (a finalizer must not re-enter the runtime).
+pub(crate) fn close_when_collected(closed: &Cell<bool>, handle: Handle) {
+    if closed.replace(true) {
+        return;
+    }
+    if let Some(st) = state()
+        && let Ok(mut q) = st.deferred_closes.try_borrow_mut()
+    {
+        q.push(handle);
+        drop(q);
+        st.drop_resource();
+        st.wake_soon();
+    }
+}
+
 /// One wakeup: turn the runtime and settle what completed, in one callback scope.
 fn drive() {
     let Some(st) = state() else { return };
@@ -351,6 +380,14 @@ impl EnvState {
 
     pub fn drop_resource(&self) {
         self.resources.set(self.resources.get().saturating_sub(1));
+    }
+
+    /// Closes an open connection's or server's handle now, stops it keeping the loop alive
+    /// and unroots its JS object. The caller sets its `closed` flag first (once).
+    pub fn release(&self, handle: Handle, js_ref: &Cell<sys::napi_ref>) {
+        let _ = self.rt.borrow_mut().close(handle);
+        self.drop_resource();
+        js::unref(self.env, js_ref.replace(ptr::null_mut()));
     }
 
     /// Records a pending op (and watches its signal, if any) and settles what the submit

@@ -9,7 +9,7 @@ use napi_derive::napi;
 use polyio_core::Handle;
 
 use crate::conn::parse_signal;
-use crate::env::{Kind, state, state_or_throw};
+use crate::env::{Kind, close_when_collected, rooted, state, state_or_throw};
 use crate::js::{self, RawEnv, Value};
 
 pub(crate) struct ServerState {
@@ -50,11 +50,7 @@ impl Server {
     /// Creates the JS object for a new server and roots it while it listens.
     pub(crate) fn into_js(self, env: RawEnv) -> napi::Result<Value> {
         let inner = self.inner.clone();
-        // SAFETY: valid env; napi-rs creates an instance of the registered class.
-        let v =
-            unsafe { <Server as napi::bindgen_prelude::ToNapiValue>::to_napi_value(env, self) }?;
-        inner.js_ref.set(js::reference(env, v));
-        Ok(v)
+        rooted(env, self, &inner.js_ref)
     }
 
     fn close_now(&self) {
@@ -62,9 +58,7 @@ impl Server {
             return;
         }
         if let Some(st) = state() {
-            let _ = st.rt.borrow_mut().close(self.inner.handle);
-            st.drop_resource();
-            js::unref(st.env, self.inner.js_ref.replace(std::ptr::null_mut()));
+            st.release(self.inner.handle, &self.inner.js_ref);
             st.after_call();
         }
     }
@@ -72,17 +66,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if self.inner.closed.replace(true) {
-            return;
-        }
-        if let Some(st) = state()
-            && let Ok(mut q) = st.deferred_closes.try_borrow_mut()
-        {
-            q.push(self.inner.handle);
-            drop(q);
-            st.drop_resource();
-            st.wake_soon();
-        }
+        close_when_collected(&self.inner.closed, self.inner.handle);
     }
 }
 
