@@ -791,6 +791,36 @@ impl Runtime {
         self.queue_write(h, user_data, OpCode::Write, OpState::Write { buf, done: 0 })
     }
 
+    /// Writes what the kernel takes of `bufs` now, in order, without an operation and so
+    /// without a completion (libuv's `uv_try_write`). Returns the bytes taken: 0 when the
+    /// socket is not writable now or when writes or a shutdown are already queued on `h`
+    /// (bytes written now would overtake them). Queue the rest with [`write`](Self::write).
+    /// Errors (`BrokenPipe`, `ConnectionReset`, ...) mean the connection failed.
+    pub fn try_write(&mut self, h: Handle, bufs: &[&[u8]]) -> Result<usize, Status> {
+        if self.shut_down {
+            return Err(Status::Shutdown);
+        }
+        let conn = self.conn_mut(h)?;
+        if !conn.writes.is_empty() || bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        let mut iov = Iovecs::new();
+        for b in bufs.iter().filter(|b| !b.is_empty()) {
+            if !iov.push(b) {
+                break;
+            }
+        }
+        let fd = conn.stream.as_raw_fd();
+        // SAFETY: the iovecs borrow `bufs`, alive for the whole call.
+        match conn.stream.try_io(Interest::WRITABLE, || unsafe {
+            send_iov(fd, iov.as_slice())
+        }) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(Status::from(e)),
+        }
+    }
+
     /// Shuts down the write side once every queued write is sent (the peer reads EOF).
     /// Completes with 0.
     pub fn shutdown(&mut self, h: Handle, user_data: u64) -> Result<(), Status> {
@@ -1101,41 +1131,20 @@ impl Runtime {
                 Poll::Ready(Ok(())) => {}
             }
             // Gather the queued writes (up to the first shutdown) into one sendmsg.
-            let mut iov: [libc::iovec; MAX_IOV] = [libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            }; MAX_IOV];
-            let mut n_iov = 0;
-            for &wid in conn.writes.iter().take(MAX_IOV) {
+            let mut iov = Iovecs::new();
+            for &wid in &conn.writes {
                 match q.ops.get(wid) {
                     Some(Op {
                         state: OpState::Write { buf, done },
                         ..
-                    }) => {
-                        let rest = &buf.as_slice()[*done..];
-                        iov[n_iov] = libc::iovec {
-                            iov_base: rest.as_ptr() as *mut _,
-                            iov_len: rest.len(),
-                        };
-                        n_iov += 1;
-                    }
+                    }) if iov.push(&buf.as_slice()[*done..]) => {}
                     _ => break,
                 }
             }
             let fd = conn.stream.as_raw_fd();
-            let sent = conn.stream.try_io(Interest::WRITABLE, || {
-                // SAFETY: a zeroed msghdr is valid; we point it at `n_iov` initialised iovecs
-                // that borrow buffers owned by queued ops, alive for the whole call.
-                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-                msg.msg_iov = iov.as_mut_ptr();
-                msg.msg_iovlen = n_iov as _;
-                // SAFETY: `fd` is the stream's open socket; MSG_NOSIGNAL turns SIGPIPE into EPIPE.
-                let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
+            // SAFETY: the iovecs borrow buffers owned by queued ops, alive for the whole call.
+            let sent = conn.stream.try_io(Interest::WRITABLE, || unsafe {
+                send_iov(fd, iov.as_slice())
             });
             match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -1264,6 +1273,66 @@ fn instant_after(ms: u64) -> Result<Instant, Status> {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+/// Up to `MAX_IOV` iovecs on the stack, left uninitialised past the ones pushed (a zeroed
+/// array would cost a 1 KiB memset per write).
+struct Iovecs<'a> {
+    iov: [std::mem::MaybeUninit<libc::iovec>; MAX_IOV],
+    n: usize,
+    _bufs: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> Iovecs<'a> {
+    fn new() -> Iovecs<'a> {
+        Iovecs {
+            iov: [std::mem::MaybeUninit::uninit(); MAX_IOV],
+            n: 0,
+            _bufs: std::marker::PhantomData,
+        }
+    }
+
+    /// Adds `b`; false when full.
+    fn push(&mut self, b: &'a [u8]) -> bool {
+        if self.n == MAX_IOV {
+            return false;
+        }
+        self.iov[self.n].write(libc::iovec {
+            iov_base: b.as_ptr() as *mut _,
+            iov_len: b.len(),
+        });
+        self.n += 1;
+        true
+    }
+
+    fn as_slice(&self) -> &[libc::iovec] {
+        // SAFETY: the first `n` entries were written by `push`.
+        unsafe { std::slice::from_raw_parts(self.iov.as_ptr().cast(), self.n) }
+    }
+}
+
+/// One `send` (a single buffer) or `sendmsg` (several) on socket `fd`, with `MSG_NOSIGNAL`
+/// (EPIPE instead of SIGPIPE).
+///
+/// # Safety
+/// `fd` is an open socket and every iovec points at `iov_len` readable bytes.
+unsafe fn send_iov(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    let n = if let [one] = iov {
+        // SAFETY: the caller's guarantee; one buffer needs no msghdr.
+        unsafe { libc::send(fd, one.iov_base, one.iov_len, libc::MSG_NOSIGNAL) }
+    } else {
+        // SAFETY: a zeroed msghdr is valid; it points at the caller's iovecs.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr() as *mut _;
+        msg.msg_iovlen = iov.len() as _;
+        // SAFETY: the caller's guarantee.
+        unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Waits until `fd` is readable or `timeout` passes (`None`: no limit).

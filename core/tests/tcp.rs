@@ -328,3 +328,63 @@ fn pending_writes_counts_what_the_kernel_has_not_taken() {
     assert_eq!(rt.pending_writes(c), 0); // stale handle
     assert_eq!(r.wait(&mut rt, 11).status(), Status::Canceled);
 }
+
+#[test]
+fn try_write_sends_now_without_a_completion_and_never_overtakes_a_queued_write() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (c, s, _l) = pair(&mut rt, &mut r);
+        // Writability is known once a write has gone through the queue (or a turn ran).
+        rt.write(c, WriteBuf::from_vec(b"first ".to_vec()), 1)
+            .unwrap();
+        r.wait(&mut rt, 1);
+        let before = rt.stats();
+        assert_eq!(rt.try_write(c, &[b"sec", b"", b"ond"]).unwrap(), 6);
+        assert_eq!(rt.try_write(c, &[]).unwrap(), 0);
+        assert_eq!(rt.stats().completions, before.completions, "no completion");
+        assert_eq!(rt.stats().in_flight, before.in_flight, "no operation");
+        // The peer does not read: a large write stays queued, and try_write must not jump it.
+        rt.write(c, WriteBuf::from_vec(vec![b'x'; 64 << 20]), 2)
+            .unwrap();
+        assert_eq!(rt.pending_writes(c), 1);
+        assert_eq!(rt.try_write(c, &[b"late"]).unwrap(), 0);
+        rt.read(s, ReadBuf::with_capacity(12), 3).unwrap();
+        assert_eq!(
+            r.wait(&mut rt, 3).buf.as_deref(),
+            Some(&b"first second"[..])
+        );
+        rt.close(c).unwrap();
+        assert_eq!(r.wait(&mut rt, 2).status(), Status::Canceled);
+        assert_eq!(rt.try_write(c, &[b"x"]), Err(Status::BadHandle));
+    }
+}
+
+#[test]
+fn try_write_to_a_reset_peer_fails_with_a_status() {
+    let mut rt = runtime(BACKENDS[0]);
+    let mut r = Reaper::new();
+    let (c, s, _l) = pair(&mut rt, &mut r);
+    rt.write(c, WriteBuf::from_vec(b"x".to_vec()), 1).unwrap();
+    r.wait(&mut rt, 1);
+    rt.close(s).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    let mut failed = None;
+    for _ in 0..256 {
+        match rt.try_write(c, &[&chunk]) {
+            Ok(_) => {
+                let mut out = Vec::new();
+                rt.turn(&mut out, 8);
+            }
+            Err(s) => {
+                failed = Some(s);
+                break;
+            }
+        }
+    }
+    let s = failed.expect("try_write to a closed peer must fail");
+    assert!(
+        matches!(s, Status::BrokenPipe | Status::ConnectionReset),
+        "{s:?}"
+    );
+}
