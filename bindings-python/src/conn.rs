@@ -58,6 +58,8 @@ impl Req {
 #[derive(Debug)]
 pub enum FlushAction {
     Fatal(i64),
+    /// Bytes were sent at once: resume a paused writer, finish a close.
+    Wrote,
 }
 
 /// A polyio TCP connection: the transport, and the stream buffer in stream mode. Internal;
@@ -102,6 +104,9 @@ pub struct Conn {
     closed_waiters: Vec<Py<PyAny>>,
     peername: Option<Py<PyAny>>,
     sockname: Option<Py<PyAny>>,
+    /// The protocol's bound `data_received`, looked up once when reading starts and again
+    /// on `set_protocol` (as uvloop does), not once per read.
+    on_data: Option<Py<PyAny>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -153,6 +158,7 @@ impl Conn {
             closed_waiters: Vec::new(),
             peername: None,
             sockname: None,
+            on_data: None,
         }
     }
 
@@ -191,6 +197,7 @@ impl Conn {
         self.waiter = None;
         self.drain_waiters.clear();
         self.closed_waiters.clear();
+        self.on_data = None;
     }
 
     fn take(&mut self, py: Python<'_>, n: usize) -> Py<PyAny> {
@@ -394,6 +401,23 @@ impl Conn {
         if self.lost {
             return None;
         }
+        let mut wrote = false;
+        if !self.wbuf.is_empty() && self.inflight == 0 {
+            // Nothing queued in the core: send what the kernel takes now, with no operation
+            // (and no completion) for the usual case that it takes everything.
+            match rt.try_write(self.h, &[&self.wbuf]) {
+                Ok(0) => {}
+                Ok(n) => {
+                    wrote = true;
+                    if n == self.wbuf.len() {
+                        self.wbuf.clear();
+                    } else {
+                        self.wbuf.drain(..n);
+                    }
+                }
+                Err(s) => return Some(FlushAction::Fatal(i64::from(s.code()))),
+            }
+        }
         if !self.wbuf.is_empty() {
             let v = std::mem::replace(&mut self.wbuf, std::mem::take(&mut self.spare_w));
             let n = v.len();
@@ -411,7 +435,8 @@ impl Conn {
                 return Some(FlushAction::Fatal(i64::from(s.code())));
             }
         }
-        None
+        // Bytes went out without a completion: what on_write would do, if it has work.
+        (wrote && (self.write_paused || self.closing)).then_some(FlushAction::Wrote)
     }
 
     fn drained(&self) -> bool {
@@ -428,10 +453,19 @@ fn with_driver<T>(
 }
 
 fn set_result(py: Python<'_>, fut: &Py<PyAny>, r: PyResult<Py<PyAny>>) -> PyResult<()> {
-    let fut = fut.bind(py);
-    if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+    if fut
+        .bind(py)
+        .call_method0(intern!(py, "done"))?
+        .is_truthy()?
+    {
         return Ok(());
     }
+    resolve(py, fut, r)
+}
+
+/// Settles `fut`, which the caller knows is not done.
+fn resolve(py: Python<'_>, fut: &Py<PyAny>, r: PyResult<Py<PyAny>>) -> PyResult<()> {
+    let fut = fut.bind(py);
     match r {
         Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
         Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
@@ -483,7 +517,8 @@ fn wake_waiter(c: &Bound<'_, Conn>) -> PyResult<()> {
             }
         }
     };
-    set_result(py, &fut, r)
+    // Not done: checked above, and nothing since could run Python code.
+    resolve(py, &fut, r)
 }
 
 pub fn on_read(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>) -> PyResult<()> {
@@ -527,18 +562,29 @@ pub fn on_read(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>) -> PyResu
         Some(p) => {
             let eof_now = result == 0 && c.borrow().eof;
             if let Some(data) = deliver {
-                if let Err(e) = p
-                    .bind(py)
-                    .call_method1(intern!(py, "data_received"), (data,))
-                {
-                    return callback_failed(c, "data_received", e);
-                }
+                data_received(c, &p, data)?;
             } else if eof_now {
                 return protocol_eof(c, &p);
             }
         }
     }
     restart_read(c)
+}
+
+/// Calls `protocol.data_received(data)`; a callback that raises aborts the connection.
+fn data_received(c: &Bound<'_, Conn>, p: &Py<PyAny>, data: Py<PyAny>) -> PyResult<()> {
+    let py = c.py();
+    let cb = c.borrow().on_data.as_ref().map(|f| f.clone_ref(py));
+    let r = match cb {
+        Some(f) => f.bind(py).call1((data,)),
+        None => p
+            .bind(py)
+            .call_method1(intern!(py, "data_received"), (data,)),
+    };
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) => callback_failed(c, "data_received", e),
+    }
 }
 
 fn restart_read(c: &Bound<'_, Conn>) -> PyResult<()> {
@@ -593,8 +639,7 @@ fn callback_failed(c: &Bound<'_, Conn>, what: &str, e: PyErr) -> PyResult<()> {
 }
 
 pub fn on_write(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>) -> PyResult<()> {
-    let py = c.py();
-    let (resume, finalize, proto, waiters) = {
+    {
         let mut s = c.borrow_mut();
         if let Some(mut v) = buf {
             s.inflight = s.inflight.saturating_sub(v.len());
@@ -609,6 +654,19 @@ pub fn on_write(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>) -> PyRes
         if result < 0 {
             drop(s);
             return fatal(c, result);
+        }
+    }
+    wrote(c)
+}
+
+/// Bytes left the write buffer: resume a paused writer below the low-water mark (asyncio's
+/// `resume_writing`, drain waiters), and finish a close once everything is sent.
+fn wrote(c: &Bound<'_, Conn>) -> PyResult<()> {
+    let py = c.py();
+    let (resume, finalize, proto, waiters) = {
+        let mut s = c.borrow_mut();
+        if s.lost {
+            return Ok(());
         }
         let resume = s.write_paused && s.write_size() <= s.low;
         if resume {
@@ -652,6 +710,7 @@ pub fn on_shutdown(c: &Bound<'_, Conn>, _result: i64) -> PyResult<()> {
 pub fn after_flush(c: &Bound<'_, Conn>, a: FlushAction) -> PyResult<()> {
     match a {
         FlushAction::Fatal(code) => fatal(c, code),
+        FlushAction::Wrote => wrote(c),
     }
 }
 
@@ -893,9 +952,7 @@ fn deliver_stash(c: &Bound<'_, Conn>) -> PyResult<()> {
     };
     let Some(p) = proto else { return Ok(()) };
     if let Some(d) = data {
-        if let Err(e) = p.bind(py).call_method1(intern!(py, "data_received"), (d,)) {
-            return callback_failed(c, "data_received", e);
-        }
+        data_received(c, &p, d)?;
     }
     if eof {
         return protocol_eof(c, &p);
@@ -976,11 +1033,13 @@ impl Conn {
         }
         visit.call(&self.peername)?;
         visit.call(&self.sockname)?;
+        visit.call(&self.on_data)?;
         Ok(())
     }
 
     fn __clear__(&mut self) {
         self.drv = None;
+        self.on_data = None;
         self.waiter = None;
         self.drain_waiters.clear();
         self.closed_waiters.clear();
@@ -1154,9 +1213,14 @@ impl Conn {
         self.protocol(py)
     }
 
-    fn set_protocol(&mut self, protocol: Py<PyAny>) -> PyResult<()> {
+    fn set_protocol(&mut self, py: Python<'_>, protocol: Py<PyAny>) -> PyResult<()> {
         match self.mode {
             Mode::Protocol(_) => {
+                self.on_data = protocol
+                    .bind(py)
+                    .getattr(intern!(py, "data_received"))
+                    .ok()
+                    .map(Bound::unbind);
                 self.mode = Mode::Protocol(protocol);
                 Ok(())
             }
@@ -1168,6 +1232,12 @@ impl Conn {
 
     /// Begins reading (after `protocol.connection_made`).
     fn start(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let proto = slf.borrow().protocol(py);
+        if let Some(p) = proto {
+            let f = p.bind(py).getattr(intern!(py, "data_received")).ok();
+            slf.borrow_mut().on_data = f.map(Bound::unbind);
+        }
         start_reading(slf)
     }
 
@@ -1270,13 +1340,25 @@ impl Conn {
 
     // ---- stream writer ---------------------------------------------------------------
 
-    /// None when the caller need not wait; else a future that resolves once the buffer is
-    /// below the low-water mark. Raises once the connection is lost.
-    fn drain(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
+    /// StreamWriter.drain in one call: None when the caller need not wait; True when the
+    /// transport is closing and `yielded` is false (asyncio yields to the loop once then,
+    /// so that a pending `connection_lost` runs, and calls again with `yielded=True`); else
+    /// a future that resolves once the buffer is below the low-water mark. Raises the
+    /// reader's error, or ConnectionResetError once the connection is lost.
+    #[pyo3(signature = (yielded=false))]
+    fn drain(slf: &Bound<'_, Self>, yielded: bool) -> PyResult<Option<Py<PyAny>>> {
         let py = slf.py();
         let mut s = slf.borrow_mut();
         if let Some(e) = &s.exc {
             return Err(e.clone_ref(py));
+        }
+        if s.closing && !yielded {
+            return Ok(Some(
+                pyo3::types::PyBool::new(py, true)
+                    .to_owned()
+                    .into_any()
+                    .unbind(),
+            ));
         }
         if s.lost {
             return Err(PyConnectionResetError::new_err("Connection lost"));

@@ -270,3 +270,28 @@ def test_polyio_transport_stays_the_native_class(run: Any) -> None:
         await done(server)
 
     run(main())
+
+
+def test_set_protocol_sends_later_data_to_the_new_protocol(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        server = await api.create_server(Echo, HOST, 0)
+        t, first = await api.create_connection(Recorder, HOST, port_of(server))
+        t.write(b"one")
+        for _ in range(100):
+            if first.data:
+                break
+            await asyncio.sleep(0.01)
+        second = Recorder()
+        t.set_protocol(second)
+        t.write(b"two")
+        for _ in range(100):
+            if second.data:
+                break
+            await asyncio.sleep(0.01)
+        out = [bytes(first.data), bytes(second.data), t.get_protocol() is second]
+        t.close()
+        await asyncio.wait_for(second.lost, 5)
+        await done(server)
+        return out
+
+    assert compare(scenario) == [b"one", b"two", True]

@@ -274,13 +274,16 @@ class StreamWriter:
         return self._c.get_extra_info(name, default)
 
     async def drain(self) -> None:
-        c = self._c
-        if c.is_closing():
-            # As asyncio: let a pending connection_lost run, so drain raises.
+        r = self._c.drain()
+        if r is None:
+            return
+        if r is True:
+            # Closing. As asyncio: let a pending connection_lost run, so that drain raises.
             await asyncio.sleep(0)
-        r = c.drain()
-        if r is not None:
-            await r
+            r = self._c.drain(True)
+            if r is None:
+                return
+        await r  # type: ignore[misc]
 
 
 async def open_connection(

@@ -8,7 +8,7 @@
 import asyncio
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any, Optional, Union, final
+from typing import Any, Literal, Optional, Union, final
 
 __all__ = ["Driver", "Conn", "TransportSocket", "status_error", "DEFAULT_LIMIT", "__version__"]
 
@@ -114,9 +114,11 @@ class Conn:
     def exception(self) -> Optional[BaseException]: ...
     def buffered(self) -> int:
         """Bytes buffered for the reader."""
-    def drain(self) -> Optional[asyncio.Future[None]]:
-        """None when the caller need not wait, else a future that resolves below the low-water
-        mark. Raises once the connection is lost."""
+    def drain(self, yielded: bool = False) -> Union[None, Literal[True], asyncio.Future[None]]:
+        """StreamWriter.drain in one call: None when the caller need not wait; True when the
+        transport is closing and `yielded` is false (yield to the loop once, then call again
+        with ``yielded=True``); else a future that resolves below the low-water mark. Raises
+        the reader's error, or ConnectionResetError once the connection is lost."""
     def wait_closed(self) -> Optional[asyncio.Future[None]]: ...
 
 @final
