@@ -483,6 +483,27 @@ polyio_status polyio_write(struct polyio_runtime *rt,
                            uint64_t user_data);
 
 /**
+ * Writes what the kernel takes of the `len` bytes at `data` now, without an operation and
+ * without a completion (libuv's `uv_try_write`), and stores the count in `*written`: all
+ * of `len`, part of it, or 0 when the socket is not writable now or when writes or a
+ * shutdown are already queued on `h` (bytes sent now would overtake them). Queue the rest
+ * with `polyio_write`. `data` is only read during the call.
+ *
+ * Errors (`*written` untouched): INVALID_ARGUMENT (`rt` or `written` NULL, `data` NULL
+ * with `len` > 0, handle is a listener), BAD_HANDLE, SHUTDOWN, and the connection's
+ * failure (BROKEN_PIPE, CONNECTION_RESET, ...), which never raises SIGPIPE.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `data` is NULL or `len`
+ * readable bytes; `written` is NULL or writable.
+ */
+polyio_status polyio_try_write(struct polyio_runtime *rt,
+                               polyio_handle h,
+                               const uint8_t *data,
+                               size_t len,
+                               size_t *written);
+
+/**
  * Shuts down the write side once every queued write has gone out; the peer then reads end
  * of stream while this side can still read. Completes (op SHUTDOWN) with 0.
  *

@@ -677,6 +677,49 @@ pub unsafe extern "C" fn polyio_write(
     })
 }
 
+/// Writes what the kernel takes of the `len` bytes at `data` now, without an operation and
+/// without a completion (libuv's `uv_try_write`), and stores the count in `*written`: all
+/// of `len`, part of it, or 0 when the socket is not writable now or when writes or a
+/// shutdown are already queued on `h` (bytes sent now would overtake them). Queue the rest
+/// with `polyio_write`. `data` is only read during the call.
+///
+/// Errors (`*written` untouched): INVALID_ARGUMENT (`rt` or `written` NULL, `data` NULL
+/// with `len` > 0, handle is a listener), BAD_HANDLE, SHUTDOWN, and the connection's
+/// failure (BROKEN_PIPE, CONNECTION_RESET, ...), which never raises SIGPIPE.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only; `data` is NULL or `len`
+/// readable bytes; `written` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_try_write(
+    rt: *mut polyio_runtime,
+    h: polyio_handle,
+    data: *const u8,
+    len: usize,
+    written: *mut usize,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        let core = runtime_mut!(rt, polyio_status::InvalidArgument);
+        if written.is_null() || (data.is_null() && len > 0) || len > isize::MAX as usize {
+            return polyio_status::InvalidArgument;
+        }
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: checked non-NULL; the caller promised `len` readable bytes.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        match core.try_write(Handle::from_raw(h), &[bytes]) {
+            Ok(n) => {
+                // SAFETY: checked non-NULL; the caller promised it is writable.
+                unsafe { written.write(n) };
+                polyio_status::Ok
+            }
+            Err(s) => s.into(),
+        }
+    })
+}
+
 /// Shuts down the write side once every queued write has gone out; the peer then reads end
 /// of stream while this side can still read. Completes (op SHUTDOWN) with 0.
 ///

@@ -870,6 +870,55 @@ done:
     free_runtime(rt);
 }
 
+static void test_try_write(void) {
+    static const uint8_t msg[] = "sent now";
+    uint8_t buf[sizeof msg];
+    static uint8_t big[64 << 10];
+    tcp_pair p = {0};
+    polyio_completion c;
+    size_t n = 12345;
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    REQUIRE(make_pair(rt, &p));
+    /* Bad arguments: an error, and *written untouched. */
+    CHECK_ST(polyio_try_write(NULL, p.client, msg, sizeof msg, &n), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_try_write(rt, p.client, msg, sizeof msg, NULL), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_try_write(rt, p.client, NULL, 1, &n), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_try_write(rt, p.listener, msg, sizeof msg, &n), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_try_write(rt, 0, msg, sizeof msg, &n), POLYIO_STATUS_BAD_HANDLE);
+    CHECK_EQ(n, (size_t)12345);
+    CHECK_ST(polyio_try_write(rt, p.client, NULL, 0, &n), OK);
+    CHECK_EQ(n, (size_t)0);
+    /* Once the socket is known writable (after a queued write went out), the kernel takes
+     * it all at once; no completion follows. */
+    uint64_t w = ud_next();
+    REQUIRE_ST(polyio_write(rt, p.client, msg, 1, w), OK);
+    REQUIRE(WAIT_FOR(rt, w, &c));
+    REQUIRE_ST(polyio_try_write(rt, p.client, msg + 1, sizeof msg - 1, &n), OK);
+    CHECK_EQ(n, sizeof msg - 1);
+    REQUIRE(read_exact(rt, p.server, buf, sizeof msg));
+    CHECK(memcmp(buf, msg, sizeof msg) == 0);
+    CHECK_EQ(polyio_turn(rt, &c, 1), (size_t)0);
+    /* The peer stops reading: a write ends up queued, and try_write never overtakes it. */
+    memset(big, 'b', sizeof big);
+    uint64_t pending = 0;
+    for (int i = 0; i < 1024 && !pending; i++) {
+        uint64_t ud = ud_next();
+        REQUIRE_ST(polyio_write(rt, p.client, big, sizeof big, ud), OK);
+        if (polyio_turn(rt, &c, 1) != 1 || c.user_data != ud)
+            pending = ud;
+    }
+    REQUIRE(pending != 0);
+    REQUIRE_ST(polyio_try_write(rt, p.client, msg, sizeof msg, &n), OK);
+    CHECK_EQ(n, (size_t)0);
+    close_handle(rt, &p.client);
+    REQUIRE(WAIT_FOR(rt, pending, &c));
+    CHECK_EQ(c.result, POLYIO_STATUS_CANCELED);
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+}
+
 static void test_read_after_peer_reset(void) {
     uint8_t data[100], buf[64];
     tcp_pair p = {0};
@@ -2403,6 +2452,7 @@ static const struct {
     {"close_cancels_pending", test_close_cancels_pending},
     {"write_to_closed_peer", test_write_to_closed_peer},
     {"write_zero_length", test_write_zero_length},
+    {"try_write", test_try_write},
     {"read_after_peer_reset", test_read_after_peer_reset},
     {"buffers_released", test_buffers_released},
     {"cancel_epoll", test_cancel_epoll},
