@@ -19,6 +19,8 @@ mod wake;
 pub use backend::Backend;
 pub use buf::{ReadBuf, WriteBuf};
 pub use handle::Handle;
-pub use runtime::{Completion, FLAG_INLINE, ListenOptions, OpCode, Options, Runtime, Stats};
+pub use runtime::{
+    Completion, FLAG_INLINE, FLAG_MORE, ListenOptions, OpCode, Options, Runtime, Stats,
+};
 pub use status::{ALL_STATUSES, Status};
 pub use wake::RuntimeWaker;

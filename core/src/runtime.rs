@@ -27,11 +27,18 @@ use crate::wake::{self, DrivingGuard, RuntimeWaker, Shared};
 
 /// The completion was posted during the submit call itself (the inline fast path).
 pub const FLAG_INLINE: u32 = 1;
+/// More completions follow for the same operation (a multi-shot read); its last completion
+/// comes without this flag.
+pub const FLAG_MORE: u32 = 2;
 
 /// How many iovecs one vectored write gathers from queued writes.
 const MAX_IOV: usize = 64;
 /// Rounds of ready-queue draining per turn: bounds a turn when wakers keep re-firing.
 const READY_ROUNDS: usize = 4;
+/// Full buffers a multi-shot read takes in a row before it lets other sockets go first.
+const MULTISHOT_BURST: usize = 4;
+/// Read buffers kept for multi-shot reads (see `Runtime::recycle`).
+const MAX_SPARE_BUFS: usize = 64;
 
 /// What kind of operation a completion ends.
 #[repr(u32)]
@@ -130,10 +137,20 @@ type ConnectFuture = Pin<Box<dyn Future<Output = Result<TcpStream, Status>> + Se
 
 enum OpState {
     Read(ReadBuf),
-    Write { buf: WriteBuf, done: usize },
+    /// A multi-shot read: each chunk (at most `cap` bytes) completes with FLAG_MORE.
+    ReadMulti {
+        cap: usize,
+    },
+    Write {
+        buf: WriteBuf,
+        done: usize,
+    },
     Shutdown,
     Accept,
-    Connect { fut: ConnectFuture, waker: Waker },
+    Connect {
+        fut: ConnectFuture,
+        waker: Waker,
+    },
     Timer(TimerKey),
 }
 
@@ -186,6 +203,8 @@ struct Queue {
     completions: VecDeque<Completion>,
     in_submit: bool,
     stats: Stats,
+    /// Buffers for multi-shot reads, handed back by the consumer.
+    spare_bufs: Vec<Vec<u8>>,
 }
 
 impl Queue {
@@ -194,6 +213,33 @@ impl Queue {
         let k = (at, self.timer_seq);
         self.timers.insert(k, target);
         k
+    }
+
+    /// Posts a completion flagged MORE for op `id`, which stays in flight.
+    fn post_more(&mut self, id: Handle, n: usize, handle: Handle, buf: Vec<u8>) {
+        let Some(op) = self.ops.get(id) else { return };
+        let mut flags = FLAG_MORE;
+        if self.in_submit {
+            flags |= FLAG_INLINE;
+            self.stats.inline_completions += 1;
+        }
+        self.stats.completions += 1;
+        self.completions.push_back(Completion {
+            user_data: op.user_data,
+            op: op.code,
+            result: n as i64,
+            flags,
+            handle,
+            buf: Some(buf),
+        });
+    }
+
+    /// A buffer of at least `cap` bytes for a multi-shot read.
+    fn take_buf(&mut self, cap: usize) -> Vec<u8> {
+        let mut v = self.spare_bufs.pop().unwrap_or_default();
+        v.clear();
+        v.reserve(cap);
+        v
     }
 
     /// Removes op `id` and posts its one completion.
@@ -365,6 +411,7 @@ impl Runtime {
                 completions: VecDeque::new(),
                 in_submit: false,
                 stats: Stats::default(),
+                spare_bufs: Vec::new(),
             },
             max_ops: options.max_ops,
             scratch: Vec::new(),
@@ -572,11 +619,19 @@ impl Runtime {
         }
     }
 
-    /// Runs `f` as part of a submit call: completions it posts are flagged inline.
+    /// Runs `f` as part of a submit call: completions it posts are flagged inline. Inside
+    /// tokio's context, for progress that may register new sockets (accept, connect).
     fn inline(&mut self, f: impl FnOnce(&mut Runtime)) {
         let _driving = DrivingGuard::new(self.id);
         let tokio = self.tokio.clone();
         let _enter = tokio.enter();
+        self.inline_io(f);
+    }
+
+    /// [`inline`](Self::inline) for reads and writes on a registered socket: polling its
+    /// readiness needs no runtime context and fires no waker, so this skips entering tokio's
+    /// context (two thread-local swaps per submit, on the hot path).
+    fn inline_io(&mut self, f: impl FnOnce(&mut Runtime)) {
         self.q.in_submit = true;
         f(self);
         self.q.in_submit = false;
@@ -776,9 +831,39 @@ impl Runtime {
         let conn = self.conn_mut(h)?;
         conn.reads.push_back(id);
         if conn.reads.len() == 1 {
-            self.inline(|rt| rt.progress_read(h));
+            self.inline_io(|rt| rt.progress_read(h));
         }
         Ok(())
+    }
+
+    /// Reads continuously, as libuv's `uv_read_start`: every chunk read (at most `cap`
+    /// bytes) completes with its count and an owned buffer holding it, flagged
+    /// [`FLAG_MORE`], and the operation stays armed, so a consumer that keeps reading does
+    /// not submit a read per chunk. It ends with one completion without `FLAG_MORE`: 0 at end
+    /// of stream, an error, or `Canceled` (by [`cancel`](Self::cancel) with its `user_data`,
+    /// or [`close`](Self::close)); every byte read before that was in an earlier completion.
+    /// It queues with single reads, in order. Hand the buffers back with
+    /// [`recycle`](Self::recycle) to spare an allocation per chunk.
+    pub fn read_multishot(&mut self, h: Handle, cap: usize, user_data: u64) -> Result<(), Status> {
+        self.admit()?;
+        if cap == 0 || cap > isize::MAX as usize {
+            return Err(Status::InvalidArgument);
+        }
+        self.conn_mut(h)?;
+        let id = self.new_op(user_data, OpCode::Read, h, OpState::ReadMulti { cap })?;
+        let conn = self.conn_mut(h)?;
+        conn.reads.push_back(id);
+        if conn.reads.len() == 1 {
+            self.inline_io(|rt| rt.progress_read(h));
+        }
+        Ok(())
+    }
+
+    /// Gives a completion's buffer back for later multi-shot reads (a few are kept).
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > 0 && self.q.spare_bufs.len() < MAX_SPARE_BUFS {
+            self.q.spare_bufs.push(buf);
+        }
     }
 
     /// Writes all of `buf`. Completes with its length once every byte is with the kernel.
@@ -841,7 +926,7 @@ impl Runtime {
         let conn = self.conn_mut(h)?;
         conn.writes.push_back(id);
         if conn.writes.len() == 1 {
-            self.inline(|rt| rt.progress_write(h));
+            self.inline_io(|rt| rt.progress_write(h));
         }
         Ok(())
     }
@@ -1037,57 +1122,71 @@ impl Runtime {
             return;
         };
         let q = &mut self.q;
+        let mut bursts = 0;
         while let Some(&id) = conn.reads.front() {
-            let Some(Op {
-                state: OpState::Read(buf),
-                ..
-            }) = q.ops.get_mut(id)
-            else {
-                conn.reads.pop_front();
-                continue;
-            };
-            let mut cx = Context::from_waker(&conn.read_waker);
-            let result = match conn.stream.poll_read_ready(&mut cx) {
-                Poll::Pending => return,
-                Poll::Ready(Err(e)) => Err(e),
-                Poll::Ready(Ok(())) => {
-                    let (ptr, len) = match &mut buf.0 {
-                        ReadInner::Owned(v) => (
-                            v.spare_capacity_mut().as_mut_ptr().cast::<u8>(),
-                            v.capacity() - v.len(),
-                        ),
-                        ReadInner::Raw(ptr, len) => (*ptr, *len),
-                    };
-                    let fd = conn.stream.as_raw_fd();
-                    let mut short = None;
-                    let r = conn.stream.try_io(Interest::READABLE, || {
-                        // SAFETY: `ptr..ptr+len` is writable: a Vec's spare capacity, or raw
-                        // memory its submitter guaranteed until this op completes.
-                        let n = unsafe { libc::recv(fd, ptr.cast(), len, 0) };
-                        if n < 0 {
-                            return Err(io::Error::last_os_error());
-                        }
-                        let n = n as usize;
-                        if n > 0 && n < len {
-                            // A short read drained the socket: report WouldBlock to tokio so
-                            // it clears the readiness (as its own `poll_read` does), sparing
-                            // the next read a recv that would only say EAGAIN.
-                            short = Some(n);
-                            return Err(io::ErrorKind::WouldBlock.into());
-                        }
-                        Ok(n)
-                    });
-                    let r = short.map_or(r, Ok);
-                    if let (Ok(n), ReadInner::Owned(v)) = (&r, &mut buf.0) {
-                        // SAFETY: recv initialised `n` bytes of the spare capacity.
-                        unsafe { v.set_len(v.len() + n) };
-                    }
-                    r
+            let multi = match q.ops.get(id) {
+                Some(Op {
+                    state: OpState::Read(_),
+                    ..
+                }) => None,
+                Some(Op {
+                    state: OpState::ReadMulti { cap },
+                    ..
+                }) => Some(*cap),
+                _ => {
+                    conn.reads.pop_front();
+                    continue;
                 }
             };
-            match result {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            let mut cx = Context::from_waker(&conn.read_waker);
+            match conn.stream.poll_read_ready(&mut cx) {
+                Poll::Pending => return,
+                Poll::Ready(Err(e)) => {
+                    conn.reads.pop_front();
+                    q.finish(id, Err(Status::from(e)), h);
+                    continue;
+                }
+                Poll::Ready(Ok(())) => {}
+            }
+            let Some(cap) = multi else {
+                let Some(Op {
+                    state: OpState::Read(buf),
+                    ..
+                }) = q.ops.get_mut(id)
+                else {
+                    return;
+                };
+                match recv_into(&conn.stream, buf, usize::MAX) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    r => {
+                        conn.reads.pop_front();
+                        q.finish(id, r.map_err(Status::from), h);
+                    }
+                }
+                continue;
+            };
+            let mut buf = ReadBuf::from_vec(q.take_buf(cap));
+            let r = recv_into(&conn.stream, &mut buf, cap);
+            let ReadBuf(ReadInner::Owned(v)) = buf else {
+                return;
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => q.spare_bufs.push(v),
+                Ok(n) if n > 0 => {
+                    q.post_more(id, n, h, v);
+                    if n == cap {
+                        // Maybe more waiting: take a few more, then let other sockets go
+                        // first and come back in the next round of this turn.
+                        bursts += 1;
+                        if bursts == MULTISHOT_BURST {
+                            self.shared.push(key(KEY_READ, h));
+                            return;
+                        }
+                    }
+                }
                 r => {
+                    // End of stream or an error: the last completion.
+                    q.spare_bufs.push(v);
                     conn.reads.pop_front();
                     q.finish(id, r.map_err(Status::from), h);
                 }
@@ -1273,6 +1372,42 @@ fn instant_after(ms: u64) -> Result<Instant, Status> {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+/// One `recv` of at most `max` bytes into `buf`'s free space (a short read clears tokio's
+/// readiness, as its own `poll_read` does, so that the next read waits for the next event
+/// instead of trying a recv that would only say EAGAIN). Returns the bytes read; an owned
+/// buffer grows by them.
+fn recv_into(stream: &TcpStream, buf: &mut ReadBuf, max: usize) -> io::Result<usize> {
+    let (ptr, len) = match &mut buf.0 {
+        ReadInner::Owned(v) => (
+            v.spare_capacity_mut().as_mut_ptr().cast::<u8>(),
+            (v.capacity() - v.len()).min(max),
+        ),
+        ReadInner::Raw(ptr, len) => (*ptr, (*len).min(max)),
+    };
+    let fd = stream.as_raw_fd();
+    let mut short = None;
+    let r = stream.try_io(Interest::READABLE, || {
+        // SAFETY: `ptr..ptr+len` is writable: a Vec's spare capacity, or raw memory its
+        // submitter guaranteed until this op completes.
+        let n = unsafe { libc::recv(fd, ptr.cast(), len, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n > 0 && n < len {
+            short = Some(n);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    let r = short.map_or(r, Ok);
+    if let (Ok(n), ReadInner::Owned(v)) = (&r, &mut buf.0) {
+        // SAFETY: recv initialised `n` bytes of the spare capacity.
+        unsafe { v.set_len(v.len() + n) };
+    }
+    r
 }
 
 /// Up to `MAX_IOV` iovecs on the stack, left uninitialised past the ones pushed (a zeroed

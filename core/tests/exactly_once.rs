@@ -14,7 +14,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use polyio_core::{
-    Backend, Completion, Handle, ListenOptions, OpCode, Options, ReadBuf, Runtime, Status, WriteBuf,
+    Backend, Completion, FLAG_MORE, Handle, ListenOptions, OpCode, Options, ReadBuf, Runtime,
+    Status, WriteBuf,
 };
 
 const EVENTS: usize = 12_000;
@@ -97,6 +98,8 @@ struct Pending {
     may_cancel: bool,
     /// A deadline was set on it: `TimedOut` is allowed.
     deadline: bool,
+    /// A multi-shot read: completions flagged MORE, then its one last completion.
+    multi: bool,
 }
 
 struct World {
@@ -107,6 +110,8 @@ struct World {
     done: HashSet<u64>,
     rejected: HashSet<u64>,
     reaped: u64,
+    /// Of `reaped`, the MORE completions of multi-shot reads.
+    reaped_more: u64,
     listener: Handle,
     port: u16,
     dead_port: u16,
@@ -145,6 +150,7 @@ impl World {
             done: HashSet::new(),
             rejected: HashSet::new(),
             reaped: 0,
+            reaped_more: 0,
             listener,
             port,
             dead_port,
@@ -191,6 +197,7 @@ impl World {
                         canceled: false,
                         may_cancel: false,
                         deadline: false,
+                        multi: false,
                     },
                 );
             }
@@ -209,16 +216,47 @@ impl World {
         let s = self.rt.stats();
         self.peak = self.peak.max(s.in_flight);
         let queued = s.completions - self.reaped;
-        assert_eq!(
-            s.in_flight as u64 + queued,
-            self.pending.len() as u64,
-            "in flight + queued completions != accepted and not yet reaped"
+        let (in_flight, pending) = (s.in_flight as u64, self.pending.len() as u64);
+        // Queued completions may include MORE ones of multi-shot reads, so exact equality
+        // holds when nothing is queued.
+        assert!(
+            in_flight + queued >= pending && in_flight <= pending,
+            "in flight {in_flight} + queued completions {queued} vs accepted and not yet \
+             reaped {pending}"
         );
+        if queued == 0 {
+            assert_eq!(
+                in_flight, pending,
+                "in flight != accepted and not yet reaped"
+            );
+        }
     }
 
     fn on_completion(&mut self, c: Completion) {
         self.reaped += 1;
         let ud = c.user_data;
+        if c.flags & FLAG_MORE != 0 {
+            let p = self
+                .pending
+                .get(&ud)
+                .unwrap_or_else(|| panic!("a MORE completion for no pending op: {c:?}"));
+            assert!(p.multi && c.op == OpCode::Read, "{c:?} {p:?}");
+            assert!(c.result > 0 && c.result as usize <= p.len, "{c:?}");
+            assert_eq!(c.buf.as_ref().map(Vec::len), Some(c.result as usize));
+            if self.shutting_down {
+                assert!(
+                    self.queued_at_shutdown > 0,
+                    "MORE after shutdown_all: {c:?}"
+                );
+                self.queued_at_shutdown -= 1;
+            }
+            self.count("complete Read MORE".into());
+            self.reaped_more += 1;
+            if let Some(buf) = c.buf {
+                self.rt.recycle(buf);
+            }
+            return;
+        }
         assert!(!self.done.contains(&ud), "a second completion: {c:?}");
         assert!(
             !self.rejected.contains(&ud),
@@ -262,6 +300,14 @@ impl World {
             assert!(p.deadline, "timed out without a deadline: {c:?} {p:?}");
         }
         match c.op {
+            OpCode::Read if p.multi => {
+                assert_eq!(c.handle, p.target, "{c:?}");
+                assert!(
+                    c.buf.is_none(),
+                    "a multi-shot read's last completion: {c:?}"
+                );
+                assert!(c.result <= 0, "a multi-shot read's last completion: {c:?}");
+            }
             OpCode::Read => {
                 assert_eq!(c.handle, p.target, "{c:?}");
                 let buf = c.buf.as_ref().expect("an owned read buffer comes back");
@@ -415,12 +461,20 @@ impl World {
                     self.rng.range(1, 32 << 10)
                 };
                 let ud = self.ud();
-                let r = self.rt.read(h, ReadBuf::with_capacity(cap), ud);
+                let multi = self.rng.below(5) == 0;
+                let r = if multi {
+                    self.rt.read_multishot(h, cap, ud)
+                } else {
+                    self.rt.read(h, ReadBuf::with_capacity(cap), ud)
+                };
                 let errs = bad.map(|e| vec![e]).unwrap_or_default();
                 if bad.is_some() {
                     assert!(r.is_err(), "read on a bad target {h:?} accepted");
                 }
                 self.submitted(ud, r, OpCode::Read, h, cap, &errs);
+                if let Some(p) = self.pending.get_mut(&ud) {
+                    p.multi = multi;
+                }
             }
             // write
             150..=269 => {
@@ -658,7 +712,7 @@ impl World {
             self.pending
         );
         assert_eq!(self.rt.stats().completions, self.reaped);
-        assert_eq!(self.done.len() as u64, self.reaped);
+        assert_eq!(self.done.len() as u64 + self.reaped_more, self.reaped);
         assert!(self.done.is_disjoint(&self.rejected));
     }
 }
