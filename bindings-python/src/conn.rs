@@ -6,7 +6,7 @@
 //! buffer that the driver flushes once per loop iteration as one core write (the core gathers
 //! queued writes into one sendmsg); water marks drive `pause_writing`/`drain()`.
 
-use polyio_core::{Handle, ReadBuf, Status, WriteBuf};
+use polyio_core::{Handle, Status, WriteBuf};
 use pyo3::exceptions::{PyConnectionResetError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -73,8 +73,10 @@ pub struct Conn {
     // read side
     rbuf: Vec<u8>,
     rpos: usize,
-    spare_r: Vec<u8>,
+    /// A multi-shot read is armed (until its last completion, without FLAG_MORE).
     reading: bool,
+    /// Its cancel is on the way.
+    stopping: bool,
     /// A waiting read was cancelled: no core read until the next read call.
     idle: bool,
     limit_paused: bool,
@@ -131,8 +133,8 @@ impl Conn {
             mode,
             rbuf: Vec::new(),
             rpos: 0,
-            spare_r: Vec::new(),
             reading: false,
+            stopping: false,
             idle: false,
             limit_paused: false,
             user_paused: false,
@@ -210,7 +212,10 @@ impl Conn {
         b.into_any().unbind()
     }
 
-    fn append(&mut self, mut data: Vec<u8>) {
+    /// Buffers `data`; returns a buffer to hand back to the runtime (`data` itself, or the
+    /// old buffer it replaced).
+    #[must_use]
+    fn append(&mut self, mut data: Vec<u8>) -> Vec<u8> {
         if self.avail() == 0 {
             // Swap the read buffer in: no copy.
             self.rbuf.clear();
@@ -223,7 +228,7 @@ impl Conn {
             }
             self.rbuf.extend_from_slice(&data);
         }
-        self.recycle_read(data);
+        data
     }
 
     /// Puts `data` back at the front of the buffer (a read resolved, then cancelled).
@@ -244,11 +249,13 @@ impl Conn {
         }
     }
 
-    fn recycle_read(&mut self, mut v: Vec<u8>) {
-        if v.capacity() >= self.spare_r.capacity() {
-            v.clear();
-            self.spare_r = v;
-        }
+    /// Hands a read buffer back to the runtime, for its next multi-shot read.
+    fn recycle_read(&self, py: Python<'_>, v: Vec<u8>) {
+        with_driver(py, &self.drv, |d| {
+            if let Ok(rt) = d.rt() {
+                rt.recycle(v);
+            }
+        });
     }
 
     /// Tries to answer `req` from the buffer: `None` means more bytes are needed.
@@ -350,20 +357,35 @@ impl Conn {
         }
     }
 
-    /// Cancels the pending core read, if any; its CANCELED completion settles in a run.
-    fn cancel_read(&self, py: Python<'_>) -> PyResult<()> {
-        if !self.reading {
-            return Ok(());
-        }
-        let u = ud(self.id, KIND_READ);
-        with_driver(py, &self.drv, |d| {
-            if let Ok(rt) = d.rt() {
-                let _ = rt.cancel(u);
-            }
+    /// Cancels the multi-shot read, if one runs; its CANCELED completion settles in a run
+    /// (after the chunks it read before, which are buffered or delivered as usual).
+    fn cancel_read(&mut self, py: Python<'_>) -> PyResult<()> {
+        let drv = self.drv.as_ref().map(|d| d.clone_ref(py));
+        with_driver(py, &drv, |d| {
+            self.stop_reading(d);
             d.poke(py)
         })
         .transpose()?;
         Ok(())
+    }
+
+    fn stop_reading(&mut self, d: &mut Driver) {
+        if self.reading && !self.stopping {
+            self.stopping = true;
+            if let Ok(rt) = d.rt() {
+                let _ = rt.cancel(ud(self.id, KIND_READ));
+            }
+        }
+    }
+
+    /// A stream buffer past its read-ahead limit, with nobody waiting: stop reading.
+    fn over_limit(&self) -> bool {
+        match self.mode {
+            Mode::Stream { limit } => {
+                self.reading && !self.stopping && self.waiter.is_none() && self.avail() > 2 * limit
+            }
+            Mode::Protocol(_) => false,
+        }
     }
 
     fn wants_read(&self) -> bool {
@@ -376,8 +398,14 @@ impl Conn {
         }
     }
 
-    /// Submits the next read if there is demand.
+    /// Starts the multi-shot read if there is demand; stops a stream's above its limit.
     fn pump_read(&mut self, d: &mut Driver) -> Result<(), Status> {
+        if self.reading {
+            if self.over_limit() {
+                self.stop_reading(d);
+            }
+            return Ok(());
+        }
         if !self.wants_read() {
             if self.is_stream() && !self.reading && !self.eof && !self.idle {
                 self.limit_paused = true;
@@ -385,12 +413,8 @@ impl Conn {
             return Ok(());
         }
         self.limit_paused = false;
-        let mut buf = std::mem::take(&mut self.spare_r);
-        if buf.capacity() < READ_SIZE {
-            buf.reserve(READ_SIZE);
-        }
         let rt = d.rt().map_err(|_| Status::Shutdown)?;
-        rt.read(self.h, ReadBuf::from_vec(buf), ud(self.id, KIND_READ))?;
+        rt.read_multishot(self.h, READ_SIZE, ud(self.id, KIND_READ))?;
         self.reading = true;
         Ok(())
     }
@@ -521,39 +545,39 @@ fn wake_waiter(c: &Bound<'_, Conn>) -> PyResult<()> {
     resolve(py, &fut, r)
 }
 
-pub fn on_read(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>) -> PyResult<()> {
+/// A completion of the multi-shot read: a chunk (`more`: it keeps reading), or its end.
+pub fn on_read(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>, more: bool) -> PyResult<()> {
     let py = c.py();
     let proto;
     let mut deliver = None;
     {
         let mut s = c.borrow_mut();
-        s.reading = false;
+        if !more {
+            s.reading = false;
+            s.stopping = false;
+        }
         if s.lost {
             return Ok(());
         }
         if result == CANCELED {
-            if let Some(b) = buf {
-                s.recycle_read(b);
-            }
+            // Paused, limited, or a read call was cancelled: restart_read decides.
         } else if result < 0 {
             drop(s);
             return fatal(c, result);
         } else if result == 0 {
-            if let Some(b) = buf {
-                s.recycle_read(b);
-            }
             if !s.is_stream() && (s.user_paused || s.closing) {
                 s.stash_eof = true;
             } else {
                 s.eof = true;
             }
         } else if let Some(data) = buf {
-            if s.is_stream() || s.user_paused || s.closing || s.avail() > 0 {
-                s.append(data);
+            let spare = if s.is_stream() || s.user_paused || s.closing || s.avail() > 0 {
+                s.append(data)
             } else {
                 deliver = Some(PyBytes::new(py, &data).into_any().unbind());
-                s.recycle_read(data);
-            }
+                data
+            };
+            s.recycle_read(py, spare);
         }
         proto = s.protocol(py);
     }
@@ -567,6 +591,9 @@ pub fn on_read(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>) -> PyResu
                 return protocol_eof(c, &p);
             }
         }
+    }
+    if more && !c.borrow().over_limit() {
+        return Ok(()); // still reading, and it should
     }
     restart_read(c)
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use polyio_core::{Completion, Handle, ListenOptions, OpCode, Options, Runtime, Status};
+use polyio_core::{Completion, FLAG_MORE, Handle, ListenOptions, OpCode, Options, Runtime, Status};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -342,7 +342,9 @@ fn dispatch(slf: &Bound<'_, Driver>, c: Completion) -> PyResult<()> {
             };
             let conn = conn.bind(py);
             match (kind, c.op) {
-                (KIND_READ, OpCode::Read) => conn::on_read(conn, c.result, c.buf),
+                (KIND_READ, OpCode::Read) => {
+                    conn::on_read(conn, c.result, c.buf, c.flags & FLAG_MORE != 0)
+                }
                 (KIND_WRITE, OpCode::Write) => conn::on_write(conn, c.result, c.buf),
                 (KIND_SHUTDOWN, OpCode::Shutdown) => conn::on_shutdown(conn, c.result),
                 _ => Ok(()),

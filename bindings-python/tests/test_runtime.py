@@ -230,3 +230,43 @@ def test_a_write_the_kernel_takes_at_once_still_resumes_a_paused_writer(run: Any
         await finish(server, w)
 
     run(main())
+
+
+def test_a_reader_that_does_not_read_stops_reading_ahead(run: Any) -> None:
+    # Reading runs ahead of the StreamReader (one multi-shot core read) until 2 * limit bytes
+    # are buffered, then stops: the peer's writes back up into its own buffer, and no byte
+    # is lost when the reader catches up.
+    limit = 1 << 14
+    got: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def main() -> None:
+        async def hold(r: Any, w: Any) -> None:
+            await got.put(r)
+            await got.put(w)
+
+        server = await polyio.start_server(hold, HOST, 0, limit=limit)
+        r, w = await polyio.open_connection(HOST, port_of(server))
+        sr, sw = await got.get(), await got.get()
+        sent = bytearray()
+        for i in range(4000):
+            chunk = bytes([i % 251]) * 4096
+            w.write(chunk)
+            sent += chunk
+            try:
+                await asyncio.wait_for(w.drain(), 0.2)
+            except TimeoutError:
+                break  # the kernel buffers are full: the server stopped reading
+        else:
+            pytest.fail("the writer never had to wait")
+        await asyncio.sleep(0.05)
+        buffered = sr._c.buffered()
+        # Chunks read before the stop took effect may come on top (at most a few 64 KiB).
+        assert 2 * limit < buffered <= 2 * limit + 4 * (1 << 16), buffered
+        received = bytearray()
+        while len(received) < len(sent):
+            received += await asyncio.wait_for(sr.read(1 << 16), 5)
+        assert received == sent
+        sw.close()
+        await finish(server, w)
+
+    run(main())
