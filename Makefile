@@ -145,7 +145,8 @@ test-c: lib examples ## C tests: plain, AddressSanitizer+UBSan, valgrind; the he
 	bash tests/c/run.sh asan
 	bash tests/c/run.sh valgrind
 
-test-python: python-dev ## Python: stubs vs module (mypy.stubtest), then pytest on asyncio and uvloop
+test-python: python-dev ## Python: mypy --strict, stubs vs module (mypy.stubtest), then pytest on asyncio and uvloop
+	cd bindings-python && $(VPY) -m mypy --strict python/polyio
 	cd bindings-python && $(VPY) -m mypy.stubtest polyio
 	cd bindings-python && $(VPY) -m pytest -q tests
 

@@ -14,6 +14,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::drain::Drain;
 use crate::driver::{self, Driver, KIND_READ, KIND_SHUTDOWN, KIND_WRITE, ud};
 use crate::errors::{incomplete_read, limit_overrun, status_err};
 use crate::sock::TransportSocket;
@@ -746,6 +747,41 @@ fn fatal(c: &Bound<'_, Conn>, code: i64) -> PyResult<()> {
     force_close(c, Some(e))
 }
 
+/// Where StreamWriter.drain stands.
+pub enum DrainState {
+    /// Nothing to wait for.
+    Ready,
+    /// Closing, not yet looked at after a yield to the loop.
+    Closing,
+    /// Wait for this future (resolved below the low-water mark, or with the error).
+    Wait(Py<PyAny>),
+}
+
+/// asyncio's drain logic: the reader's error, then (unless `yielded` already) a closing
+/// transport, then a lost connection, then the water marks.
+pub fn drain_state(c: &Bound<'_, Conn>, yielded: bool) -> PyResult<DrainState> {
+    let py = c.py();
+    let mut s = c.borrow_mut();
+    if let Some(e) = &s.exc {
+        return Err(e.clone_ref(py));
+    }
+    if s.closing && !yielded {
+        return Ok(DrainState::Closing);
+    }
+    if s.lost {
+        return Err(PyConnectionResetError::new_err("Connection lost"));
+    }
+    if !s.write_paused {
+        return Ok(DrainState::Ready);
+    }
+    let Some(drv) = s.drv.as_ref().map(|d| d.clone_ref(py)) else {
+        return Ok(DrainState::Ready);
+    };
+    let fut = drv.bind(py).borrow().new_future(py)?.unbind();
+    s.drain_waiters.push(fut.clone_ref(py));
+    Ok(DrainState::Wait(fut))
+}
+
 /// The connection is gone (closed, aborted or failed): close the socket, settle every
 /// waiter, and tell the protocol (via call_soon, as asyncio does).
 fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<()> {
@@ -1367,38 +1403,11 @@ impl Conn {
 
     // ---- stream writer ---------------------------------------------------------------
 
-    /// StreamWriter.drain in one call: None when the caller need not wait; True when the
-    /// transport is closing and `yielded` is false (asyncio yields to the loop once then,
-    /// so that a pending `connection_lost` runs, and calls again with `yielded=True`); else
-    /// a future that resolves once the buffer is below the low-water mark. Raises the
-    /// reader's error, or ConnectionResetError once the connection is lost.
-    #[pyo3(signature = (yielded=false))]
-    fn drain(slf: &Bound<'_, Self>, yielded: bool) -> PyResult<Option<Py<PyAny>>> {
-        let py = slf.py();
-        let mut s = slf.borrow_mut();
-        if let Some(e) = &s.exc {
-            return Err(e.clone_ref(py));
-        }
-        if s.closing && !yielded {
-            return Ok(Some(
-                pyo3::types::PyBool::new(py, true)
-                    .to_owned()
-                    .into_any()
-                    .unbind(),
-            ));
-        }
-        if s.lost {
-            return Err(PyConnectionResetError::new_err("Connection lost"));
-        }
-        if !s.write_paused {
-            return Ok(None);
-        }
-        let Some(drv) = s.drv.as_ref().map(|d| d.clone_ref(py)) else {
-            return Ok(None);
-        };
-        let fut = drv.bind(py).borrow().new_future(py)?.unbind();
-        s.drain_waiters.push(fut.clone_ref(py));
-        Ok(Some(fut))
+    /// StreamWriter.drain: an awaitable that ends at once when the write buffer is at or
+    /// below the high-water mark, else once it drops below the low-water mark. Awaiting it
+    /// raises the reader's error, or ConnectionResetError once the connection is lost.
+    fn drain(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Drain::of(slf)
     }
 
     /// None once the connection is closed (raising its error, if it failed); else a future

@@ -270,20 +270,21 @@ impl Driver {
 
 fn flush_dirty(slf: &Bound<'_, Driver>) -> PyResult<()> {
     let py = slf.py();
-    let dirty = std::mem::take(&mut slf.borrow_mut().dirty);
-    if dirty.is_empty() {
-        return Ok(());
-    }
     let mut follow = Vec::new();
     {
         let mut d = slf.borrow_mut();
-        let Some(rt) = d.rt.as_mut() else {
+        if d.dirty.is_empty() {
+            return Ok(());
+        }
+        let d = &mut *d;
+        let Some(rt) = d.rt.as_deref_mut() else {
             return Ok(());
         };
-        for c in &dirty {
+        // Drained in place: the list keeps its capacity, no allocation per flush.
+        for c in d.dirty.drain(..) {
             let action = c.bind(py).borrow_mut().flush(rt);
             if let Some(a) = action {
-                follow.push((c.clone_ref(py), a));
+                follow.push((c, a));
             }
         }
     }

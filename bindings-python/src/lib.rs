@@ -8,6 +8,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod conn;
+mod drain;
 mod driver;
 mod errors;
 mod sock;
@@ -19,6 +20,7 @@ use pyo3::prelude::*;
 fn _polyio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<driver::Driver>()?;
     m.add_class::<conn::Conn>()?;
+    m.add_class::<drain::Drain>()?;
     m.add_class::<sock::TransportSocket>()?;
     m.add_function(wrap_pyfunction!(errors::status_error, m)?)?;
     m.add("DEFAULT_LIMIT", conn::DEFAULT_LIMIT)?;

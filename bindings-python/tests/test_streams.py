@@ -181,6 +181,55 @@ def test_drain_waits_while_the_peer_does_not_read(compare: Any) -> None:
     assert compare(scenario) == [True, True]
 
 
+def test_drain_is_a_coroutine_to_asyncio(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        server = await api.start_server(echo_handler, HOST, 0)
+        r, w = await api.open_connection(HOST, port_of(server))
+        d = w.drain()
+        out: list[Any] = [asyncio.iscoroutine(d), await d]
+        out.append(await asyncio.create_task(w.drain()))
+        out.append(await asyncio.gather(w.drain(), w.drain()))
+        out.append(await asyncio.wait_for(w.drain(), 5))
+        await finish(server, w)
+        return out
+
+    assert compare(scenario) == [True, None, None, [None, None], None]
+
+
+def test_cancelling_a_waiting_drain(compare: Any) -> None:
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        release = asyncio.Event()
+
+        async def handler(r: Any, w: Any) -> None:
+            await release.wait()
+            while await r.read(1 << 20):
+                pass
+            w.close()
+
+        server = await api.start_server(handler, HOST, 0)
+        r, w = await api.open_connection(HOST, port_of(server))
+        out: list[Any] = []
+        for _ in range(200):
+            w.write(b"q" * (1 << 20))
+            task = asyncio.create_task(w.drain())
+            await asyncio.sleep(0.02)
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    out.append("cancelled")
+                break
+            await task
+        release.set()
+        out.append(await asyncio.wait_for(w.drain(), 10))
+        w.close()
+        await finish(server, w)
+        return out
+
+    assert compare(scenario) == ["cancelled", None]
+
+
 def test_drain_raises_after_close(run: Any, api: SimpleNamespace, request: Any) -> None:
     if api.name == "asyncio" and request.node.callspec.params["run"] == "uvloop":
         pytest.skip("uvloop's own streams do not run connection_lost within drain's sleep(0)")

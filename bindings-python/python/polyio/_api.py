@@ -132,7 +132,7 @@ async def _connect(drv: Driver, host: str, port: int, family: int = 0) -> int:
 async def _connect_one(drv: Driver, host: str, port: int) -> int:
     fut, user_data = drv.connect(host, port)
     try:
-        return await fut  # type: ignore[no-any-return]
+        return await fut
     except asyncio.CancelledError:
         if fut.done() and not fut.cancelled() and fut.exception() is None:
             # Connected before the cancel reached this task: do not leak the connection.
@@ -176,7 +176,7 @@ class StreamReader:
     async def read(self, n: int = -1) -> bytes:
         r = self._c.read(n)
         if r.__class__ is bytes:
-            return r  # type: ignore[return-value]
+            return r
         try:
             return await r  # type: ignore[no-any-return,misc]
         except asyncio.CancelledError:
@@ -186,7 +186,7 @@ class StreamReader:
     async def readline(self) -> bytes:
         r = self._c.readline()
         if r.__class__ is bytes:
-            return r  # type: ignore[return-value]
+            return r
         try:
             return await r  # type: ignore[no-any-return,misc]
         except asyncio.CancelledError:
@@ -196,7 +196,7 @@ class StreamReader:
     async def readexactly(self, n: int) -> bytes:
         r = self._c.readexactly(n)
         if r.__class__ is bytes:
-            return r  # type: ignore[return-value]
+            return r
         try:
             return await r  # type: ignore[no-any-return,misc]
         except asyncio.CancelledError:
@@ -206,7 +206,7 @@ class StreamReader:
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         r = self._c.readuntil(separator)
         if r.__class__ is bytes:
-            return r  # type: ignore[return-value]
+            return r
         try:
             return await r  # type: ignore[no-any-return,misc]
         except asyncio.CancelledError:
@@ -239,6 +239,7 @@ class StreamWriter:
         # The hot calls go straight to Rust, without a Python frame.
         self.write = conn.write  # type: ignore[method-assign]
         self.writelines = conn.writelines  # type: ignore[method-assign,assignment]
+        self.drain = conn.drain  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"<polyio.StreamWriter closing={self._c.is_closing()}>"
@@ -274,16 +275,10 @@ class StreamWriter:
         return self._c.get_extra_info(name, default)
 
     async def drain(self) -> None:
-        r = self._c.drain()
-        if r is None:
-            return
-        if r is True:
-            # Closing. As asyncio: let a pending connection_lost run, so that drain raises.
-            await asyncio.sleep(0)
-            r = self._c.drain(True)
-            if r is None:
-                return
-        await r  # type: ignore[misc]
+        """Waits until the write buffer is below its low-water mark (at once when it is at or
+        below the high-water mark); raises once the connection is lost. Instances use the
+        native ``Conn.drain`` directly: a coroutine to asyncio, without a Python frame."""
+        await self._c.drain()
 
 
 async def open_connection(

@@ -7,10 +7,10 @@
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any, Literal, Optional, Union, final
 
-__all__ = ["Driver", "Conn", "TransportSocket", "status_error", "DEFAULT_LIMIT", "__version__"]
+__all__ = ["Driver", "Conn", "Drain", "TransportSocket", "status_error", "DEFAULT_LIMIT", "__version__"]
 
 __version__: str
 DEFAULT_LIMIT: int
@@ -114,12 +114,21 @@ class Conn:
     def exception(self) -> Optional[BaseException]: ...
     def buffered(self) -> int:
         """Bytes buffered for the reader."""
-    def drain(self, yielded: bool = False) -> Union[None, Literal[True], asyncio.Future[None]]:
-        """StreamWriter.drain in one call: None when the caller need not wait; True when the
-        transport is closing and `yielded` is false (yield to the loop once, then call again
-        with ``yielded=True``); else a future that resolves below the low-water mark. Raises
-        the reader's error, or ConnectionResetError once the connection is lost."""
+    def drain(self) -> Drain:
+        """StreamWriter.drain: an awaitable that ends at once when the write buffer is at or
+        below the high-water mark, else once it drops below the low-water mark. Awaiting it
+        raises the reader's error, or ConnectionResetError once the connection is lost."""
     def wait_closed(self) -> Optional[asyncio.Future[None]]: ...
+
+@final
+class Drain(Coroutine[Any, Any, None]):
+    """What ``StreamWriter.drain()`` returns: await it, or hand it to ``create_task``."""
+    def __await__(self) -> Generator[Any, None, None]: ...
+    def __iter__(self) -> Drain: ...
+    def __next__(self) -> Any: ...
+    def send(self, value: Any) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, _tb: Any = None) -> Any: ...
+    def close(self) -> None: ...
 
 @final
 class TransportSocket:
