@@ -15,8 +15,9 @@ Environment:
   BENCH_CONNS         connection counts (default 1 10)
   BENCH_SERVER_CPU    CPU the server is pinned to (default 0)
   BENCH_LOADGEN_CPU   CPU the load generator is pinned to (default 1)
-  BENCH_RETRIES       times a (size, conns) group is run again when other processes
-                      disturbed it (default 1; the last attempt is kept either way)
+  BENCH_RETRIES       times a round is run again when other processes or hypervisor steal
+                      disturbed it (default 1; the last attempt is kept either way, and a
+                      cell's median comes from its quiet rounds when it has any)
   BENCH_REPEATS       rounds per (size, conns) group (default 1). Each round runs every
                       server once, in an order rotated by one from the last round's, so
                       that no server always runs first; a cell reports the run with the
@@ -139,6 +140,9 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
 LOADGEN_BOUND = 0.95  # loadgen CPU / wall seconds at or above this flags the cell
 NOISY = 0.10  # other processes' CPU on the pinned CPUs / wall at or above this flags the cell
+# Hypervisor steal on the pinned CPUs / wall at or above this flags the cell: on a shared
+# host, a run whose virtual CPUs waited for the real ones measures the neighbours.
+STOLEN = 0.10
 
 
 class BenchError(Exception):
@@ -405,6 +409,7 @@ def run_cell(name: str, spec: dict[str, Any], size: int, conns: int, st: Setting
     other_cpu = max(0.0, (ticks1[0] - ticks0[0]) / hz - server_cpu - lg_total)
     steal = (ticks1[1] - ticks0[1]) / hz
     noisy = bool(pinned_cpus) and wall > 0 and other_cpu / wall >= NOISY
+    stolen = bool(pinned_cpus) and wall > 0 and steal / wall >= STOLEN
     return {
         "server": name,
         "size": size,
@@ -427,7 +432,8 @@ def run_cell(name: str, spec: dict[str, Any], size: int, conns: int, st: Setting
         # CPU seconds used by other processes on the pinned CPUs, and hypervisor steal.
         "other_cpu": round(other_cpu, 3) if pinned_cpus else None,
         "steal": round(steal, 3) if pinned_cpus else None,
-        "noisy": noisy,
+        "noisy": noisy or stolen,
+        "stolen": stolen,
         "wall": round(wall, 3),
         "p90_us": res.get("p90_us"),
         "p999_us": res.get("p999_us"),
@@ -456,7 +462,8 @@ def marks(r: dict[str, Any]) -> str:
 
 LEGEND = (
     "`*` = the load generator used >= 95% of its CPU (the figure may be its limit, not the "
-    "server's); `!` = other processes used >= 10% of a CPU on the benchmark's CPUs (rerun it)"
+    "server's); `!` = other processes or the hypervisor (steal) took >= 10% of a CPU from the "
+    "benchmark's CPUs in every round (rerun it)"
 )
 
 
@@ -679,17 +686,22 @@ def write_markdown(
 
 def median_cell(name: str, runs: list[Cell]) -> Cell:
     """One server's cell from its runs of a group: the run with the median req/s (the lower
-    middle one of an even count), with every run's req/s in "samples"."""
+    middle one of an even count) among the quiet runs (all runs, if none was quiet), with
+    every run's req/s in "samples"."""
     mine = [c for c in runs if c.server == name]
     good = sorted((c for c in mine if c.error is None), key=lambda c: c.result["rps"])
     if not good:
         return mine[-1]
+    quiet = [c for c in good if not c.result.get("noisy")]
+    if quiet:
+        good = quiet
     pick = good[(len(good) - 1) // 2]
     pick.result["samples"] = [c.result["rps"] for c in mine if c.error is None]
+    pick.result["quiet_samples"] = len(quiet)
     costs = sorted(
         c.result["server_cpu_us_per_req"]
-        for c in mine
-        if c.error is None and c.result.get("server_cpu_us_per_req") is not None
+        for c in good
+        if c.result.get("server_cpu_us_per_req") is not None
     )
     # The median of each server's CPU per request, over all its rounds.
     pick.result["median_cpu_us_per_req"] = costs[(len(costs) - 1) // 2] if costs else None
@@ -707,7 +719,8 @@ def measure(name: str, size: int, conns: int, st: Settings) -> Cell:
         print(f"{head} FAILED: {e}", file=sys.stderr)
         return cell
     flag = "  LOADGEN-BOUND" if r["loadgen_bound"] else ""
-    flag += f"  NOISY (others used {r['other_cpu']} s CPU)" if r["noisy"] else ""
+    if r["noisy"]:
+        flag += f"  NOISY (others used {r['other_cpu']} s CPU, steal {r['steal']} s)"
     print(
         f"{head} {fmt_rps(r['rps']):>10} req/s  p50 {r['p50_us']} us  p99 {r['p99_us']} us"
         f"  cpu server {r['server_cpu_util']} loadgen {r['loadgen_cpu_util']}{flag}",
