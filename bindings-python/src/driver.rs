@@ -13,6 +13,7 @@ use polyio_core::{Completion, FLAG_MORE, Handle, ListenOptions, OpCode, Options,
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::conn::{self, Conn, Mode};
@@ -94,6 +95,10 @@ pub struct Driver {
     pub(crate) loop_: Py<PyAny>,
     call_soon: Py<PyAny>,
     create_future: Py<PyAny>,
+    /// `asyncio.Future` and a `{"loop": loop}` to call it with, when the loop's
+    /// `create_future` makes exactly that (asyncio's loops and uvloop): the same future,
+    /// without the loop method call and a keyword dict per future.
+    future_type: Option<(Py<PyAny>, Py<PyDict>)>,
     run_cb: Option<Py<PyAny>>,
     flush_cb: Option<Py<PyAny>>,
     timer_cb: Option<Py<PyAny>>,
@@ -133,7 +138,10 @@ impl Driver {
     }
 
     pub(crate) fn new_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.create_future.bind(py).call0()
+        match &self.future_type {
+            Some((t, kw)) => t.bind(py).call((), Some(kw.bind(py))),
+            None => self.create_future.bind(py).call0(),
+        }
     }
 
     pub(crate) fn call_soon(&self, py: Python<'_>, f: &Py<PyAny>, arg: Py<PyAny>) -> PyResult<()> {
@@ -379,6 +387,10 @@ impl Driver {
         visit.call(&self.loop_)?;
         visit.call(&self.call_soon)?;
         visit.call(&self.create_future)?;
+        if let Some((t, kw)) = &self.future_type {
+            visit.call(t)?;
+            visit.call(kw)?;
+        }
         for cb in [&self.run_cb, &self.flush_cb, &self.timer_cb] {
             visit.call(cb)?;
         }
@@ -410,6 +422,7 @@ impl Driver {
         self.dirty.clear();
         self.waiters.clear();
         self.timer = None;
+        self.future_type = None;
     }
 
     #[new]
@@ -420,6 +433,7 @@ impl Driver {
             rt: Some(Engine(rt)),
             call_soon: lp.getattr(intern!(py, "call_soon"))?.unbind(),
             create_future: lp.getattr(intern!(py, "create_future"))?.unbind(),
+            future_type: plain_futures(lp)?,
             loop_: event_loop,
             run_cb: None,
             flush_cb: None,
@@ -665,6 +679,21 @@ impl Driver {
     fn is_closed(&self) -> bool {
         self.rt.is_none()
     }
+}
+
+/// `(asyncio.Future, {"loop": lp})` if `lp.create_future()` makes a plain `asyncio.Future`.
+fn plain_futures(lp: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyAny>, Py<PyDict>)>> {
+    let py = lp.py();
+    let future = py
+        .import(intern!(py, "asyncio"))?
+        .getattr(intern!(py, "Future"))?;
+    let probe = lp.call_method0(intern!(py, "create_future"))?;
+    if !probe.get_type().is(&future) {
+        return Ok(None);
+    }
+    let kw = PyDict::new(py);
+    kw.set_item(intern!(py, "loop"), lp)?;
+    Ok(Some((future.unbind(), kw.unbind())))
 }
 
 fn new_conn(slf: &Bound<'_, Driver>, handle: u64, mode: Mode, start: bool) -> PyResult<Py<Conn>> {

@@ -270,3 +270,33 @@ def test_a_reader_that_does_not_read_stops_reading_ahead(run: Any) -> None:
         await finish(server, w)
 
     run(main())
+
+
+def test_a_loop_with_its_own_futures_gets_them_used() -> None:
+    # polyio calls asyncio.Future directly only when the loop's create_future makes exactly
+    # that; a loop with its own future type keeps getting asked for its futures.
+    class MyFuture(asyncio.Future[Any]):
+        pass
+
+    made = []
+
+    class MyLoop(asyncio.SelectorEventLoop):
+        def create_future(self) -> asyncio.Future[Any]:
+            f = MyFuture(loop=self)
+            made.append(f)
+            return f
+
+    async def main() -> None:
+        server = await polyio.start_server(echo, HOST, 0)
+        r, w = await polyio.open_connection(HOST, port_of(server))
+        before = len(made)
+        w.write(b"ping")
+        assert await r.readexactly(4) == b"ping"
+        assert len(made) > before
+        await finish(server, w)
+
+    loop = MyLoop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
