@@ -402,6 +402,24 @@ impl Connection {
         if bytes.is_empty() {
             return js::settled(env, Ok(js::undefined(env)));
         }
+        if inner.queued.get() == 0 {
+            // Nothing queued: send what the kernel takes now, with no operation to track and
+            // no completion to settle for the usual case that it takes everything.
+            let sent = st.rt.borrow_mut().try_write(inner.handle, &[&bytes]);
+            match sent {
+                Ok(n) if n == bytes.len() => {
+                    *inner.wspare.borrow_mut() = Some(bytes);
+                    return Ok(st.resolved());
+                }
+                Ok(n) => {
+                    bytes.drain(..n);
+                }
+                Err(s) => {
+                    inner.error.set(Some(s));
+                    return js::settled(env, Err(js::status_error(env, s, "write")));
+                }
+            }
+        }
         let len = bytes.len();
         let id = st.next_id();
         let submitted = st
