@@ -215,23 +215,28 @@ impl Queue {
         k
     }
 
-    /// Posts a completion flagged MORE for op `id`, which stays in flight.
-    fn post_more(&mut self, id: Handle, n: usize, handle: Handle, buf: Vec<u8>) {
-        let Some(op) = self.ops.get(id) else { return };
-        let mut flags = FLAG_MORE;
+    /// Queues a completion, flagged inline when posted during a submit call.
+    fn post(&mut self, mut c: Completion) {
         if self.in_submit {
-            flags |= FLAG_INLINE;
+            c.flags |= FLAG_INLINE;
             self.stats.inline_completions += 1;
         }
         self.stats.completions += 1;
-        self.completions.push_back(Completion {
+        self.completions.push_back(c);
+    }
+
+    /// Posts a completion flagged MORE for op `id`, which stays in flight.
+    fn post_more(&mut self, id: Handle, n: usize, handle: Handle, buf: Vec<u8>) {
+        let Some(op) = self.ops.get(id) else { return };
+        let c = Completion {
             user_data: op.user_data,
             op: op.code,
             result: n as i64,
-            flags,
+            flags: FLAG_MORE,
             handle,
             buf: Some(buf),
-        });
+        };
+        self.post(c);
     }
 
     /// A buffer of at least `cap` bytes for a multi-shot read.
@@ -271,17 +276,11 @@ impl Queue {
             Ok(n) => n as i64,
             Err(s) => i64::from(s.code()),
         };
-        let mut flags = 0;
-        if self.in_submit {
-            flags |= FLAG_INLINE;
-            self.stats.inline_completions += 1;
-        }
-        self.stats.completions += 1;
-        self.completions.push_back(Completion {
+        self.post(Completion {
             user_data: op.user_data,
             op: op.code,
             result,
-            flags,
+            flags: 0,
             handle,
             buf,
         });
