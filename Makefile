@@ -195,6 +195,10 @@ bench: bench-build ## Echo benchmark side by side, 3 rounds of 3 s per cell (BEN
 	BENCH_REPEATS=$${BENCH_REPEATS:-3} BENCH_SECS=$${BENCH_SECS:-3} python3 tests/bench/run.py
 	$(CARGO) bench -p polyio-core --bench roundtrip -- --quick
 
+.PHONY: bench-instructions
+bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind (steady where req/s is not): make bench-instructions [SERVERS="polyio-c libuv"]
+	python3 tests/bench/instructions.py $(SERVERS)
+
 .PHONY: clean
 clean: ## Remove build outputs (keeps .tools)
 	$(CARGO) clean
