@@ -239,6 +239,13 @@ impl Queue {
         self.post(c);
     }
 
+    /// Keeps `buf` for a later multi-shot read, up to `MAX_SPARE_BUFS` of them.
+    fn spare(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > 0 && self.spare_bufs.len() < MAX_SPARE_BUFS {
+            self.spare_bufs.push(buf);
+        }
+    }
+
     /// A buffer of at least `cap` bytes for a multi-shot read.
     fn take_buf(&mut self, cap: usize) -> Vec<u8> {
         let mut v = self.spare_bufs.pop().unwrap_or_default();
@@ -825,14 +832,7 @@ impl Runtime {
         if buf.capacity() == 0 || buf.capacity() > isize::MAX as usize {
             return Err(Status::InvalidArgument);
         }
-        self.conn_mut(h)?;
-        let id = self.new_op(user_data, OpCode::Read, h, OpState::Read(buf))?;
-        let conn = self.conn_mut(h)?;
-        conn.reads.push_back(id);
-        if conn.reads.len() == 1 {
-            self.inline_io(|rt| rt.progress_read(h));
-        }
-        Ok(())
+        self.queue_read(h, user_data, OpState::Read(buf))
     }
 
     /// Reads continuously, as libuv's `uv_read_start`: every chunk read (at most `cap`
@@ -848,8 +848,14 @@ impl Runtime {
         if cap == 0 || cap > isize::MAX as usize {
             return Err(Status::InvalidArgument);
         }
+        self.queue_read(h, user_data, OpState::ReadMulti { cap })
+    }
+
+    /// Appends a read (single or multi-shot) to `h`'s read queue; at the front, it starts
+    /// inline.
+    fn queue_read(&mut self, h: Handle, user_data: u64, state: OpState) -> Result<(), Status> {
         self.conn_mut(h)?;
-        let id = self.new_op(user_data, OpCode::Read, h, OpState::ReadMulti { cap })?;
+        let id = self.new_op(user_data, OpCode::Read, h, state)?;
         let conn = self.conn_mut(h)?;
         conn.reads.push_back(id);
         if conn.reads.len() == 1 {
@@ -860,9 +866,7 @@ impl Runtime {
 
     /// Gives a completion's buffer back for later multi-shot reads (a few are kept).
     pub fn recycle(&mut self, buf: Vec<u8>) {
-        if buf.capacity() > 0 && self.q.spare_bufs.len() < MAX_SPARE_BUFS {
-            self.q.spare_bufs.push(buf);
-        }
+        self.q.spare(buf);
     }
 
     /// Writes all of `buf`. Completes with its length once every byte is with the kernel.
@@ -1170,7 +1174,7 @@ impl Runtime {
                 return;
             };
             match r {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => q.spare_bufs.push(v),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => q.spare(v),
                 Ok(n) if n > 0 => {
                     q.post_more(id, n, h, v);
                     if n == cap {
@@ -1185,7 +1189,7 @@ impl Runtime {
                 }
                 r => {
                     // End of stream or an error: the last completion.
-                    q.spare_bufs.push(v);
+                    q.spare(v);
                     conn.reads.pop_front();
                     q.finish(id, r.map_err(Status::from), h);
                 }
