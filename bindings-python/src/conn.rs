@@ -412,7 +412,7 @@ impl Conn {
             return Ok(());
         }
         if !self.wants_read() {
-            if self.is_stream() && !self.reading && !self.eof && !self.idle {
+            if self.is_stream() && !self.eof && !self.idle {
                 self.limit_paused = true;
             }
             return Ok(());
@@ -617,6 +617,15 @@ pub fn on_read(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>, more: boo
         return Ok(()); // still reading, and it should
     }
     restart_read(c)
+}
+
+/// The protocol's bound `data_received`, kept in `Conn::on_data` (None: looked up per call,
+/// so that a protocol without one fails where asyncio's would).
+fn data_received_of(py: Python<'_>, p: &Py<PyAny>) -> Option<Py<PyAny>> {
+    p.bind(py)
+        .getattr(intern!(py, "data_received"))
+        .ok()
+        .map(Bound::unbind)
 }
 
 /// Calls `protocol.data_received(data)`; a callback that raises aborts the connection.
@@ -1311,11 +1320,7 @@ impl Conn {
     fn set_protocol(&mut self, py: Python<'_>, protocol: Py<PyAny>) -> PyResult<()> {
         match self.mode {
             Mode::Protocol(_) => {
-                self.on_data = protocol
-                    .bind(py)
-                    .getattr(intern!(py, "data_received"))
-                    .ok()
-                    .map(Bound::unbind);
+                self.on_data = data_received_of(py, &protocol);
                 self.mode = Mode::Protocol(protocol);
                 Ok(())
             }
@@ -1330,8 +1335,7 @@ impl Conn {
         let py = slf.py();
         let proto = slf.borrow().protocol(py);
         if let Some(p) = proto {
-            let f = p.bind(py).getattr(intern!(py, "data_received")).ok();
-            slf.borrow_mut().on_data = f.map(Bound::unbind);
+            slf.borrow_mut().on_data = data_received_of(py, &p);
         }
         start_reading(slf)
     }
