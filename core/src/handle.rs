@@ -154,16 +154,6 @@ impl<T> Table<T> {
             .map(|(i, s)| Handle::new(self.rt, s.generation, i as u32))
             .collect()
     }
-
-    /// Live handles whose value matches `pred`, in slot order.
-    pub(crate) fn find(&self, mut pred: impl FnMut(&T) -> bool) -> Vec<Handle> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.value.as_ref().is_some_and(&mut pred))
-            .map(|(i, s)| Handle::new(self.rt, s.generation, i as u32))
-            .collect()
-    }
 }
 
 #[cfg(test)]

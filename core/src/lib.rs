@@ -6,21 +6,32 @@
 //! thread drives it: it watches [`Runtime::backend_fd`], honours
 //! [`Runtime::next_timeout`], and calls [`Runtime::turn`] (or blocks in [`Runtime::reap`]).
 //! Pure Rust: the C, Python and Node bindings are thin layers over this crate.
+//!
+//! Layout, each module below the ones that use it: `handle`, `status`, `buf`, `wake` and
+//! `backend` are leaves; `op` is the op record and wake keys; `socket` the resources;
+//! `task` the one op type for futures; `runtime/` the queue, ids, timers, cancellation and
+//! the turn; then one module per kind of I/O, each an `impl Runtime` block: `stream` (the
+//! ops every connected socket shares) and `tcp`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod backend;
 mod buf;
 mod handle;
+mod op;
 mod runtime;
+mod socket;
 mod status;
+mod stream;
+mod task;
+mod tcp;
 mod wake;
 
 pub use backend::Backend;
 pub use buf::{ReadBuf, WriteBuf};
 pub use handle::Handle;
-pub use runtime::{
-    Completion, FLAG_INLINE, FLAG_MORE, ListenOptions, OpCode, Options, Runtime, Stats,
-};
+pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, OpCode};
+pub use runtime::{Options, Runtime, Stats};
 pub use status::{ALL_STATUSES, Status};
+pub use tcp::ListenOptions;
 pub use wake::RuntimeWaker;

@@ -1,0 +1,172 @@
+//! The operation table's record and its wake keys: what one submitted operation holds while
+//! it is in flight (`Op`, `OpState`), what it ends in (`Completion`), and how a tokio waker
+//! names the thing to progress (`Key`). Every kind of I/O keeps its op states here.
+
+use std::time::Instant;
+
+use crate::buf::{ReadBuf, WriteBuf};
+use crate::handle::Handle;
+use crate::status::Status;
+use crate::task::Task;
+
+/// The completion was posted during the submit call itself (the inline fast path).
+pub const FLAG_INLINE: u32 = 1;
+/// More completions follow for the same operation (a multi-shot read); its last completion
+/// comes without this flag.
+pub const FLAG_MORE: u32 = 2;
+/// The operation moved some bytes before it ended with an error, a cancel or a deadline:
+/// [`Completion::partial`] says how many. Set on a write that sent part of its buffer; the
+/// stream's framing is then broken, and the consumer should close the connection.
+pub const FLAG_PARTIAL: u32 = 4;
+
+/// What kind of operation a completion ends.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpCode {
+    Connect = 1,
+    Accept = 2,
+    Read = 3,
+    Write = 4,
+    Shutdown = 5,
+    Timer = 6,
+}
+
+/// One finished operation.
+#[derive(Debug)]
+pub struct Completion {
+    /// The value given at submission.
+    pub user_data: u64,
+    pub op: OpCode,
+    /// `>= 0`: success (bytes read or written, 0 at EOF); `< 0`: a [`Status`] code.
+    pub result: i64,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// The connection the op used, or for connect and accept the new connection.
+    pub handle: Handle,
+    /// An owned buffer given to a read (holding the bytes read) or a write, handed back.
+    pub buf: Option<Vec<u8>>,
+    /// With [`FLAG_PARTIAL`]: the bytes the op moved before it failed (a write's bytes
+    /// already with the kernel). 0 otherwise.
+    pub partial: u64,
+}
+
+impl Completion {
+    /// `Status::Ok` for a success, else the error.
+    pub fn status(&self) -> Status {
+        if self.result >= 0 {
+            Status::Ok
+        } else {
+            Status::from_code(self.result).unwrap_or(Status::IoError)
+        }
+    }
+}
+
+/// A timer's place in the runtime's timer map: when it fires, and a sequence number that
+/// keeps two timers due at the same instant apart.
+pub(crate) type TimerKey = (Instant, u64);
+
+/// What an operation is waiting for, by kind.
+pub(crate) enum OpState {
+    /// A stream read into the submitter's buffer.
+    Read(ReadBuf),
+    /// A multi-shot stream read: each chunk (at most `cap` bytes) completes with FLAG_MORE.
+    ReadMulti { cap: usize },
+    /// A stream write; `done` bytes are with the kernel.
+    Write { buf: WriteBuf, done: usize },
+    /// A stream's write-side shutdown, queued behind its writes.
+    Shutdown,
+    /// A listener's accept.
+    Accept,
+    /// Work that is a future rather than readiness (connect, name lookups).
+    Task(Task),
+    /// A timer op.
+    Timer(TimerKey),
+}
+
+/// One operation in flight.
+pub(crate) struct Op {
+    pub(crate) user_data: u64,
+    pub(crate) code: OpCode,
+    /// The resource whose queue holds this op (`NONE` for tasks and timers).
+    pub(crate) target: Handle,
+    pub(crate) state: OpState,
+    pub(crate) deadline: Option<TimerKey>,
+    /// The previous and next op submitted with the same `user_data` (an intrusive list, so
+    /// that cancel and deadline find them in O(1)); `NONE` at the ends.
+    pub(crate) prev_same: Handle,
+    pub(crate) next_same: Handle,
+}
+
+impl Op {
+    pub(crate) fn new(user_data: u64, code: OpCode, target: Handle, state: OpState) -> Op {
+        Op {
+            user_data,
+            code,
+            target,
+            state,
+            deadline: None,
+            prev_same: Handle::NONE,
+            next_same: Handle::NONE,
+        }
+    }
+}
+
+/// What a waker asks the next turn to progress: a resource's read, write or accept queue,
+/// or a task op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Key {
+    Read(Handle),
+    Write(Handle),
+    Accept(Handle),
+    Task(Handle),
+}
+
+// A key packs into a u64 for the ready queue: the low three bits say what to progress, the
+// rest is the handle's slot and generation (48 bits; the runtime id is implied).
+const KIND_BITS: u32 = 3;
+const KIND_MASK: u64 = (1 << KIND_BITS) - 1;
+const HANDLE_BITS: u32 = 48;
+const HANDLE_MASK: u64 = (1 << HANDLE_BITS) - 1;
+const KIND_READ: u64 = 0;
+const KIND_WRITE: u64 = 1;
+const KIND_ACCEPT: u64 = 2;
+const KIND_TASK: u64 = 3;
+
+impl Key {
+    pub(crate) fn encode(self) -> u64 {
+        let (kind, h) = match self {
+            Key::Read(h) => (KIND_READ, h),
+            Key::Write(h) => (KIND_WRITE, h),
+            Key::Accept(h) => (KIND_ACCEPT, h),
+            Key::Task(h) => (KIND_TASK, h),
+        };
+        ((h.into_raw() & HANDLE_MASK) << KIND_BITS) | kind
+    }
+
+    /// The key `raw` encodes, for runtime `rt`; `None` for bits no key encodes.
+    pub(crate) fn decode(raw: u64, rt: u16) -> Option<Key> {
+        let h =
+            Handle::from_raw(((raw >> KIND_BITS) & HANDLE_MASK) | (u64::from(rt) << HANDLE_BITS));
+        match raw & KIND_MASK {
+            KIND_READ => Some(Key::Read(h)),
+            KIND_WRITE => Some(Key::Write(h)),
+            KIND_ACCEPT => Some(Key::Accept(h)),
+            KIND_TASK => Some(Key::Task(h)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let h = Handle::from_raw((7u64 << 48) | (0xABCDEF << 24) | 0x123456);
+        for k in [Key::Read(h), Key::Write(h), Key::Accept(h), Key::Task(h)] {
+            assert_eq!(Key::decode(k.encode(), 7), Some(k));
+        }
+        assert_eq!(Key::decode(7, 7), None);
+    }
+}

@@ -1,0 +1,267 @@
+//! The op table and the completion queue: operations in flight (indexed by handle and by
+//! `user_data`), the timer map that times timers and deadlines, and the completions posted
+//! and not yet handed to the consumer. Finishing an op removes it and posts its one
+//! completion, so every path to a completion goes through `finish` or `post_more`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Instant;
+
+use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
+use crate::handle::{Handle, Table};
+use crate::op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, Op, OpCode, OpState, TimerKey};
+use crate::status::Status;
+
+/// Read buffers kept for multi-shot reads (see `Runtime::recycle`).
+const MAX_SPARE_BUFS: usize = 64;
+
+/// Counters, for tests and tuning.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Completions posted during the submit call (the inline fast path).
+    pub inline_completions: u64,
+    /// Completions posted in all.
+    pub completions: u64,
+    /// Turns run.
+    pub turns: u64,
+    /// Operations submitted and not yet completed.
+    pub in_flight: usize,
+}
+
+/// What a timer does when it fires.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TimerTarget {
+    /// A timer op: completes with 0.
+    Fire(Handle),
+    /// A deadline on another op: completes it with `TimedOut`.
+    Deadline(Handle),
+}
+
+/// A hasher for `user_data` keys: one multiply (the keys are the consumer's own ids, often
+/// small or sequential, and never attacker-chosen beyond what the consumer submits).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// The first and last op in flight with one `user_data`.
+#[derive(Clone, Copy)]
+struct Chain {
+    head: Handle,
+    tail: Handle,
+}
+
+/// Operations, timers and completions: everything a progress step may touch besides the
+/// resource it is progressing.
+pub(crate) struct Queue {
+    ops: Table<Op>,
+    by_user: HashMap<u64, Chain, BuildHasherDefault<IdHasher>>,
+    pub(crate) timers: BTreeMap<TimerKey, TimerTarget>,
+    timer_seq: u64,
+    pub(crate) completions: VecDeque<Completion>,
+    pub(crate) in_submit: bool,
+    pub(crate) stats: Stats,
+    /// Buffers for multi-shot reads, handed back by the consumer.
+    spare_bufs: Vec<Vec<u8>>,
+}
+
+impl Queue {
+    pub(crate) fn new(rt: u16) -> Queue {
+        Queue {
+            ops: Table::new(rt),
+            by_user: HashMap::default(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            completions: VecDeque::new(),
+            in_submit: false,
+            stats: Stats::default(),
+            spare_bufs: Vec::new(),
+        }
+    }
+
+    /// Operations in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub(crate) fn op(&self, id: Handle) -> Option<&Op> {
+        self.ops.get(id)
+    }
+
+    pub(crate) fn op_mut(&mut self, id: Handle) -> Option<&mut Op> {
+        self.ops.get_mut(id)
+    }
+
+    /// Every op in flight.
+    pub(crate) fn op_ids(&self) -> Vec<Handle> {
+        self.ops.handles()
+    }
+
+    /// Adds an op to the table; `QueueFull` when the table is full.
+    pub(crate) fn insert(&mut self, mut op: Op) -> Result<Handle, Status> {
+        let user_data = op.user_data;
+        let tail = self.by_user.get(&user_data).map(|c| c.tail);
+        op.prev_same = tail.unwrap_or(Handle::NONE);
+        let id = self.ops.insert(op).ok_or(Status::QueueFull)?;
+        match tail {
+            Some(t) => {
+                if let Some(prev) = self.ops.get_mut(t) {
+                    prev.next_same = id;
+                }
+                if let Some(c) = self.by_user.get_mut(&user_data) {
+                    c.tail = id;
+                }
+            }
+            None => {
+                self.by_user.insert(user_data, Chain { head: id, tail: id });
+            }
+        }
+        Ok(id)
+    }
+
+    /// Removes an op from the table (and from its `user_data` list).
+    fn remove(&mut self, id: Handle) -> Option<Op> {
+        let op = self.ops.remove(id)?;
+        if let Some(p) = self.ops.get_mut(op.prev_same) {
+            p.next_same = op.next_same;
+        }
+        if let Some(n) = self.ops.get_mut(op.next_same) {
+            n.prev_same = op.prev_same;
+        }
+        let (prev, next) = (op.prev_same, op.next_same);
+        if prev == Handle::NONE && next == Handle::NONE {
+            self.by_user.remove(&op.user_data);
+        } else if let Some(c) = self.by_user.get_mut(&op.user_data) {
+            if c.head == id {
+                c.head = next;
+            }
+            if c.tail == id {
+                c.tail = prev;
+            }
+        }
+        Some(op)
+    }
+
+    /// The ops in flight submitted with `user_data`, oldest first.
+    pub(crate) fn with_user_data(&self, user_data: u64) -> Vec<Handle> {
+        let mut ids = Vec::new();
+        let mut at = self
+            .by_user
+            .get(&user_data)
+            .map_or(Handle::NONE, |c| c.head);
+        while let Some(op) = self.ops.get(at) {
+            ids.push(at);
+            at = op.next_same;
+        }
+        ids
+    }
+
+    pub(crate) fn add_timer(&mut self, at: Instant, target: TimerTarget) -> TimerKey {
+        self.timer_seq += 1;
+        let k = (at, self.timer_seq);
+        self.timers.insert(k, target);
+        k
+    }
+
+    /// Queues a completion, flagged inline when posted during a submit call.
+    fn post(&mut self, mut c: Completion) {
+        if self.in_submit {
+            c.flags |= FLAG_INLINE;
+            self.stats.inline_completions += 1;
+        }
+        self.stats.completions += 1;
+        self.completions.push_back(c);
+    }
+
+    /// Posts a completion flagged MORE for op `id`, which stays in flight.
+    pub(crate) fn post_more(&mut self, id: Handle, n: usize, handle: Handle, buf: Vec<u8>) {
+        let Some(op) = self.ops.get(id) else { return };
+        let c = Completion {
+            user_data: op.user_data,
+            op: op.code,
+            result: n as i64,
+            flags: FLAG_MORE,
+            handle,
+            buf: Some(buf),
+            partial: 0,
+        };
+        self.post(c);
+    }
+
+    /// Keeps `buf` for a later multi-shot read, up to `MAX_SPARE_BUFS` of them.
+    pub(crate) fn spare(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > 0 && self.spare_bufs.len() < MAX_SPARE_BUFS {
+            self.spare_bufs.push(buf);
+        }
+    }
+
+    /// A buffer of at least `cap` bytes for a multi-shot read.
+    pub(crate) fn take_buf(&mut self, cap: usize) -> Vec<u8> {
+        let mut v = self.spare_bufs.pop().unwrap_or_default();
+        v.clear();
+        v.reserve(cap);
+        v
+    }
+
+    /// Removes op `id` and posts its one completion. A failure after a write sent part of
+    /// its buffer is flagged `FLAG_PARTIAL` with the count.
+    pub(crate) fn finish(&mut self, id: Handle, result: Result<usize, Status>, handle: Handle) {
+        let Some(op) = self.remove(id) else {
+            return;
+        };
+        if let Some(k) = op.deadline {
+            self.timers.remove(&k);
+        }
+        let (buf, moved) = match op.state {
+            OpState::Read(ReadBuf(ReadInner::Owned(v))) => (Some(v), 0),
+            OpState::Read(ReadBuf(ReadInner::Raw(..))) => (None, 0),
+            OpState::Write {
+                buf: WriteBuf(inner),
+                done,
+            } => match inner {
+                WriteInner::Owned(v) => (Some(v), done),
+                WriteInner::Raw(..) => (None, done),
+            },
+            OpState::Timer(k) => {
+                self.timers.remove(&k);
+                (None, 0)
+            }
+            OpState::ReadMulti { .. } | OpState::Shutdown | OpState::Accept | OpState::Task(_) => {
+                (None, 0)
+            }
+        };
+        // A failed connect or accept names no connection, whatever the reason.
+        let handle = match (&result, op.code) {
+            (Err(_), OpCode::Connect | OpCode::Accept) => Handle::NONE,
+            _ => handle,
+        };
+        let (result, flags, partial) = match result {
+            Ok(n) => (n as i64, 0, 0),
+            Err(s) if moved > 0 => (i64::from(s.code()), FLAG_PARTIAL, moved as u64),
+            Err(s) => (i64::from(s.code()), 0, 0),
+        };
+        self.post(Completion {
+            user_data: op.user_data,
+            op: op.code,
+            result,
+            flags,
+            handle,
+            buf,
+            partial,
+        });
+    }
+}

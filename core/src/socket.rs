@@ -1,0 +1,113 @@
+//! The resources a runtime holds: connected streams and listeners, each with the queues of
+//! operations waiting on it. One enum per role lists every socket kind (TCP today), so the
+//! stream ops in `stream.rs` are written once for all of them, as libuv's `stream.c` is.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::task::{Context, Poll, Waker};
+
+use socket2::SockRef;
+use tokio::io::Interest;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::handle::Handle;
+
+/// A connected stream socket of any kind.
+pub(crate) enum StreamSocket {
+    Tcp(TcpStream),
+}
+
+impl StreamSocket {
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            StreamSocket::Tcp(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            StreamSocket::Tcp(s) => s.poll_write_ready(cx),
+        }
+    }
+
+    /// Runs the syscall `f` if tokio says the socket is ready for `interest`, and clears that
+    /// readiness when `f` says `WouldBlock` (tokio's `try_io`).
+    pub(crate) fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        match self {
+            StreamSocket::Tcp(s) => s.try_io(interest, f),
+        }
+    }
+
+    pub(crate) fn sock_ref(&self) -> SockRef<'_> {
+        match self {
+            StreamSocket::Tcp(s) => SockRef::from(s),
+        }
+    }
+}
+
+impl AsRawFd for StreamSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            StreamSocket::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// A listening socket of any kind.
+pub(crate) enum ListenSocket {
+    Tcp(TcpListener),
+}
+
+impl ListenSocket {
+    /// Accepts one pending connection, or registers `cx`'s waker for the next.
+    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<StreamSocket>> {
+        match self {
+            ListenSocket::Tcp(l) => l
+                .poll_accept(cx)
+                .map(|r| r.map(|(s, _)| StreamSocket::Tcp(s))),
+        }
+    }
+
+    pub(crate) fn sock_ref(&self) -> SockRef<'_> {
+        match self {
+            ListenSocket::Tcp(l) => SockRef::from(l),
+        }
+    }
+}
+
+/// A connection: its socket, its queued reads and writes (op ids, in submission order) and
+/// the wakers that queue its read and write keys.
+pub(crate) struct Conn {
+    pub(crate) stream: StreamSocket,
+    pub(crate) reads: VecDeque<Handle>,
+    pub(crate) writes: VecDeque<Handle>,
+    pub(crate) read_waker: Waker,
+    pub(crate) write_waker: Waker,
+}
+
+/// A listener: its socket, its queued accepts and the waker that queues its accept key.
+pub(crate) struct Listener {
+    pub(crate) socket: ListenSocket,
+    pub(crate) accepts: VecDeque<Handle>,
+    pub(crate) waker: Waker,
+}
+
+/// Anything a handle from the resource table names.
+pub(crate) enum Resource {
+    Conn(Conn),
+    Listener(Listener),
+}
+
+impl Resource {
+    pub(crate) fn sock_ref(&self) -> SockRef<'_> {
+        match self {
+            Resource::Conn(c) => c.stream.sock_ref(),
+            Resource::Listener(l) => l.socket.sock_ref(),
+        }
+    }
+}
