@@ -323,3 +323,137 @@ fn cancel_cancels_every_op_with_that_user_data() {
         assert_eq!(rt.stats().in_flight, 1);
     }
 }
+
+#[test]
+fn a_read_canceled_in_the_middle_of_the_queue_is_skipped_and_loses_no_bytes() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (c, s, _) = pair(&mut rt, &mut r);
+        for ud in [1, 2, 3] {
+            rt.read(s, ReadBuf::with_capacity(64), ud).unwrap();
+        }
+        rt.cancel(2).unwrap();
+        let rd = r.wait(&mut rt, 2);
+        assert_eq!(rd.status(), Status::Canceled);
+
+        rt.write(c, WriteBuf::from_vec(b"one".to_vec()), 10)
+            .unwrap();
+        assert_eq!(r.wait(&mut rt, 1).buf.as_deref(), Some(&b"one"[..]));
+        rt.write(c, WriteBuf::from_vec(b"two".to_vec()), 11)
+            .unwrap();
+        assert_eq!(
+            r.wait(&mut rt, 3).buf.as_deref(),
+            Some(&b"two"[..]),
+            "the read behind the canceled one gets the next bytes"
+        );
+        let rest = settle(&mut rt, &mut r, 20);
+        assert!(
+            rest.iter().all(|c| c.user_data != 2),
+            "one completion only for the canceled read"
+        );
+    }
+}
+
+#[test]
+fn reads_canceled_newest_first_leave_the_queue_usable() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (c, s, _) = pair(&mut rt, &mut r);
+        for ud in 1..=100 {
+            rt.read(s, ReadBuf::with_capacity(64), ud).unwrap();
+        }
+        for ud in (1..=100).rev() {
+            rt.cancel(ud).unwrap();
+        }
+        let done = settle(&mut rt, &mut r, 20);
+        assert_eq!(done.len(), 100);
+        assert!(done.iter().all(|c| c.status() == Status::Canceled));
+        assert_eq!(rt.stats().in_flight, 0);
+
+        rt.read(s, ReadBuf::with_capacity(64), 200).unwrap();
+        rt.write(c, WriteBuf::from_vec(b"after".to_vec()), 201)
+            .unwrap();
+        assert_eq!(r.wait(&mut rt, 200).buf.as_deref(), Some(&b"after"[..]));
+        assert_eq!(
+            rt.try_write(c, &[b"x"]),
+            Ok(1),
+            "no stale write blocks try_write"
+        );
+    }
+}
+
+#[test]
+fn an_accept_canceled_behind_another_is_skipped() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (l, port) = listen(&mut rt);
+        rt.accept(l, 1).unwrap();
+        rt.accept(l, 2).unwrap();
+        rt.accept(l, 3).unwrap();
+        rt.cancel(2).unwrap();
+        assert_eq!(r.wait(&mut rt, 2).status(), Status::Canceled);
+        rt.tcp_connect("127.0.0.1", port, 10).unwrap();
+        rt.tcp_connect("127.0.0.1", port, 11).unwrap();
+        let (a1, a3) = (r.wait(&mut rt, 1), r.wait(&mut rt, 3));
+        assert_eq!((a1.status(), a3.status()), (Status::Ok, Status::Ok));
+        assert_ne!(a1.handle, a3.handle);
+        let rest = settle(&mut rt, &mut r, 20);
+        assert!(rest.iter().all(|c| c.user_data != 2));
+    }
+}
+
+#[test]
+fn a_canceled_write_that_sent_part_of_its_buffer_says_how_much() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (c, s, _) = pair(&mut rt, &mut r);
+        // Far more than the socket buffers hold while nobody reads: part goes out, then it
+        // blocks.
+        let big = pattern(16 << 20);
+        rt.write(c, WriteBuf::from_vec(big.clone()), 1).unwrap();
+        settle(&mut rt, &mut r, 20);
+        rt.cancel(1).unwrap();
+        let w = r.wait(&mut rt, 1);
+        assert_eq!(w.status(), Status::Canceled);
+        assert_ne!(w.flags & polyio_core::FLAG_PARTIAL, 0, "flagged partial");
+        assert!(w.partial > 0 && (w.partial as usize) < big.len());
+
+        rt.close(c).unwrap();
+        let mut got = Vec::new();
+        loop {
+            rt.read(s, ReadBuf::with_capacity(256 << 10), 4).unwrap();
+            let rd = r.wait(&mut rt, 4);
+            if rd.result <= 0 {
+                break;
+            }
+            got.extend_from_slice(rd.buf.as_deref().unwrap());
+        }
+        assert_eq!(
+            got.len() as u64,
+            w.partial,
+            "the peer got exactly that many"
+        );
+        assert!(got[..] == big[..got.len()]);
+    }
+}
+
+#[test]
+fn a_canceled_write_that_sent_nothing_is_not_partial() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (c, _s, _) = pair(&mut rt, &mut r);
+        rt.write(c, WriteBuf::from_vec(pattern(16 << 20)), 1)
+            .unwrap();
+        rt.write(c, WriteBuf::from_vec(b"queued".to_vec()), 2)
+            .unwrap();
+        rt.cancel(2).unwrap();
+        let w = r.wait(&mut rt, 2);
+        assert_eq!(w.status(), Status::Canceled);
+        assert_eq!((w.flags & polyio_core::FLAG_PARTIAL, w.partial), (0, 0));
+    }
+}
