@@ -33,5 +33,5 @@ pub use handle::Handle;
 pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, OpCode};
 pub use runtime::{Options, Runtime, Stats};
 pub use status::{ALL_STATUSES, Status};
-pub use tcp::ListenOptions;
+pub use tcp::{ListenOptions, MAX_KEEPALIVE_IDLE_SECS};
 pub use wake::RuntimeWaker;

@@ -15,6 +15,9 @@ use crate::socket::{ListenSocket, StreamSocket};
 use crate::status::Status;
 use crate::task::{Done, TaskFuture};
 
+/// The longest keepalive idle time Linux accepts (`MAX_TCP_KEEPIDLE`), in seconds.
+pub const MAX_KEEPALIVE_IDLE_SECS: u64 = 32_767;
+
 /// Listener settings.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ListenOptions {
@@ -108,12 +111,16 @@ impl Runtime {
         self.with_socket(h, |s| s.set_tcp_nodelay(on))
     }
 
-    /// Turns TCP keepalive off (`None`) or on with the given idle time before probes.
+    /// Turns TCP keepalive off (`None`) or on with the given idle time before the first
+    /// probe: whole seconds from 1 to 32,767 (Linux's limit for `TCP_KEEPIDLE`; a fraction
+    /// of a second is dropped). Outside that range: `InvalidArgument`, and nothing changes.
     pub fn set_keepalive(&mut self, h: Handle, idle: Option<Duration>) -> Result<(), Status> {
         self.conn_mut(h)?;
         match idle {
             None => self.with_socket(h, |s| s.set_keepalive(false)),
-            Some(d) if d.is_zero() || d.as_secs() > i32::MAX as u64 => Err(Status::InvalidArgument),
+            Some(d) if !(1..=MAX_KEEPALIVE_IDLE_SECS).contains(&d.as_secs()) => {
+                Err(Status::InvalidArgument)
+            }
             Some(d) => self.with_socket(h, |s| {
                 s.set_tcp_keepalive(&TcpKeepalive::new().with_time(d))
             }),

@@ -108,6 +108,11 @@ impl Shared {
         true
     }
 
+    /// Whether an explicit wake is waiting to be consumed by a `reap`.
+    pub(crate) fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+    }
+
     /// Consumes an explicit wake (see `RuntimeWaker::wake`).
     pub(crate) fn take_woken(&self) -> bool {
         self.woken.swap(false, Ordering::AcqRel)

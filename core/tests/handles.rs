@@ -308,3 +308,42 @@ fn a_peer_s_bytes_make_the_backend_fd_readable() {
         assert_eq!(r.wait(&mut rt, 2).buf.as_deref(), Some(&b"ping"[..]));
     }
 }
+
+#[test]
+fn a_wake_while_nobody_reaps_is_remembered_by_the_next_reap() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        rt.timer(60_000, 1).unwrap(); // keeps the runtime from being idle
+        rt.waker().wake();
+        let mut out = Vec::new();
+        assert_eq!(rt.turn(&mut out, 16), 0, "the turn drains the backend fd");
+
+        // If the wake were forgotten, this reap would sleep until the rescuer wakes it.
+        let (done, rescued) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (waker, done2, rescued2) = (rt.waker(), done.clone(), rescued.clone());
+        let rescuer = std::thread::spawn(move || {
+            for _ in 0..300 {
+                if done2.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            rescued2.store(true, Ordering::Release);
+            waker.wake();
+        });
+        assert_eq!(rt.reap(&mut out, 16, None), 0);
+        done.store(true, Ordering::Release);
+        rescuer.join().unwrap();
+        assert!(
+            !rescued.load(Ordering::Acquire),
+            "{backend:?}: the reap slept through a remembered wake"
+        );
+        // Consumed: the reap after it waits again (here until its timeout).
+        assert_eq!(rt.reap(&mut out, 16, Some(Duration::from_millis(20))), 0);
+    }
+}

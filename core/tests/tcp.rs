@@ -4,7 +4,9 @@
 mod common;
 
 use common::{BACKENDS, Reaper, listen, pair, runtime};
-use polyio_core::{FLAG_INLINE, ListenOptions, OpCode, ReadBuf, Status, WriteBuf};
+use polyio_core::{
+    FLAG_INLINE, ListenOptions, MAX_KEEPALIVE_IDLE_SECS, OpCode, ReadBuf, Runtime, Status, WriteBuf,
+};
 
 #[test]
 fn echo_round_trip() {
@@ -387,4 +389,50 @@ fn try_write_to_a_reset_peer_fails_with_a_status() {
         matches!(s, Status::BrokenPipe | Status::ConnectionReset),
         "{s:?}"
     );
+}
+
+#[test]
+fn keepalive_idle_is_whole_seconds_from_1_to_32767() {
+    use std::time::Duration;
+    let mut rt = runtime(BACKENDS[0]);
+    let mut r = Reaper::new();
+    let (c, _s, _l) = pair(&mut rt, &mut r);
+    let idle = |rt: &Runtime| {
+        let fd = rt.raw_fd(c).unwrap();
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: reads one c_int option of an open socket into a live local.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_KEEPIDLE,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0);
+        v
+    };
+    rt.set_keepalive(c, Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(idle(&rt), 1);
+    rt.set_keepalive(c, Some(Duration::from_secs(MAX_KEEPALIVE_IDLE_SECS)))
+        .unwrap();
+    assert_eq!(idle(&rt), 32_767);
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(999),
+        Duration::from_secs(MAX_KEEPALIVE_IDLE_SECS + 1),
+        Duration::from_secs(u64::MAX),
+    ] {
+        assert_eq!(
+            rt.set_keepalive(c, Some(bad)),
+            Err(Status::InvalidArgument),
+            "{bad:?}"
+        );
+        assert_eq!(idle(&rt), 32_767, "a refused idle time changes nothing");
+    }
+    rt.set_keepalive(c, Some(Duration::from_millis(1500)))
+        .unwrap();
+    assert_eq!(idle(&rt), 1, "a fraction of a second is dropped");
 }

@@ -249,7 +249,8 @@ impl Runtime {
     /// Runs turns until at least one completion is available, then returns up to `max`.
     /// Blocks at most `timeout` (`None`: without limit). Returns 0 on timeout, when woken by
     /// [`RuntimeWaker::wake`], and at once when nothing is in flight (nothing could ever
-    /// complete).
+    /// complete). A wake made while no reap was waiting is remembered: the next reap
+    /// returns at once (with whatever completions are ready), even if turns ran between.
     pub fn reap(
         &mut self,
         out: &mut Vec<Completion>,
@@ -262,6 +263,11 @@ impl Runtime {
             // Nothing due now: sleep on the backend fd first, so that the turn after it finds
             // work (one wakeup costs one poll and one epoll_wait, not an idle turn as well).
             let mut wait = self.next_timeout();
+            // A wake made while nobody was in `reap` is remembered: this reap returns at once,
+            // even if turns drained the backend fd since.
+            if self.shared.is_woken() {
+                wait = Some(Duration::ZERO);
+            }
             if !idle && max > 0 && wait != Some(Duration::ZERO) {
                 if let Some(d) = deadline {
                     let left = d.saturating_duration_since(Instant::now());
