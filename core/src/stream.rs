@@ -141,7 +141,7 @@ impl Runtime {
                 .iter()
                 .filter(|id| self.q.op(**id).is_some())
                 .count(),
-            _ => 0,
+            Some(Resource::Listener(_)) | None => 0,
         }
     }
 
