@@ -1,6 +1,12 @@
 //! Handles are ids, not pointers: a slot index, a generation and the runtime's id packed in
 //! 64 bits. A `Table` hands them out; a stale, closed, foreign or made-up handle simply
 //! fails to look up, so misuse yields `BadHandle` and never undefined behaviour.
+//!
+//! The guarantee and its bounds: a slot whose 24-bit generation is used up is retired, never
+//! reused, so within one runtime a closed handle never names anything again (a table can
+//! issue 2^48 handles before it runs out). Across runtimes, the 16-bit runtime id tells
+//! them apart while both live; a freed runtime's id is handed out again only after 65,534
+//! other runtimes were created, and only then could its old handles name something.
 
 use std::fmt;
 
@@ -65,15 +71,20 @@ impl fmt::Debug for Handle {
     }
 }
 
+/// The last generation a slot gets; at it the slot is retired instead of freed.
+const MAX_GENERATION: u32 = GEN_MASK as u32;
+
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
 }
 
-/// A slab whose keys are `Handle`s. Generations start at 1 and skip 0 on wrap, so a
-/// handle with generation 0 (and thus `Handle::NONE`) never resolves.
+/// A slab whose keys are `Handle`s. Generations start at 1, so a handle with generation 0
+/// (and thus `Handle::NONE`) never resolves, and never wrap: a slot that reached
+/// `max_generation` is retired when freed.
 pub(crate) struct Table<T> {
     rt: u16,
+    max_generation: u32,
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
@@ -83,6 +94,7 @@ impl<T> Table<T> {
     pub(crate) fn new(rt: u16) -> Self {
         Table {
             rt,
+            max_generation: MAX_GENERATION,
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
@@ -109,10 +121,7 @@ impl<T> Table<T> {
             }
         };
         let entry = &mut self.slots[slot as usize];
-        entry.generation = match (entry.generation + 1) & GEN_MASK as u32 {
-            0 => 1,
-            g => g,
-        };
+        entry.generation += 1;
         entry.value = Some(value);
         self.len += 1;
         Some(Handle::new(self.rt, entry.generation, slot))
@@ -140,7 +149,9 @@ impl<T> Table<T> {
     pub(crate) fn remove(&mut self, h: Handle) -> Option<T> {
         let i = self.slot_of(h)?;
         let value = self.slots[i].value.take();
-        self.free.push(i as u32);
+        if self.slots[i].generation < self.max_generation {
+            self.free.push(i as u32);
+        }
         self.len -= 1;
         value
     }
@@ -159,6 +170,33 @@ impl<T> Table<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_whose_generations_are_used_up_is_retired_not_reused() {
+        let mut t = Table::new(1);
+        t.max_generation = 3;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let h = t.insert(()).unwrap();
+            assert_eq!(h.slot(), 0);
+            seen.push(h);
+            t.remove(h);
+        }
+        let next = t.insert(()).unwrap();
+        assert_eq!(
+            (next.slot(), next.generation()),
+            (1, 1),
+            "slot 0 is retired"
+        );
+        for old in seen {
+            assert_eq!(t.get(old), None);
+        }
+    }
+
+    #[test]
+    fn the_real_limit_is_the_24_bit_generation() {
+        assert_eq!(Table::<()>::new(1).max_generation, (1 << 24) - 1);
+    }
 
     #[test]
     fn stale_foreign_and_zero_handles_do_not_resolve() {

@@ -233,3 +233,21 @@ fn a_deadline_covers_every_pending_op_with_that_user_data() {
         assert_eq!(rt.stats().in_flight, 1);
     }
 }
+
+#[test]
+fn a_deadline_after_completion_but_before_reaping_is_not_found() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        rt.timer(0, 1).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(rt.turn(&mut out, 0), 0, "fired, not yet handed out");
+        assert_eq!(rt.deadline(1, 0), Err(Status::NotFound));
+        assert_eq!(rt.turn(&mut out, 16), 1);
+        assert_eq!(
+            (out[0].user_data, out[0].result),
+            (1, 0),
+            "the completion stands"
+        );
+        assert_eq!(rt.turn(&mut out, 16), 0);
+    }
+}
