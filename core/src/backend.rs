@@ -1,19 +1,22 @@
-//! How a consumer learns that the runtime has work: the backend fd.
+//! How a consumer learns that the runtime has work: the backend fd. It is tokio's own
+//! epoll fd where that can be found (the `Epoll` backend), else the eventfd of a reactor
+//! thread (the `Thread` backend).
 //!
-//! tokio keeps its epoll instance private (tokio issue 7348), so we identify it by its
-//! contents. Inside the runtime's context we register a fresh socket (one end of a
-//! socketpair made for this alone) with tokio, then scan `/proc/self/fd` for eventpoll fds:
-//! the kernel's fdinfo of an epoll lists each watched file as `tfd: <fd> ... ino:<inode>
-//! sdev:<device>`. The instance we want lists our socket's fd number with our socket's
-//! inode and device. Fd numbers alone are not enough: another epoll (the application's)
-//! may list a file under a number that was closed and then reused for our socket, and every
-//! eventfd shares one inode; a live socket's inode is unique. mio dups its epoll fd, so one
-//! instance can show up under two fds; we take the lowest. The socket is deregistered and
-//! closed once the fd is known. Watching tokio's own epoll means a socket event costs the
-//! consumer one wakeup and the turn runs the I/O driver inline (one `epoll_wait(0)`), with
-//! no thread hop. Measured side by side (`make bench`, 1 KiB echo, 10 connections, two runs
-//! on 2026-11-27): the reactor-thread backend reached 0.43x and 0.71x the epoll backend's
-//! req/s, so epoll is the default and the thread is the fallback.
+//! How tokio's epoll instance is identified: tokio keeps it private (tokio issue 7348), so
+//! we register a fresh socket (one end of a socketpair made for this alone) with tokio, then
+//! scan `/proc/self/fd` for eventpoll fds. The kernel's fdinfo of an epoll lists each file
+//! it watches as `tfd: <fd> ... ino:<inode> sdev:<device>`; ours is the one that lists the
+//! socket's fd number with the socket's inode and device. The number alone is not enough:
+//! another epoll (the application's) may list a file under a number since closed and reused
+//! for our socket. Nor is an eventfd's inode: all eventfds share one. A live socket's inode
+//! is unique. mio dups its epoll fd, so one instance can show up under two fds; we take the
+//! lowest. The socket is deregistered and closed once the fd is known.
+//!
+//! Watching tokio's own epoll means a socket event costs the consumer one wakeup and the
+//! turn runs the I/O driver inline (one `epoll_wait(0)`), with no thread hop. Measured side
+//! by side (`make bench`, 1 KiB echo, 10 connections, two runs on 2026-11-27): the
+//! reactor-thread backend reached 0.43x and 0.71x the epoll backend's req/s, so epoll is the
+//! default and the thread is the fallback.
 //!
 //! The fallback, for systems without `/proc`, epoll or an fdinfo that names inodes, is a
 //! reactor thread: it drives tokio's I/O driver in a blocking `block_on`, tokio's wakers
