@@ -125,9 +125,12 @@ install: lib-release ## Install header, libpolyio.{so,a} and polyio.pc under PRE
 
 # ---- test ----------------------------------------------------------------------------
 
-.PHONY: test test-rust lint test-c test-install test-python
-test: deps-test check-header lint test-rust test-c test-install test-python test-node test-matrix test-packages ## Run every test suite (what CI runs)
+.PHONY: test test-rust lint check-links test-c test-install test-python
+test: deps-test check-header check-links lint test-rust test-c test-install test-python test-node test-matrix test-packages ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
+
+check-links: ## Fail if a link in README.md or docs/*.md names no tracked file of this repository
+	python3 tests/check_links.py
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all --check

@@ -100,10 +100,11 @@ impl Shared {
             // makes the fd readable and a later turn drains it.
             return false;
         }
-        // Read first, clear second. Clearing first let a signal slip in between: its write
-        // was read here while its flag stayed set, so every later signal skipped its write
-        // and a sleeping consumer never woke (a lost wakeup). A signal that still sees the
-        // flag set here pushed its key before, so this turn's `take_ready` picks it up.
+        // Read first, clear second. Clearing first would let a signal slip in between: its
+        // write would be read here while its flag stayed set, so every later signal would
+        // skip its write and a sleeping consumer would never wake (a lost wakeup). A signal
+        // that still sees the flag set here pushed its key before, so this turn's
+        // `take_ready` picks it up.
         self.signaled.store(false, Ordering::Release);
         true
     }

@@ -4,7 +4,7 @@
 For each message size x connection count x server it starts the server pinned to one CPU,
 drives it with polyio-loadgen pinned to the other, and records req/s, latency and the CPU
 each side used. Results land in target/bench/ as echo.json, echo.svg and echo.md; the table
-is also printed. Standard library only (Python 3.11). See DESIGN.md, "Benchmarks".
+is also printed. Standard library only (Python 3.11). The method: docs/benchmarks.md.
 
 Environment:
   BENCH_SECS          measured seconds per cell (default 5)

@@ -19,8 +19,10 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* syscall() */
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -33,7 +35,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -2436,6 +2442,83 @@ done:
 static void test_wake_during_turn_epoll(void) { wake_during_turn(POLYIO_BACKEND_EPOLL); }
 static void test_wake_during_turn_thread(void) { wake_during_turn(POLYIO_BACKEND_THREAD); }
 
+/* ---- tests: contract holes ---------------------------------------------------------- */
+
+/* The application's own epoll, created before the runtime, lists every fd number the
+ * runtime is about to take: each of its SPAN eventfds was registered, dup'd to a high
+ * number (so the registration stays) and closed, leaving the low numbers free for the
+ * runtime while the app's epoll still names them in its fdinfo (`tfd:`). All eventfds
+ * share one inode, so neither the fd number nor an eventfd's inode tells the two epolls
+ * apart. polyio_runtime_backend_fd must still be the runtime's epoll: a wake makes it
+ * readable at once, and a reap with no time limit returns the accept that is ready (on
+ * the app's epoll it would sleep until the watchdog below fails the run). */
+static void test_backend_fd_not_app_epoll(void) {
+    enum { SPAN = 64, HIGH_FD = 512 };
+    int app_ep = -1, low[SPAN], high[SPAN], client = -1;
+    polyio_runtime *rt = NULL;
+    polyio_handle listener = POLYIO_HANDLE_NONE;
+    polyio_completion c[4];
+    for (int i = 0; i < SPAN; i++)
+        low[i] = high[i] = -1;
+    app_ep = epoll_create1(EPOLL_CLOEXEC);
+    REQUIRE(app_ep >= 0);
+    for (int i = 0; i < SPAN; i++) {
+        low[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        REQUIRE(low[i] >= 0);
+        struct epoll_event ev = {.events = EPOLLIN, .data = {.u64 = 0}};
+        REQUIRE_EQ(epoll_ctl(app_ep, EPOLL_CTL_ADD, low[i], &ev), 0);
+        high[i] = fcntl(low[i], F_DUPFD_CLOEXEC, HIGH_FD);
+        REQUIRE(high[i] >= HIGH_FD);
+    }
+    for (int i = 0; i < SPAN; i++) {
+        close(low[i]);
+        low[i] = -1;
+    }
+
+    rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    REQUIRE_EQ(polyio_runtime_backend(rt), POLYIO_BACKEND_EPOLL);
+    int fd = polyio_runtime_backend_fd(rt);
+    REQUIRE(fd != app_ep);
+
+    /* A wake makes the backend fd readable without any wait. */
+    REQUIRE_ST(polyio_runtime_wake(rt), OK);
+    CHECK(fd_readable(fd, 0));
+    CHECK_EQ(polyio_reap(rt, c, 4, 0), 0);
+
+    /* A connection waiting on the listener: the reap returns its accept. */
+    uint16_t port;
+    REQUIRE(listen_local(rt, 16, &listener, &port));
+    uint64_t ud = ud_next();
+    REQUIRE_ST(polyio_accept(rt, listener, ud), OK);
+    client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(client >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE_EQ(connect(client, (struct sockaddr *)&sin, sizeof sin), 0);
+    alarm(g_quick ? 120 : 20); /* the run's watchdog, shortened: a missed wake hangs here */
+    size_t n = polyio_reap(rt, c, 4, -1);
+    REQUIRE_EQ(n, 1);
+    CHECK_EQ(c[0].user_data, ud);
+    CHECK_EQ(c[0].result, 0);
+    CHECK(c[0].handle != POLYIO_HANDLE_NONE);
+    close_handle(rt, &c[0].handle);
+done:
+    if (client >= 0)
+        close(client);
+    if (rt && listener != POLYIO_HANDLE_NONE)
+        close_handle(rt, &listener);
+    free_runtime(rt);
+    for (int i = 0; i < SPAN; i++) {
+        if (low[i] >= 0)
+            close(low[i]);
+        if (high[i] >= 0)
+            close(high[i]);
+    }
+    if (app_ep >= 0)
+        close(app_ep);
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 static const struct {
@@ -2486,6 +2569,7 @@ static const struct {
     {"wake_interrupts_reap", test_wake_interrupts_reap},
     {"wake_during_turn_epoll", test_wake_during_turn_epoll},
     {"wake_during_turn_thread", test_wake_during_turn_thread},
+    {"backend_fd_not_app_epoll", test_backend_fd_not_app_epoll},
 };
 
 static void on_alarm(int sig) {

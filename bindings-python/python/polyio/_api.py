@@ -230,8 +230,10 @@ class StreamReader:
 
 
 class StreamWriter:
-    """asyncio.StreamWriter's API. `write` buffers; the buffer is flushed once per loop
-    iteration with one vectored write; `drain` waits only above the high-water mark."""
+    """asyncio.StreamWriter's API. `write` buffers (a large `bytes` with nothing buffered
+    goes to the kernel at once); the buffer is flushed once per loop iteration, straight to
+    the kernel, queuing a core write only for what the kernel did not take; `drain` waits
+    only above the high-water mark."""
 
     def __init__(self, conn: Conn, reader: Optional[StreamReader]) -> None:
         self._c = conn

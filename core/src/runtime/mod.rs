@@ -20,7 +20,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
-use crate::backend::{Backend, find_epoll_with};
+use crate::backend::{Backend, find_tokio_epoll};
 use crate::handle::{Handle, Table};
 use crate::op::{Completion, Key, Op, OpCode, OpState};
 use crate::socket::Resource;
@@ -156,15 +156,10 @@ impl Runtime {
             }
             .map_err(|e| Status::from(e.into_parts().1))?
         };
-        match find_epoll_with(self.shared.event_fd()) {
-            Some(fd) => {
-                self.sentinel = Some(sentinel);
-                self.backend = Backend::Epoll;
-                self.backend_fd = fd;
-                Ok(())
-            }
-            None => Err(Status::NotFound),
-        }
+        self.backend_fd = find_tokio_epoll(&self.tokio)?;
+        self.sentinel = Some(sentinel);
+        self.backend = Backend::Epoll;
+        Ok(())
     }
 
     fn start_reactor(&mut self) -> Result<(), Status> {
