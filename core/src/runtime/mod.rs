@@ -83,8 +83,9 @@ pub struct Runtime {
     /// The last turn skipped polling I/O (see `turn`).
     skipped_io: bool,
     shut_down: bool,
-    /// Registers our eventfd with tokio (epoll backend); dropped before `tokio`.
-    sentinel: Option<AsyncFd<FdRef>>,
+    /// The eventfd registered with tokio (epoll backend), so that a wake from another
+    /// thread makes tokio's epoll, the backend fd, readable. Dropped before `tokio`.
+    wake_registration: Option<AsyncFd<FdRef>>,
     reactor: Option<Reactor>,
     pub(crate) tokio: Arc<tokio::runtime::Runtime>,
     /// Keeps `id` reserved until the runtime is gone.
@@ -130,7 +131,7 @@ impl Runtime {
             scratch: Vec::new(),
             skipped_io: false,
             shut_down: false,
-            sentinel: None,
+            wake_registration: None,
             reactor: None,
             tokio,
             _id: lease,
@@ -147,9 +148,9 @@ impl Runtime {
     }
 
     fn attach_epoll(&mut self) -> Result<(), Status> {
-        let sentinel = {
+        let registration = {
             let _e = self.tokio.enter();
-            // SAFETY: the eventfd lives in `self.shared`, which outlives `self.sentinel`
+            // SAFETY: the eventfd lives in `self.shared`, which outlives `self.wake_registration`
             // (dropped first in `Drop`), so the fd stays open while registered.
             unsafe {
                 AsyncFd::register_with_interest(FdRef(self.shared.event_fd()), Interest::READABLE)
@@ -157,7 +158,7 @@ impl Runtime {
             .map_err(|e| Status::from(e.into_parts().1))?
         };
         self.backend_fd = find_tokio_epoll(&self.tokio)?;
-        self.sentinel = Some(sentinel);
+        self.wake_registration = Some(registration);
         self.backend = Backend::Epoll;
         Ok(())
     }
@@ -447,7 +448,7 @@ impl Drop for Runtime {
         {
             // Sockets deregister from tokio's driver as they drop.
             let _e = self.tokio.enter();
-            self.sentinel = None;
+            self.wake_registration = None;
         }
         if let Some(reactor) = self.reactor.take() {
             reactor.stop.notify_one();
