@@ -21,6 +21,8 @@
  *  - Handles are ids, not pointers: a stale, closed or made-up handle gets BAD_HANDLE.
  *  - Buffers given to polyio_read / polyio_write stay owned by the caller, who keeps them
  *    valid until the operation's completion is reaped. polyio never frees caller memory.
+ *  - The one buffer polyio lends to the caller is a multi-shot read's payload: it stays
+ *    valid until the caller hands its payload_id to polyio_buffer_release.
  *  - No function panics into C, and every pointer argument is checked for NULL.
  */
 
@@ -47,6 +49,12 @@
  * Completion flag: the operation completed during its submit call (the inline fast path).
  */
 #define POLYIO_COMPLETION_INLINE 1
+
+/**
+ * Completion flag: more completions follow for the same operation (`polyio_read_multishot`);
+ * the operation stays in flight, and its last completion comes without this flag.
+ */
+#define POLYIO_COMPLETION_MORE 2
 
 /**
  * `polyio_tcp_listen` flag: set `SO_REUSEPORT`, so that one runtime per thread can share a
@@ -191,7 +199,8 @@ typedef struct polyio_options {
 typedef uint64_t polyio_handle;
 
 /**
- * One finished operation, as `polyio_turn` and `polyio_reap` report it.
+ * One finished operation (or, flagged `POLYIO_COMPLETION_MORE`, one step of a multi-shot
+ * operation), as `polyio_turn` and `polyio_reap` report it.
  */
 typedef struct polyio_completion {
     /**
@@ -215,6 +224,23 @@ typedef struct polyio_completion {
      * `POLYIO_COMPLETION_*` bits.
      */
     uint32_t flags;
+    /**
+     * The bytes a `polyio_read_multishot` chunk read (its `POLYIO_COMPLETION_MORE`
+     * completions); NULL in every other completion. polyio lends this buffer to the caller:
+     * it stays valid and unchanged (also across turns, reaps and `polyio_runtime_free`)
+     * until the caller passes `payload_id` to `polyio_buffer_release`. Never `free` it and
+     * never write to it; a payload that is never released is leaked.
+     */
+    const uint8_t *payload;
+    /**
+     * The number of bytes at `payload` (equal to `result`); 0 when `payload` is NULL.
+     */
+    size_t payload_len;
+    /**
+     * The id that hands `payload` back (`polyio_buffer_release`); 0 when `payload` is NULL.
+     * Ids are never reused within a process.
+     */
+    uint64_t payload_id;
 } polyio_completion;
 
 /**
@@ -288,8 +314,10 @@ polyio_status polyio_runtime_new(const struct polyio_options *opts, struct polyi
 /**
  * Frees a runtime: cancels every operation still in flight (their completions are
  * discarded; call `polyio_runtime_shutdown` and reap first to see them), closes every
- * connection and listener, joins the runtime's threads and releases all memory. Buffers
- * given to pending reads and writes are not touched after this returns. NULL is accepted and ignored. `rt` is invalid afterwards.
+ * connection and listener, joins the runtime's threads and releases all memory except
+ * multi-shot read payloads already handed out, which stay valid until each is given to
+ * `polyio_buffer_release`. Buffers given to pending reads and writes are not touched after
+ * this returns. NULL is accepted and ignored. `rt` is invalid afterwards.
  *
  * # Safety
  * `rt` is NULL or a runtime from `polyio_runtime_new` not yet freed, and no other thread is
@@ -403,6 +431,16 @@ uint32_t polyio_version(void);
 const char *polyio_version_string(void);
 
 /**
+ * Hands back the payload of a `POLYIO_COMPLETION_MORE` completion by its `payload_id`.
+ * Afterwards its `payload` pointer is invalid; polyio may reuse the buffer for a later read.
+ * Safe from any thread, and after the runtime that lent the payload is freed.
+ *
+ * Errors: INVALID_ARGUMENT (`payload_id` 0), NOT_FOUND (no payload with this id is lent
+ * now: released already, or never given out). Such a call changes nothing.
+ */
+polyio_status polyio_buffer_release(uint64_t payload_id);
+
+/**
  * Cancels every pending operation submitted with `user_data`: each completes with
  * CANCELED (exactly once; one that already completed is not affected).
  *
@@ -455,6 +493,28 @@ polyio_status polyio_read(struct polyio_runtime *rt,
                           uint8_t *buf,
                           size_t cap,
                           uint64_t user_data);
+
+/**
+ * Reads continuously, as libuv's `uv_read_start`: one submission, then one completion
+ * (op READ, flagged `POLYIO_COMPLETION_MORE`) per chunk read, each carrying at most `cap`
+ * bytes in `payload` / `payload_len` (`result` is the same count). Each payload stays valid
+ * until the caller passes its `payload_id` to `polyio_buffer_release`.
+ * The operation stays in flight and ends with exactly one completion without MORE: 0 at end
+ * of stream, an error (CONNECTION_RESET, ...), TIMED_OUT after `polyio_deadline`, or
+ * CANCELED (`polyio_cancel` with its `user_data`, `polyio_close`, shutdown). Every byte it
+ * read came in an earlier MORE completion, so a cancel loses none: bytes not yet read stay
+ * for the next read. It queues with `polyio_read` calls on the same connection, in order.
+ *
+ * Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `cap` 0 or above
+ * PTRDIFF_MAX, handle is a listener), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only.
+ */
+polyio_status polyio_read_multishot(struct polyio_runtime *rt,
+                                    polyio_handle h,
+                                    size_t cap,
+                                    uint64_t user_data);
 
 /**
  * Writes all `len` bytes at `data`. Completes (op WRITE) with `len` once every byte is

@@ -79,6 +79,8 @@ pub(crate) struct Rt {
     waker: RuntimeWaker,
     core: UnsafeCell<Runtime>,
     scratch: UnsafeCell<Vec<Completion>>,
+    /// This runtime's name in the registry of lent read buffers (`completion.rs`).
+    lender: completion::Lender,
 }
 
 /// The core behind a runtime pointer (used through `runtime_mut!`).
@@ -148,6 +150,7 @@ pub unsafe extern "C" fn polyio_runtime_new(
                     waker: core.waker(),
                     core: UnsafeCell::new(core),
                     scratch: UnsafeCell::new(Vec::new()),
+                    lender: completion::Lender::new(),
                 });
                 // SAFETY: checked non-NULL; the caller promised it is writable.
                 unsafe { out.write(Box::into_raw(rt).cast()) };
@@ -160,8 +163,10 @@ pub unsafe extern "C" fn polyio_runtime_new(
 
 /// Frees a runtime: cancels every operation still in flight (their completions are
 /// discarded; call `polyio_runtime_shutdown` and reap first to see them), closes every
-/// connection and listener, joins the runtime's threads and releases all memory. Buffers
-/// given to pending reads and writes are not touched after this returns. NULL is accepted and ignored. `rt` is invalid afterwards.
+/// connection and listener, joins the runtime's threads and releases all memory except
+/// multi-shot read payloads already handed out, which stay valid until each is given to
+/// `polyio_buffer_release`. Buffers given to pending reads and writes are not touched after
+/// this returns. NULL is accepted and ignored. `rt` is invalid afterwards.
 ///
 /// # Safety
 /// `rt` is NULL or a runtime from `polyio_runtime_new` not yet freed, and no other thread is
@@ -248,7 +253,7 @@ fn copy_out(
     scratch.clear();
     let n = f(core, scratch);
     // SAFETY: the caller promised room for `max >= n` records at `out`.
-    unsafe { completion::write_records(scratch, out) };
+    unsafe { completion::write_records(&rt.lender, core, scratch, out) };
     n
 }
 

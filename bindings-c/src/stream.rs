@@ -1,5 +1,5 @@
 //! The operations every connected socket shares, whatever its kind (as libuv's `stream.c`):
-//! read, write, try_write, shutdown and close. The socket kinds
+//! read (single and multi-shot), write, try_write, shutdown and close. The socket kinds
 //! (`tcp.rs`, ...) make the connections these take.
 
 use polyio_core::{Handle, ReadBuf, WriteBuf};
@@ -34,6 +34,39 @@ pub unsafe extern "C" fn polyio_read(
         // SAFETY: the caller promised `cap` writable bytes at `buf` until completion.
         let buf = unsafe { ReadBuf::raw(buf, cap) };
         status_of(core.read(Handle::from_raw(h), buf, user_data))
+    })
+}
+
+/// Reads continuously, as libuv's `uv_read_start`: one submission, then one completion
+/// (op READ, flagged `POLYIO_COMPLETION_MORE`) per chunk read, each carrying at most `cap`
+/// bytes in `payload` / `payload_len` (`result` is the same count). Each payload stays valid
+/// until the caller passes its `payload_id` to `polyio_buffer_release`.
+/// The operation stays in flight and ends with exactly one completion without MORE: 0 at end
+/// of stream, an error (CONNECTION_RESET, ...), TIMED_OUT after `polyio_deadline`, or
+/// CANCELED (`polyio_cancel` with its `user_data`, `polyio_close`, shutdown). Every byte it
+/// read came in an earlier MORE completion, so a cancel loses none: bytes not yet read stay
+/// for the next read. It queues with `polyio_read` calls on the same connection, in order.
+///
+/// Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `cap` 0 or above
+/// PTRDIFF_MAX, handle is a listener), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_read_multishot(
+    rt: *mut polyio_runtime,
+    h: polyio_handle,
+    cap: usize,
+    user_data: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(
+            runtime_mut!(rt, polyio_status::InvalidArgument).read_multishot(
+                Handle::from_raw(h),
+                cap,
+                user_data,
+            ),
+        )
     })
 }
 
