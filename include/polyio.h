@@ -17,7 +17,8 @@
  *  - The consumer's thread drives the runtime: watch polyio_runtime_backend_fd() for
  *    readability, sleep at most polyio_runtime_next_timeout_ms(), then call polyio_turn();
  *    or simply block in polyio_reap(). A runtime is used from one thread at a time; only
- *    polyio_runtime_wake() may be called from any thread.
+ *    polyio_runtime_wake() may be called from any thread (and polyio_buffer_release(),
+ *    which takes no runtime).
  *  - Handles are ids, not pointers: a stale, closed or made-up handle gets BAD_HANDLE.
  *  - Buffers given to polyio_read / polyio_write stay owned by the caller, who keeps them
  *    valid until the operation's completion is reaped. polyio never frees caller memory.
