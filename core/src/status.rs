@@ -99,10 +99,16 @@ impl Status {
         self as i32
     }
 
+    /// The OS errno this status stands for (its code is `-errno`); `None` for `Ok` and for
+    /// polyio's own codes.
+    pub fn errno(self) -> Option<i32> {
+        (self.code() < 0 && self.code() > OWN_CODES_START).then(|| -self.code())
+    }
+
     /// Maps an OS errno (positive) to a status; unknown errnos become `IoError`.
     pub fn from_errno(errno: i32) -> Status {
         Status::from_code(-i64::from(errno))
-            .filter(|s| s.code() < 0 && s.code() > OWN_CODES_START)
+            .filter(|s| s.errno().is_some())
             .unwrap_or(Status::IoError)
     }
 }
@@ -171,12 +177,9 @@ mod tests {
             assert!(codes.insert(s.code()), "{s:?}: duplicate code");
             assert!(names.insert(s.name()), "{s:?}: duplicate name");
             assert!(!s.message().is_empty());
-            if s.code() < 0 && s.code() > OWN_CODES_START {
-                assert_eq!(
-                    Status::from_errno(-s.code()),
-                    *s,
-                    "an errno status maps back"
-                );
+            if let Some(errno) = s.errno() {
+                assert_eq!(-errno, s.code());
+                assert_eq!(Status::from_errno(errno), *s, "an errno status maps back");
             } else {
                 assert_eq!(Status::from_errno(-s.code()), Status::IoError, "{s:?}");
             }
@@ -186,5 +189,8 @@ mod tests {
         assert_eq!(Status::from_errno(0), Status::IoError);
         assert_eq!(Status::ConnectionRefused.name(), "ECONNREFUSED");
         assert_eq!(Status::Canceled.code(), -libc::ECANCELED);
+        assert_eq!(Status::Canceled.errno(), Some(libc::ECANCELED));
+        assert_eq!(Status::NameNotResolved.errno(), None);
+        assert_eq!(Status::Ok.errno(), None);
     }
 }
