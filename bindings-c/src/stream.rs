@@ -40,12 +40,13 @@ pub unsafe extern "C" fn polyio_read(
 /// Reads continuously, as libuv's `uv_read_start`: one submission, then one completion
 /// (op READ, flagged `POLYIO_COMPLETION_MORE`) per chunk read, each carrying at most `cap`
 /// bytes in `payload` / `payload_len` (`result` is the same count). Each payload stays valid
-/// until the caller passes its `payload_id` to `polyio_buffer_release`.
-/// The operation stays in flight and ends with exactly one completion without MORE: 0 at end
-/// of stream, an error (CONNECTION_RESET, ...), TIMED_OUT after `polyio_deadline`, or
-/// CANCELED (`polyio_cancel` with its `user_data`, `polyio_close`, shutdown). Every byte it
-/// read came in an earlier MORE completion, so a cancel loses none: bytes not yet read stay
-/// for the next read. It queues with `polyio_read` calls on the same connection, in order.
+/// until the caller passes its `payload_id` to `polyio_buffer_release`. The operation stays
+/// in flight and ends with exactly one completion without MORE: 0 at end of stream, an error
+/// (CONNECTION_RESET, ...), TIMED_OUT after `polyio_deadline`, or CANCELED (`polyio_cancel`
+/// with its `user_data`, `polyio_close`, shutdown). Every byte it read came in an earlier
+/// MORE completion, so a cancel loses none: bytes not yet read stay for the next read. It
+/// queues with `polyio_read` calls on the same connection, in order: reads submitted after
+/// it start once it has ended.
 ///
 /// Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `cap` 0 or above
 /// PTRDIFF_MAX, handle is a listener), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.
