@@ -86,30 +86,45 @@ fn registry() -> MutexGuard<'static, Registry> {
 
 /// A runtime's name in the registry; dropping it (with the runtime) stops recycling into it,
 /// while the payloads it lent stay valid until released.
-pub(crate) struct Lender(u64);
+pub(crate) struct Lender {
+    id: u64,
+    /// Whether this runtime ever lent a payload: until then no call takes the lock.
+    lent: bool,
+}
 
 impl Lender {
     pub(crate) fn new() -> Lender {
         let id = NEXT_LENDER.fetch_add(1, Ordering::Relaxed);
         registry().returned.insert(id, Vec::new());
-        Lender(id)
+        Lender { id, lent: false }
+    }
+
+    /// Gives `core` the buffers released since the last call, for its next reads.
+    pub(crate) fn take_back(&self, core: &mut Runtime) {
+        if !self.lent {
+            return;
+        }
+        let mut reg = registry();
+        let back = reg.returned.get_mut(&self.id);
+        for buf in back.into_iter().flat_map(|b| b.drain(..)) {
+            core.recycle(buf);
+        }
     }
 }
 
 impl Drop for Lender {
     fn drop(&mut self) {
-        let back = registry().returned.remove(&self.0);
+        let back = registry().returned.remove(&self.id);
         drop(back);
     }
 }
 
-/// Moves `done` into C records at `out`, lending each payload buffer to the caller; takes
-/// back into `core` the buffers released since the last call.
+/// Moves `done` into C records at `out`, lending each payload buffer to the caller.
 ///
 /// # Safety
 /// `out` has room for `done.len()` records.
 pub(crate) unsafe fn write_records(
-    lender: &Lender,
+    lender: &mut Lender,
     core: &mut Runtime,
     done: &mut Vec<Completion>,
     out: *mut polyio_completion,
@@ -122,7 +137,8 @@ pub(crate) unsafe fn write_records(
                 let reg = reg.get_or_insert_with(registry);
                 reg.last_id += 1;
                 let id = reg.last_id;
-                reg.lent.insert(id, (lender.0, buf));
+                reg.lent.insert(id, (lender.id, buf));
+                lender.lent = true;
                 (p, len, id)
             }
             Some(buf) => {
@@ -143,14 +159,6 @@ pub(crate) unsafe fn write_records(
         };
         // SAFETY: `i < done.len()` and the caller promised room for that many at `out`.
         unsafe { out.add(i).write(rec) };
-    }
-    // Only a runtime that lends buffers gets them back: the lock is taken only then.
-    if let Some(mut reg) = reg
-        && let Some(back) = reg.returned.get_mut(&lender.0)
-    {
-        for buf in back.drain(..) {
-            core.recycle(buf);
-        }
     }
 }
 
@@ -230,7 +238,7 @@ mod tests {
             let mut reg = registry();
             reg.last_id += 1;
             let id = reg.last_id;
-            reg.lent.insert(id, (lender.0, vec![1u8, 2, 3]));
+            reg.lent.insert(id, (lender.id, vec![1u8, 2, 3]));
             id
         };
         assert_eq!(polyio_buffer_release(0), polyio_status::InvalidArgument);

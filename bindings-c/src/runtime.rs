@@ -251,9 +251,10 @@ fn copy_out(
     let core = rt.core.get_mut();
     let scratch = rt.scratch.get_mut();
     scratch.clear();
+    rt.lender.take_back(core);
     let n = f(core, scratch);
     // SAFETY: the caller promised room for `max >= n` records at `out`.
-    unsafe { completion::write_records(&rt.lender, core, scratch, out) };
+    unsafe { completion::write_records(&mut rt.lender, core, scratch, out) };
     n
 }
 
