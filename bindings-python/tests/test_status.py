@@ -15,7 +15,6 @@ def test_every_status_maps_as_asyncio_would() -> None:
     codes = _polyio.STATUS_CODES
     assert codes["OK"] == 0
     assert codes["ECANCELED"] == _polyio.STATUS_CANCELED == -errno.ECANCELED
-    assert len(codes) == 24
     for name, code in codes.items():
         if code == 0:
             continue
