@@ -33,11 +33,12 @@ pub fn status_err(py: Python<'_>, code: i64, context: Option<&str>) -> PyErr {
             Ok(t) => PyErr::from_type(t, (EAI_NONAME, "Name or service not known")),
             Err(e) => e,
         },
-        Status::Shutdown | Status::QueueFull | Status::Panic => {
-            PyRuntimeError::new_err(format!("polyio: {} ({})", status.message(), status.name()))
-        }
-        // OSError(errno, message) builds the subclass asyncio would raise for that errno.
-        s => PyOSError::new_err((-s.code(), msg)),
+        // OSError(errno, message) builds the subclass asyncio would raise for that errno;
+        // polyio's other own codes (SHUTDOWN, QUEUE_FULL, PANIC) are RuntimeErrors.
+        s => match s.errno() {
+            Some(errno) => PyOSError::new_err((errno, msg)),
+            None => PyRuntimeError::new_err(format!("polyio: {} ({})", s.message(), s.name())),
+        },
     }
 }
 

@@ -24,6 +24,13 @@ fn _polyio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sock::TransportSocket>()?;
     m.add_function(wrap_pyfunction!(errors::status_error, m)?)?;
     m.add("DEFAULT_LIMIT", conn::DEFAULT_LIMIT)?;
+    // Status codes come from core's one table: Python never spells a code itself.
+    let codes = pyo3::types::PyDict::new(m.py());
+    for s in polyio_core::ALL_STATUSES {
+        codes.set_item(s.name(), s.code())?;
+    }
+    m.add("STATUS_CODES", codes)?;
+    m.add("STATUS_CANCELED", polyio_core::Status::Canceled.code())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,67 +1,97 @@
-//! The one status enum shared by every binding: `Ok = 0`, negative codes for errors.
+//! The one status table shared by every binding: `Ok = 0`, negative codes for errors.
 //! Where an OS errno exists the code is `-errno` (as libuv does on Unix); codes from
-//! -4000 down are polyio's own.
+//! -4000 down are polyio's own. Every list of statuses is generated from [`status_table!`].
 
 use std::fmt;
 use std::io;
 
-/// A result code. `Ok` is zero; every error is negative.
-#[repr(i32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    Ok = 0,
-    NotFound = -2,
-    IoError = -5,
-    BadHandle = -9,
-    NoMemory = -12,
-    PermissionDenied = -13,
-    Busy = -16,
-    InvalidArgument = -22,
-    TooManyOpenFiles = -24,
-    BrokenPipe = -32,
-    AddressInUse = -98,
-    AddressNotAvailable = -99,
-    NetworkUnreachable = -101,
-    ConnectionAborted = -103,
-    ConnectionReset = -104,
-    NotConnected = -107,
-    TimedOut = -110,
-    ConnectionRefused = -111,
-    HostUnreachable = -113,
-    Canceled = -125,
-    Shutdown = -4001,
-    QueueFull = -4002,
-    Panic = -4003,
-    NameNotResolved = -4004,
+/// The status table, as libuv's `UV_ERRNO_MAP`: one row per status — variant, code, name as
+/// Node spells it (`ECONNREFUSED`; polyio's own codes read `POLYIO_*`), one-line message.
+/// `status_table!(m)` invokes `m!` with every row as `(Variant, code, "NAME", "message"),`;
+/// core's [`Status`], [`ALL_STATUSES`], [`Status::name`], [`Status::message`] and
+/// [`Status::from_code`] come from it, and the bindings derive their conversions from it.
+///
+/// Adding a status is one row here plus one literal line in the C enum `polyio_status`
+/// (`bindings-c/src/status.rs`; cbindgen cannot expand macros), whose codes a test keeps
+/// equal to these.
+#[macro_export]
+macro_rules! status_table {
+    ($m:ident) => {
+        $m! {
+            (Ok, 0, "OK", "success"),
+            (NotFound, -2, "ENOENT", "not found (no operation or entry matches)"),
+            (IoError, -5, "EIO", "input/output error"),
+            (BadHandle, -9, "EBADF", "bad handle (stale, closed, foreign or never issued)"),
+            (NoMemory, -12, "ENOMEM", "out of memory"),
+            (PermissionDenied, -13, "EACCES", "permission denied"),
+            (Busy, -16, "EBUSY", "resource busy"),
+            (InvalidArgument, -22, "EINVAL", "invalid argument"),
+            (TooManyOpenFiles, -24, "EMFILE", "too many open files"),
+            (BrokenPipe, -32, "EPIPE", "broken pipe"),
+            (AddressInUse, -98, "EADDRINUSE", "address already in use"),
+            (AddressNotAvailable, -99, "EADDRNOTAVAIL", "address not available"),
+            (NetworkUnreachable, -101, "ENETUNREACH", "network is unreachable"),
+            (ConnectionAborted, -103, "ECONNABORTED", "connection aborted"),
+            (ConnectionReset, -104, "ECONNRESET", "connection reset by peer"),
+            (NotConnected, -107, "ENOTCONN", "socket is not connected"),
+            (TimedOut, -110, "ETIMEDOUT", "operation timed out"),
+            (ConnectionRefused, -111, "ECONNREFUSED", "connection refused"),
+            (HostUnreachable, -113, "EHOSTUNREACH", "host is unreachable"),
+            (Canceled, -125, "ECANCELED", "operation canceled"),
+            (Shutdown, -4001, "POLYIO_SHUTDOWN", "runtime is shut down"),
+            (QueueFull, -4002, "POLYIO_QUEUE_FULL", "too many operations in flight (queue full)"),
+            (Panic, -4003, "POLYIO_PANIC", "internal panic (a bug in polyio; please report it)"),
+            (NameNotResolved, -4004, "ENOTFOUND", "host name could not be resolved"),
+        }
+    };
 }
 
-/// Every status, for tables and tests.
-pub const ALL_STATUSES: &[Status] = &[
-    Status::Ok,
-    Status::NotFound,
-    Status::IoError,
-    Status::BadHandle,
-    Status::NoMemory,
-    Status::PermissionDenied,
-    Status::Busy,
-    Status::InvalidArgument,
-    Status::TooManyOpenFiles,
-    Status::BrokenPipe,
-    Status::AddressInUse,
-    Status::AddressNotAvailable,
-    Status::NetworkUnreachable,
-    Status::ConnectionAborted,
-    Status::ConnectionReset,
-    Status::NotConnected,
-    Status::TimedOut,
-    Status::ConnectionRefused,
-    Status::HostUnreachable,
-    Status::Canceled,
-    Status::Shutdown,
-    Status::QueueFull,
-    Status::Panic,
-    Status::NameNotResolved,
-];
+/// Codes at or below this are polyio's own; above it (and below 0) they are `-errno`.
+const OWN_CODES_START: i32 = -4000;
+
+macro_rules! define_status {
+    ($(($variant:ident, $code:literal, $name:literal, $msg:literal),)*) => {
+        /// A result code. `Ok` is zero; every error is negative.
+        #[repr(i32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Status {
+            $(
+                #[doc = $msg]
+                $variant = $code,
+            )*
+        }
+
+        /// Every status, in the table's order, for tables and tests.
+        pub const ALL_STATUSES: &[Status] = &[$(Status::$variant,)*];
+
+        impl Status {
+            /// The status with this code, if the code is one of ours.
+            pub fn from_code(code: i64) -> Option<Status> {
+                match code {
+                    $($code => Some(Status::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The symbolic name, as Node spells error codes (`ECONNREFUSED`); polyio's own
+            /// codes carry a `POLYIO_` prefix.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Status::$variant => $name,)*
+                }
+            }
+
+            /// A one-line English description.
+            pub fn message(self) -> &'static str {
+                match self {
+                    $(Status::$variant => $msg,)*
+                }
+            }
+        }
+    };
+}
+
+status_table!(define_status);
 
 impl Status {
     /// The numeric code (0 or negative).
@@ -69,82 +99,17 @@ impl Status {
         self as i32
     }
 
-    /// The status with this code, if the code is one of ours.
-    pub fn from_code(code: i64) -> Option<Status> {
-        ALL_STATUSES
-            .iter()
-            .copied()
-            .find(|s| i64::from(s.code()) == code)
+    /// The OS errno this status stands for (its code is `-errno`); `None` for `Ok` and for
+    /// polyio's own codes.
+    pub fn errno(self) -> Option<i32> {
+        (self.code() < 0 && self.code() > OWN_CODES_START).then(|| -self.code())
     }
 
     /// Maps an OS errno (positive) to a status; unknown errnos become `IoError`.
     pub fn from_errno(errno: i32) -> Status {
-        ALL_STATUSES
-            .iter()
-            .copied()
-            .find(|s| s.code() < 0 && s.code() > -4000 && -s.code() == errno)
+        Status::from_code(-i64::from(errno))
+            .filter(|s| s.errno().is_some())
             .unwrap_or(Status::IoError)
-    }
-
-    /// The symbolic name, as Node spells error codes (`ECONNREFUSED`); polyio's own codes
-    /// carry a `POLYIO_` prefix.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::NotFound => "ENOENT",
-            Status::IoError => "EIO",
-            Status::BadHandle => "EBADF",
-            Status::NoMemory => "ENOMEM",
-            Status::PermissionDenied => "EACCES",
-            Status::Busy => "EBUSY",
-            Status::InvalidArgument => "EINVAL",
-            Status::TooManyOpenFiles => "EMFILE",
-            Status::BrokenPipe => "EPIPE",
-            Status::AddressInUse => "EADDRINUSE",
-            Status::AddressNotAvailable => "EADDRNOTAVAIL",
-            Status::NetworkUnreachable => "ENETUNREACH",
-            Status::ConnectionAborted => "ECONNABORTED",
-            Status::ConnectionReset => "ECONNRESET",
-            Status::NotConnected => "ENOTCONN",
-            Status::TimedOut => "ETIMEDOUT",
-            Status::ConnectionRefused => "ECONNREFUSED",
-            Status::HostUnreachable => "EHOSTUNREACH",
-            Status::Canceled => "ECANCELED",
-            Status::Shutdown => "POLYIO_SHUTDOWN",
-            Status::QueueFull => "POLYIO_QUEUE_FULL",
-            Status::Panic => "POLYIO_PANIC",
-            Status::NameNotResolved => "ENOTFOUND",
-        }
-    }
-
-    /// A one-line English description.
-    pub fn message(self) -> &'static str {
-        match self {
-            Status::Ok => "success",
-            Status::NotFound => "not found (no operation or entry matches)",
-            Status::IoError => "input/output error",
-            Status::BadHandle => "bad handle (stale, closed, foreign or never issued)",
-            Status::NoMemory => "out of memory",
-            Status::PermissionDenied => "permission denied",
-            Status::Busy => "resource busy",
-            Status::InvalidArgument => "invalid argument",
-            Status::TooManyOpenFiles => "too many open files",
-            Status::BrokenPipe => "broken pipe",
-            Status::AddressInUse => "address already in use",
-            Status::AddressNotAvailable => "address not available",
-            Status::NetworkUnreachable => "network is unreachable",
-            Status::ConnectionAborted => "connection aborted",
-            Status::ConnectionReset => "connection reset by peer",
-            Status::NotConnected => "socket is not connected",
-            Status::TimedOut => "operation timed out",
-            Status::ConnectionRefused => "connection refused",
-            Status::HostUnreachable => "host is unreachable",
-            Status::Canceled => "operation canceled",
-            Status::Shutdown => "runtime is shut down",
-            Status::QueueFull => "too many operations in flight (queue full)",
-            Status::Panic => "internal panic (a bug in polyio; please report it)",
-            Status::NameNotResolved => "host name could not be resolved",
-        }
     }
 }
 
@@ -202,5 +167,30 @@ mod tests {
         assert_eq!(Status::from_errno(9999), Status::IoError);
         let e = io::Error::from_raw_os_error(libc::ECONNRESET);
         assert_eq!(Status::from(e), Status::ConnectionReset);
+    }
+
+    #[test]
+    fn the_table_is_consistent() {
+        let mut codes = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for s in ALL_STATUSES {
+            assert!(codes.insert(s.code()), "{s:?}: duplicate code");
+            assert!(names.insert(s.name()), "{s:?}: duplicate name");
+            assert!(!s.message().is_empty());
+            if let Some(errno) = s.errno() {
+                assert_eq!(-errno, s.code());
+                assert_eq!(Status::from_errno(errno), *s, "an errno status maps back");
+            } else {
+                assert_eq!(Status::from_errno(-s.code()), Status::IoError, "{s:?}");
+            }
+        }
+        assert_eq!(ALL_STATUSES[0], Status::Ok);
+        assert_eq!(Status::from_code(-4005), None);
+        assert_eq!(Status::from_errno(0), Status::IoError);
+        assert_eq!(Status::ConnectionRefused.name(), "ECONNREFUSED");
+        assert_eq!(Status::Canceled.code(), -libc::ECANCELED);
+        assert_eq!(Status::Canceled.errno(), Some(libc::ECANCELED));
+        assert_eq!(Status::NameNotResolved.errno(), None);
+        assert_eq!(Status::Ok.errno(), None);
     }
 }

@@ -2519,6 +2519,221 @@ done:
         close(app_ep);
 }
 
+/* ---- tests: multi-shot read --------------------------------------------------------- */
+
+/* Takes the completions of multi-shot read `ud` on `h` in order: appends each MORE chunk's
+ * payload to buf (room for cap_total bytes; *got counts), checks the chunk is at most `cap`
+ * bytes and releases it, until the one completion without MORE, which goes to *last.
+ * Stops early (returns true, *last zeroed) once `until` bytes arrived, if `until` > 0. */
+static bool multishot_collect(polyio_runtime *rt, polyio_handle h, uint64_t ud, size_t cap, uint8_t *buf,
+                              size_t cap_total, size_t *got, size_t until, polyio_completion *last) {
+    memset(last, 0, sizeof *last);
+    for (;;) {
+        if (until > 0 && *got >= until)
+            return true;
+        polyio_completion c;
+        if (!WAIT_FOR(rt, ud, &c))
+            return false;
+        CHECK_EQ(c.op, POLYIO_OP_READ);
+        CHECK_EQ(c.handle, h);
+        if (!(c.flags & POLYIO_COMPLETION_MORE)) {
+            CHECK(c.payload == NULL);
+            CHECK_EQ(c.payload_len, 0);
+            CHECK_EQ(c.payload_id, 0);
+            *last = c;
+            return true;
+        }
+        if (!CHECK(c.result > 0 && (size_t)c.result <= cap) || !CHECK(c.payload != NULL) ||
+            !CHECK_EQ(c.payload_len, c.result) || !CHECK(c.payload_id != 0) ||
+            !CHECK(*got + c.payload_len <= cap_total))
+            return false;
+        memcpy(buf + *got, c.payload, c.payload_len);
+        *got += c.payload_len;
+        CHECK_ST(polyio_buffer_release(c.payload_id), OK);
+    }
+}
+
+/* One submission reads a stream in chunks of at most `cap`, every byte in order, each chunk
+ * a MORE completion; end of stream then ends the operation with exactly one completion. */
+static void multishot_in_order(uint32_t backend) {
+    const size_t n = 200 * KiB, cap = 1000;
+    uint8_t *tx = malloc(n), *rx = malloc(n);
+    tcp_pair p = {0};
+    polyio_completion c, last;
+    size_t got = 0;
+    polyio_runtime *rt = new_runtime(backend);
+    REQUIRE(rt && tx && rx);
+    REQUIRE(make_pair(rt, &p));
+    fill_random(tx, n, 7);
+    uint64_t ud = ud_next(), w1 = ud_next(), w2 = ud_next(), sd = ud_next();
+    REQUIRE_ST(polyio_read_multishot(rt, p.server, cap, ud), OK);
+    REQUIRE_ST(polyio_write(rt, p.client, tx, n / 2, w1), OK);
+    REQUIRE_ST(polyio_write(rt, p.client, tx + n / 2, n - n / 2, w2), OK);
+    REQUIRE_ST(polyio_shutdown(rt, p.client, sd), OK);
+    REQUIRE(multishot_collect(rt, p.server, ud, cap, rx, n, &got, 0, &last));
+    CHECK_EQ(last.result, 0); /* end of stream */
+    CHECK_EQ(got, n);
+    CHECK(memcmp(rx, tx, n) == 0);
+    CHECK(got / cap >= 2); /* it did take several chunks */
+    REQUIRE(WAIT_FOR(rt, w1, &c));
+    REQUIRE(WAIT_FOR(rt, w2, &c));
+    REQUIRE(WAIT_FOR(rt, sd, &c));
+    CHECK_EQ(reap_for(rt, 20), 0); /* nothing after the last completion */
+    CHECK_EQ(stash_count(rt, ud), 0);
+    CHECK_EQ(in_flight(rt), 0);
+    CHECK_ST(polyio_cancel(rt, ud), POLYIO_STATUS_NOT_FOUND);
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+    free(tx);
+    free(rx);
+}
+
+static void test_multishot_in_order_epoll(void) { multishot_in_order(POLYIO_BACKEND_EPOLL); }
+static void test_multishot_in_order_thread(void) { multishot_in_order(POLYIO_BACKEND_THREAD); }
+
+/* Cancel ends a multi-shot read with one CANCELED completion after its MORE ones; the bytes
+ * it did not hand over stay for the next read: none are lost. A read queued behind it gets
+ * the data after the cancel, in order. */
+static void test_multishot_cancel_loses_nothing(void) {
+    uint8_t msg[3000], got[3000];
+    tcp_pair p = {0};
+    polyio_completion c, last;
+    size_t have = 0;
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    REQUIRE(make_pair(rt, &p));
+    fill_random(msg, sizeof msg, 11);
+    uint64_t ud = ud_next(), r = ud_next(), w = ud_next();
+    REQUIRE_ST(polyio_read_multishot(rt, p.server, 64, ud), OK);
+    REQUIRE(write_all(rt, p.client, msg, 100));
+    REQUIRE(multishot_collect(rt, p.server, ud, 64, got, sizeof got, &have, 100, &last));
+    CHECK_EQ(have, 100);
+    /* More bytes reach the socket, and the cancel comes before any turn reads them. */
+    REQUIRE_ST(polyio_write(rt, p.client, msg + 100, sizeof msg - 100, w), OK);
+    REQUIRE_ST(polyio_cancel(rt, ud), OK);
+    REQUIRE(multishot_collect(rt, p.server, ud, 64, got, sizeof got, &have, 0, &last));
+    CHECK_ST(last.result, POLYIO_STATUS_CANCELED);
+    CHECK_ST(polyio_cancel(rt, ud), POLYIO_STATUS_NOT_FOUND);
+    REQUIRE(WAIT_FOR(rt, w, &c));
+    CHECK_EQ(c.result, (int64_t)(sizeof msg - 100));
+    /* A single read takes up the rest. */
+    if (have < sizeof msg)
+        REQUIRE(read_exact(rt, p.server, got + have, sizeof msg - have));
+    CHECK(memcmp(got, msg, sizeof msg) == 0);
+    /* A read queued behind a multi-shot one waits until the multi-shot one ends. */
+    uint8_t b[16] = {0};
+    REQUIRE_ST(polyio_read_multishot(rt, p.server, 64, ud), OK);
+    REQUIRE_ST(polyio_read(rt, p.server, b, sizeof b, r), OK);
+    REQUIRE(write_all(rt, p.client, (const uint8_t *)"to the multishot", 16));
+    have = 0;
+    REQUIRE(multishot_collect(rt, p.server, ud, 64, got, sizeof got, &have, 16, &last));
+    CHECK(memcmp(got, "to the multishot", 16) == 0);
+    CHECK_EQ(stash_count(rt, r), 0);
+    REQUIRE_ST(polyio_cancel(rt, ud), OK);
+    REQUIRE(multishot_collect(rt, p.server, ud, 64, got, sizeof got, &have, 0, &last));
+    CHECK_ST(last.result, POLYIO_STATUS_CANCELED);
+    REQUIRE(write_all(rt, p.client, (const uint8_t *)"to the read", 11));
+    REQUIRE(WAIT_FOR(rt, r, &c));
+    CHECK_EQ(c.result, 11);
+    CHECK(memcmp(b, "to the read", 11) == 0);
+    CHECK(c.payload == NULL && c.payload_id == 0);
+    CHECK_EQ(in_flight(rt), 0);
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+}
+
+/* A deadline ends a multi-shot read with TIMED_OUT, close with CANCELED, a reset peer with
+ * an error or end of stream: each with exactly one completion without MORE. */
+static void test_multishot_deadline_close_reset(void) {
+    uint8_t got[256];
+    size_t have = 0;
+    tcp_pair p = {0};
+    polyio_completion last;
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    REQUIRE(make_pair(rt, &p));
+    uint64_t d = ud_next(), s = ud_next(), k = ud_next();
+    REQUIRE_ST(polyio_read_multishot(rt, p.client, 64, d), OK);
+    REQUIRE_ST(polyio_deadline(rt, d, 30), OK);
+    REQUIRE(multishot_collect(rt, p.client, d, 64, got, sizeof got, &have, 0, &last));
+    CHECK_ST(last.result, POLYIO_STATUS_TIMED_OUT);
+    CHECK_EQ(have, 0);
+    polyio_handle server = p.server;
+    REQUIRE_ST(polyio_read_multishot(rt, server, 64, s), OK);
+    REQUIRE(write_all(rt, p.client, (const uint8_t *)"before close", 12));
+    REQUIRE(multishot_collect(rt, server, s, 64, got, sizeof got, &have, 12, &last));
+    CHECK(memcmp(got, "before close", 12) == 0);
+    close_handle(rt, &p.server);
+    REQUIRE(multishot_collect(rt, server, s, 64, got, sizeof got, &have, 0, &last));
+    CHECK_ST(last.result, POLYIO_STATUS_CANCELED);
+    CHECK_EQ(have, 12);
+    /* The closed side's reset (or end of stream) ends the peer's multi-shot read. */
+    REQUIRE_ST(polyio_read_multishot(rt, p.client, 64, k), OK);
+    have = 0;
+    REQUIRE(multishot_collect(rt, p.client, k, 64, got, sizeof got, &have, 0, &last));
+    CHECK(last.result <= 0);
+    CHECK_EQ(reap_for(rt, 20), 0);
+    CHECK_EQ(in_flight(rt), 0);
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+}
+
+/* A hostile caller: submit errors post nothing; releasing id 0, an id never given out, or
+ * one twice changes nothing; a payload stays readable past close and past the runtime's
+ * free, and is released once after. */
+static void test_multishot_hostile_releases(void) {
+    tcp_pair p = {0};
+    polyio_completion c, kept = {0};
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    REQUIRE(make_pair(rt, &p));
+    uint64_t bad = ud_next();
+    CHECK_ST(polyio_read_multishot(NULL, p.server, 64, bad), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_read_multishot(rt, p.server, 0, bad), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_read_multishot(rt, p.server, (size_t)PTRDIFF_MAX + 1, bad), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_read_multishot(rt, p.listener, 64, bad), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_read_multishot(rt, p.server ^ 0x10000, 64, bad), POLYIO_STATUS_BAD_HANDLE);
+    CHECK_ST(polyio_read_multishot(rt, POLYIO_HANDLE_NONE, 64, bad), POLYIO_STATUS_BAD_HANDLE);
+    CHECK_EQ(reap_for(rt, 20), 0);
+    CHECK_EQ(stash_count(rt, bad), 0);
+    CHECK_ST(polyio_buffer_release(0), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_buffer_release(UINT64_MAX), POLYIO_STATUS_NOT_FOUND);
+
+    uint64_t ud = ud_next();
+    REQUIRE_ST(polyio_read_multishot(rt, p.server, 64, ud), OK);
+    REQUIRE(write_all(rt, p.client, (const uint8_t *)"first", 5));
+    REQUIRE(WAIT_FOR(rt, ud, &c));
+    REQUIRE(c.flags & POLYIO_COMPLETION_MORE);
+    REQUIRE_EQ(c.payload_len, 5);
+    CHECK(memcmp(c.payload, "first", 5) == 0);
+    CHECK_ST(polyio_buffer_release(c.payload_id), OK);
+    CHECK_ST(polyio_buffer_release(c.payload_id), POLYIO_STATUS_NOT_FOUND);
+
+    REQUIRE(write_all(rt, p.client, (const uint8_t *)"second", 6));
+    REQUIRE(WAIT_FOR(rt, ud, &kept));
+    REQUIRE(kept.flags & POLYIO_COMPLETION_MORE);
+    REQUIRE_EQ(kept.payload_len, 6);
+    CHECK(kept.payload_id != c.payload_id);
+    close_pair(rt, &p);
+    REQUIRE(WAIT_FOR(rt, ud, &c));
+    CHECK_ST(c.result, POLYIO_STATUS_CANCELED);
+    CHECK(!(c.flags & POLYIO_COMPLETION_MORE));
+    free_runtime(rt);
+    rt = NULL;
+    CHECK(memcmp(kept.payload, "second", 6) == 0);
+    CHECK_ST(polyio_buffer_release(kept.payload_id), OK);
+    CHECK_ST(polyio_buffer_release(kept.payload_id), POLYIO_STATUS_NOT_FOUND);
+    kept.payload_id = 0;
+done:
+    if (kept.payload_id != 0)
+        polyio_buffer_release(kept.payload_id);
+    close_pair(rt, &p);
+    free_runtime(rt);
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 static const struct {
@@ -2570,6 +2785,11 @@ static const struct {
     {"wake_during_turn_epoll", test_wake_during_turn_epoll},
     {"wake_during_turn_thread", test_wake_during_turn_thread},
     {"backend_fd_not_app_epoll", test_backend_fd_not_app_epoll},
+    {"multishot_in_order_epoll", test_multishot_in_order_epoll},
+    {"multishot_in_order_thread", test_multishot_in_order_thread},
+    {"multishot_cancel_loses_nothing", test_multishot_cancel_loses_nothing},
+    {"multishot_deadline_close_reset", test_multishot_deadline_close_reset},
+    {"multishot_hostile_releases", test_multishot_hostile_releases},
 };
 
 static void on_alarm(int sig) {

@@ -15,13 +15,10 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Optional, TypeVar, Union
 
-from polyio._polyio import DEFAULT_LIMIT, Conn, Driver, TransportSocket
+from polyio._polyio import DEFAULT_LIMIT, STATUS_CANCELED, Conn, Driver, TransportSocket
 
 _T = TypeVar("_T")
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
-
-# polyio's status code for a cancelled operation.
-_CANCELED = -125
 
 _tls = threading.local()
 
@@ -396,7 +393,7 @@ class Server:
             if status == 0:
                 self._drv.close_handle(handle)
             return
-        if status == _CANCELED:
+        if status == STATUS_CANCELED:
             return
         if status == 0:
             try:

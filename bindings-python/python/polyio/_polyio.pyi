@@ -10,10 +10,25 @@ import socket
 from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any, Literal, Optional, Union, final
 
-__all__ = ["Driver", "Conn", "Drain", "TransportSocket", "status_error", "DEFAULT_LIMIT", "__version__"]
+__all__ = [
+    "Driver",
+    "Conn",
+    "Drain",
+    "TransportSocket",
+    "status_error",
+    "DEFAULT_LIMIT",
+    "STATUS_CODES",
+    "STATUS_CANCELED",
+    "__version__",
+]
 
 __version__: str
 DEFAULT_LIMIT: int
+STATUS_CODES: dict[str, int]
+"""Every polyio status code by its name as Node spells it (``"ECONNREFUSED"``,
+``"POLYIO_SHUTDOWN"``); errno-based codes are ``-errno``."""
+STATUS_CANCELED: int
+"""The status code of a cancelled operation."""
 
 _Buffer = Union[bytes, bytearray, memoryview]
 

@@ -1,0 +1,254 @@
+//! What every operation shares: the completion record with its op kinds and flags, cancel
+//! and deadline by `user_data`, and the multi-shot read payloads lent to C until
+//! `polyio_buffer_release` (a process-wide registry by never-reused id, so no release is UB).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use polyio_core::{Completion, Runtime};
+
+use crate::runtime::{polyio_handle, polyio_runtime};
+use crate::status::{polyio_status, status_of};
+
+/// Completion flag: the operation completed during its submit call (the inline fast path).
+pub const POLYIO_COMPLETION_INLINE: u32 = 1;
+
+/// Completion flag: more completions follow for the same operation (`polyio_read_multishot`);
+/// the operation stays in flight, and its last completion comes without this flag.
+pub const POLYIO_COMPLETION_MORE: u32 = 2;
+
+/// The kind of operation a completion ends.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum polyio_op {
+    Connect = 1,
+    Accept = 2,
+    Read = 3,
+    Write = 4,
+    Shutdown = 5,
+    Timer = 6,
+}
+
+/// One finished operation (or, flagged `POLYIO_COMPLETION_MORE`, one step of a multi-shot
+/// operation), as `polyio_turn` and `polyio_reap` report it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct polyio_completion {
+    /// The value given at submission.
+    pub user_data: u64,
+    /// The connection the operation used; for connect and accept, the new connection.
+    pub handle: polyio_handle,
+    /// `>= 0`: success (bytes read or written; 0 for a read means end of stream).
+    /// `< 0`: a `polyio_status` error code.
+    pub result: i64,
+    /// A `polyio_op` value.
+    pub op: u32,
+    /// `POLYIO_COMPLETION_*` bits.
+    pub flags: u32,
+    /// The bytes a `polyio_read_multishot` chunk read (its `POLYIO_COMPLETION_MORE`
+    /// completions); NULL in every other completion. polyio lends this buffer to the caller:
+    /// it stays valid and unchanged (also across turns, reaps and `polyio_runtime_free`)
+    /// until the caller passes `payload_id` to `polyio_buffer_release`. Never `free` it and
+    /// never write to it; a payload that is never released is leaked.
+    pub payload: *const u8,
+    /// The number of bytes at `payload` (equal to `result`); 0 when `payload` is NULL.
+    pub payload_len: usize,
+    /// The id that hands `payload` back (`polyio_buffer_release`); 0 when `payload` is NULL.
+    /// Ids are never reused within a process.
+    pub payload_id: u64,
+}
+
+/// Read buffers kept per runtime for reuse between releases and the next turn.
+const MAX_RETURNED: usize = 64;
+
+/// Payloads lent to C, and released ones waiting to be reused by the runtime that lent them.
+struct Registry {
+    /// The last payload id given out (ids start at 1; 0 means no payload).
+    last_id: u64,
+    /// By payload id: the lending runtime's `Lender` id and the buffer.
+    lent: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// By `Lender` id, for live runtimes only: released buffers for `Runtime::recycle`.
+    returned: BTreeMap<u64, Vec<Vec<u8>>>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    last_id: 0,
+    lent: BTreeMap::new(),
+    returned: BTreeMap::new(),
+});
+static NEXT_LENDER: AtomicU64 = AtomicU64::new(1);
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // The registry's maps stay consistent even if a holder panicked.
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A runtime's name in the registry; dropping it (with the runtime) stops recycling into it,
+/// while the payloads it lent stay valid until released.
+pub(crate) struct Lender {
+    id: u64,
+    /// Whether this runtime ever lent a payload: until then no call takes the lock.
+    lent: bool,
+}
+
+impl Lender {
+    pub(crate) fn new() -> Lender {
+        let id = NEXT_LENDER.fetch_add(1, Ordering::Relaxed);
+        registry().returned.insert(id, Vec::new());
+        Lender { id, lent: false }
+    }
+
+    /// Gives `core` the buffers released since the last call, for its next reads.
+    pub(crate) fn take_back(&self, core: &mut Runtime) {
+        if !self.lent {
+            return;
+        }
+        let mut reg = registry();
+        let back = reg.returned.get_mut(&self.id);
+        for buf in back.into_iter().flat_map(|b| b.drain(..)) {
+            core.recycle(buf);
+        }
+    }
+}
+
+impl Drop for Lender {
+    fn drop(&mut self) {
+        let back = registry().returned.remove(&self.id);
+        drop(back);
+    }
+}
+
+/// Moves `done` into C records at `out`, lending each payload buffer to the caller.
+///
+/// # Safety
+/// `out` has room for `done.len()` records.
+pub(crate) unsafe fn write_records(
+    lender: &mut Lender,
+    core: &mut Runtime,
+    done: &mut Vec<Completion>,
+    out: *mut polyio_completion,
+) {
+    let mut reg: Option<MutexGuard<'static, Registry>> = None;
+    for (i, c) in done.drain(..).enumerate() {
+        let (payload, payload_len, payload_id) = match c.buf {
+            Some(buf) if !buf.is_empty() => {
+                let (p, len) = (buf.as_ptr(), buf.len());
+                let reg = reg.get_or_insert_with(registry);
+                reg.last_id += 1;
+                let id = reg.last_id;
+                reg.lent.insert(id, (lender.id, buf));
+                lender.lent = true;
+                (p, len, id)
+            }
+            Some(buf) => {
+                core.recycle(buf);
+                (std::ptr::null(), 0, 0)
+            }
+            None => (std::ptr::null(), 0, 0),
+        };
+        let rec = polyio_completion {
+            user_data: c.user_data,
+            handle: c.handle.into_raw(),
+            result: c.result,
+            op: c.op as u32,
+            flags: c.flags,
+            payload,
+            payload_len,
+            payload_id,
+        };
+        // SAFETY: `i < done.len()` and the caller promised room for that many at `out`.
+        unsafe { out.add(i).write(rec) };
+    }
+}
+
+/// Hands back the payload of a `POLYIO_COMPLETION_MORE` completion by its `payload_id`.
+/// Afterwards its `payload` pointer is invalid; polyio may reuse the buffer for a later read.
+/// Safe from any thread, and after the runtime that lent the payload is freed.
+///
+/// Errors: INVALID_ARGUMENT (`payload_id` 0), NOT_FOUND (no payload with this id is lent
+/// now: released already, or never given out). Such a call changes nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn polyio_buffer_release(payload_id: u64) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        if payload_id == 0 {
+            return polyio_status::InvalidArgument;
+        }
+        let mut reg = registry();
+        let Some((lender, buf)) = reg.lent.remove(&payload_id) else {
+            return polyio_status::NotFound;
+        };
+        match reg.returned.get_mut(&lender) {
+            Some(back) if back.len() < MAX_RETURNED => back.push(buf),
+            _ => {
+                drop(reg);
+                drop(buf);
+            }
+        }
+        polyio_status::Ok
+    })
+}
+
+/// Cancels every pending operation submitted with `user_data`: each completes with
+/// CANCELED (exactly once; one that already completed is not affected).
+///
+/// Errors: INVALID_ARGUMENT (`rt` NULL), NOT_FOUND (nothing pending has that user_data).
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_cancel(rt: *mut polyio_runtime, user_data: u64) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).cancel(user_data))
+    })
+}
+
+/// Gives every pending operation submitted with `user_data` a deadline `ms` from now,
+/// replacing an earlier one: an operation still pending then completes with TIMED_OUT.
+///
+/// Errors: INVALID_ARGUMENT (`rt` NULL, `ms` too large), NOT_FOUND (nothing pending).
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_deadline(
+    rt: *mut polyio_runtime,
+    user_data: u64,
+    ms: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).deadline(user_data, ms))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_match_core() {
+        assert_eq!(POLYIO_COMPLETION_INLINE, polyio_core::FLAG_INLINE);
+        assert_eq!(POLYIO_COMPLETION_MORE, polyio_core::FLAG_MORE);
+    }
+
+    #[test]
+    fn hostile_releases_change_nothing() {
+        let lender = Lender::new();
+        let id = {
+            let mut reg = registry();
+            reg.last_id += 1;
+            let id = reg.last_id;
+            reg.lent.insert(id, (lender.id, vec![1u8, 2, 3]));
+            id
+        };
+        assert_eq!(polyio_buffer_release(0), polyio_status::InvalidArgument);
+        assert_eq!(polyio_buffer_release(u64::MAX), polyio_status::NotFound);
+        drop(lender);
+        assert_eq!(
+            polyio_buffer_release(id),
+            polyio_status::Ok,
+            "after its runtime went"
+        );
+        assert_eq!(polyio_buffer_release(id), polyio_status::NotFound, "twice");
+    }
+}
