@@ -58,6 +58,14 @@
 #define POLYIO_COMPLETION_MORE 2
 
 /**
+ * Completion flag: the operation moved some bytes before it ended with an error, a cancel
+ * or a deadline, and `partial` says how many. A write flagged so sent its first `partial`
+ * bytes (the peer may get them) and not the rest: the stream's framing is broken, and the
+ * caller should close the connection rather than write on.
+ */
+#define POLYIO_COMPLETION_PARTIAL 4
+
+/**
  * `polyio_tcp_listen` flag: set `SO_REUSEPORT`, so that one runtime per thread can share a
  * port (thread-per-core).
  */
@@ -196,6 +204,13 @@ typedef struct polyio_options {
  * A handle names a connection or a listener: an opaque 64-bit id (slot, generation and
  * runtime id), never a pointer. 0 (`POLYIO_HANDLE_NONE`) names nothing. A stale, closed,
  * foreign or made-up handle gets `POLYIO_STATUS_BAD_HANDLE`, never undefined behaviour.
+ *
+ * The exact guarantee: within one runtime a closed handle never names anything again (a
+ * slot whose 24-bit generation is used up is retired, not reused). A handle of another
+ * live runtime never resolves (16-bit runtime ids are unique among live runtimes). A
+ * handle of a freed runtime is BAD_HANDLE in every runtime created until 65,534 more
+ * runtimes have been created (ids are handed out round-robin); past that, the id comes
+ * back and such a handle could name an object of the new runtime.
  */
 typedef uint64_t polyio_handle;
 
@@ -242,6 +257,11 @@ typedef struct polyio_completion {
      * Ids are never reused within a process.
      */
     uint64_t payload_id;
+    /**
+     * With `POLYIO_COMPLETION_PARTIAL` (`result < 0`): the bytes the operation moved before
+     * it failed (for a write, the bytes already with the kernel). 0 otherwise.
+     */
+    uint64_t partial;
 } polyio_completion;
 
 /**
@@ -401,7 +421,9 @@ size_t polyio_reap(struct polyio_runtime *rt,
  * Makes the backend fd readable, so that a consumer sleeping in `poll` wakes and runs a
  * turn, and makes a `polyio_reap` blocked in another thread return. The one call that is
  * safe from any thread (while `rt` is alive). Wakes are coalesced: many calls before the
- * next turn cost one eventfd write.
+ * next turn cost one eventfd write. A wake made while no `polyio_reap` waits is
+ * remembered: the next `polyio_reap` returns at once (with 0 completions unless some are
+ * ready), even if turns ran in between; one reap consumes it.
  *
  * Errors: INVALID_ARGUMENT if `rt` is NULL.
  *
@@ -443,7 +465,10 @@ polyio_status polyio_buffer_release(uint64_t payload_id);
 
 /**
  * Cancels every pending operation submitted with `user_data`: each completes with
- * CANCELED (exactly once; one that already completed is not affected).
+ * CANCELED, exactly once. O(1) in the number of other operations. An operation that has
+ * completed but whose completion is not reaped yet is no longer pending: it is not
+ * affected, its completion stands, and if nothing else matches the call returns NOT_FOUND.
+ * A write canceled after it sent part of its bytes is flagged `POLYIO_COMPLETION_PARTIAL`.
  *
  * Errors: INVALID_ARGUMENT (`rt` NULL), NOT_FOUND (nothing pending has that user_data).
  *
@@ -455,6 +480,10 @@ polyio_status polyio_cancel(struct polyio_runtime *rt, uint64_t user_data);
 /**
  * Gives every pending operation submitted with `user_data` a deadline `ms` from now,
  * replacing an earlier one: an operation still pending then completes with TIMED_OUT.
+ * O(1) in the number of other operations. As for `polyio_cancel`, an operation completed
+ * but not yet reaped is not pending (NOT_FOUND if nothing else matches; its completion
+ * stands), and a write that times out after sending part of its bytes is flagged
+ * `POLYIO_COMPLETION_PARTIAL`.
  *
  * Errors: INVALID_ARGUMENT (`rt` NULL, `ms` too large), NOT_FOUND (nothing pending).
  *
@@ -646,9 +675,11 @@ polyio_status polyio_accept(struct polyio_runtime *rt, polyio_handle listener, u
 polyio_status polyio_tcp_nodelay(struct polyio_runtime *rt, polyio_handle h, bool enable);
 
 /**
- * Turns TCP keepalive on (probes after `delay_secs` idle seconds, >= 1) or off.
+ * Turns TCP keepalive on (probes after `delay_secs` idle seconds, 1 to 32767, Linux's
+ * limit for `TCP_KEEPIDLE`) or off (`delay_secs` ignored).
  *
- * Errors: INVALID_ARGUMENT (`rt` NULL, a listener, `enable` with `delay_secs` 0),
+ * Errors: INVALID_ARGUMENT (`rt` NULL, a listener, `enable` with `delay_secs` 0 or above
+ * 32767; nothing changes),
  * BAD_HANDLE, an OS error.
  *
  * # Safety

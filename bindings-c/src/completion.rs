@@ -18,6 +18,12 @@ pub const POLYIO_COMPLETION_INLINE: u32 = 1;
 /// the operation stays in flight, and its last completion comes without this flag.
 pub const POLYIO_COMPLETION_MORE: u32 = 2;
 
+/// Completion flag: the operation moved some bytes before it ended with an error, a cancel
+/// or a deadline, and `partial` says how many. A write flagged so sent its first `partial`
+/// bytes (the peer may get them) and not the rest: the stream's framing is broken, and the
+/// caller should close the connection rather than write on.
+pub const POLYIO_COMPLETION_PARTIAL: u32 = 4;
+
 /// The kind of operation a completion ends.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +63,9 @@ pub struct polyio_completion {
     /// The id that hands `payload` back (`polyio_buffer_release`); 0 when `payload` is NULL.
     /// Ids are never reused within a process.
     pub payload_id: u64,
+    /// With `POLYIO_COMPLETION_PARTIAL` (`result < 0`): the bytes the operation moved before
+    /// it failed (for a write, the bytes already with the kernel). 0 otherwise.
+    pub partial: u64,
 }
 
 /// Read buffers kept per runtime for reuse between releases and the next turn.
@@ -156,6 +165,7 @@ pub(crate) unsafe fn write_records(
             payload,
             payload_len,
             payload_id,
+            partial: c.partial,
         };
         // SAFETY: `i < done.len()` and the caller promised room for that many at `out`.
         unsafe { out.add(i).write(rec) };
@@ -190,7 +200,10 @@ pub extern "C" fn polyio_buffer_release(payload_id: u64) -> polyio_status {
 }
 
 /// Cancels every pending operation submitted with `user_data`: each completes with
-/// CANCELED (exactly once; one that already completed is not affected).
+/// CANCELED, exactly once. O(1) in the number of other operations. An operation that has
+/// completed but whose completion is not reaped yet is no longer pending: it is not
+/// affected, its completion stands, and if nothing else matches the call returns NOT_FOUND.
+/// A write canceled after it sent part of its bytes is flagged `POLYIO_COMPLETION_PARTIAL`.
 ///
 /// Errors: INVALID_ARGUMENT (`rt` NULL), NOT_FOUND (nothing pending has that user_data).
 ///
@@ -205,6 +218,10 @@ pub unsafe extern "C" fn polyio_cancel(rt: *mut polyio_runtime, user_data: u64) 
 
 /// Gives every pending operation submitted with `user_data` a deadline `ms` from now,
 /// replacing an earlier one: an operation still pending then completes with TIMED_OUT.
+/// O(1) in the number of other operations. As for `polyio_cancel`, an operation completed
+/// but not yet reaped is not pending (NOT_FOUND if nothing else matches; its completion
+/// stands), and a write that times out after sending part of its bytes is flagged
+/// `POLYIO_COMPLETION_PARTIAL`.
 ///
 /// Errors: INVALID_ARGUMENT (`rt` NULL, `ms` too large), NOT_FOUND (nothing pending).
 ///
@@ -229,6 +246,7 @@ mod tests {
     fn flags_match_core() {
         assert_eq!(POLYIO_COMPLETION_INLINE, polyio_core::FLAG_INLINE);
         assert_eq!(POLYIO_COMPLETION_MORE, polyio_core::FLAG_MORE);
+        assert_eq!(POLYIO_COMPLETION_PARTIAL, polyio_core::FLAG_PARTIAL);
     }
 
     #[test]

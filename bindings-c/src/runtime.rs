@@ -21,6 +21,13 @@ pub const POLYIO_VERSION_PATCH: u32 = 0;
 /// A handle names a connection or a listener: an opaque 64-bit id (slot, generation and
 /// runtime id), never a pointer. 0 (`POLYIO_HANDLE_NONE`) names nothing. A stale, closed,
 /// foreign or made-up handle gets `POLYIO_STATUS_BAD_HANDLE`, never undefined behaviour.
+///
+/// The exact guarantee: within one runtime a closed handle never names anything again (a
+/// slot whose 24-bit generation is used up is retired, not reused). A handle of another
+/// live runtime never resolves (16-bit runtime ids are unique among live runtimes). A
+/// handle of a freed runtime is BAD_HANDLE in every runtime created until 65,534 more
+/// runtimes have been created (ids are handed out round-robin); past that, the id comes
+/// back and such a handle could name an object of the new runtime.
 pub type polyio_handle = u64;
 
 /// The handle that names nothing.
@@ -316,7 +323,9 @@ pub unsafe extern "C" fn polyio_reap(
 /// Makes the backend fd readable, so that a consumer sleeping in `poll` wakes and runs a
 /// turn, and makes a `polyio_reap` blocked in another thread return. The one call that is
 /// safe from any thread (while `rt` is alive). Wakes are coalesced: many calls before the
-/// next turn cost one eventfd write.
+/// next turn cost one eventfd write. A wake made while no `polyio_reap` waits is
+/// remembered: the next `polyio_reap` returns at once (with 0 completions unless some are
+/// ready), even if turns ran in between; one reap consumes it.
 ///
 /// Errors: INVALID_ARGUMENT if `rt` is NULL.
 ///

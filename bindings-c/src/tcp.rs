@@ -153,9 +153,11 @@ pub unsafe extern "C" fn polyio_tcp_nodelay(
     })
 }
 
-/// Turns TCP keepalive on (probes after `delay_secs` idle seconds, >= 1) or off.
+/// Turns TCP keepalive on (probes after `delay_secs` idle seconds, 1 to 32767, Linux's
+/// limit for `TCP_KEEPIDLE`) or off (`delay_secs` ignored).
 ///
-/// Errors: INVALID_ARGUMENT (`rt` NULL, a listener, `enable` with `delay_secs` 0),
+/// Errors: INVALID_ARGUMENT (`rt` NULL, a listener, `enable` with `delay_secs` 0 or above
+/// 32767; nothing changes),
 /// BAD_HANDLE, an OS error.
 ///
 /// # Safety

@@ -2736,9 +2736,110 @@ done:
 
 /* ---- main --------------------------------------------------------------------------- */
 
+/* ---- contract holes: partial writes, remembered wakes, completed-but-unreaped ops, bounds -- */
+
+/* A write canceled after part of it went out says how much did, so framing never breaks
+ * silently: the peer receives exactly `partial` bytes. */
+static void test_partial_write_reports_bytes(void) {
+    tcp_pair p = {0};
+    polyio_completion c;
+    uint8_t *big = NULL, *got = NULL;
+    const size_t len = 16 * MiB;
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    REQUIRE(make_pair(rt, &p));
+    big = malloc(len);
+    got = malloc(len);
+    REQUIRE(big && got);
+    fill_random(big, len, 7);
+    uint64_t w = ud_next(), t = ud_next();
+    REQUIRE_ST(polyio_write(rt, p.client, big, len, w), OK);
+    REQUIRE_ST(polyio_timer(rt, 20, t), OK); /* let the kernel take what it will */
+    REQUIRE(WAIT_FOR(rt, t, &c));
+    REQUIRE_ST(polyio_cancel(rt, w), OK);
+    REQUIRE(WAIT_FOR(rt, w, &c));
+    CHECK_ST(c.result, POLYIO_STATUS_CANCELED);
+    CHECK(c.flags & POLYIO_COMPLETION_PARTIAL);
+    REQUIRE(c.partial > 0 && c.partial < len);
+    uint64_t sent = c.partial;
+    close_handle(rt, &p.client);
+    size_t have = 0;
+    for (;;) {
+        uint64_t r = ud_next();
+        REQUIRE_ST(polyio_read(rt, p.server, got + have, len - have, r), OK);
+        REQUIRE(WAIT_FOR(rt, r, &c));
+        if (c.result <= 0)
+            break;
+        have += (size_t)c.result;
+    }
+    CHECK_EQ(have, sent);
+    CHECK(memcmp(got, big, have) == 0);
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+    free(big);
+    free(got);
+}
+
+/* A wake made while nobody reaps is remembered by the next reap, even after a turn. */
+static void test_wake_remembered(void) {
+    polyio_completion c[4];
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    uint64_t t = ud_next();
+    REQUIRE_ST(polyio_timer(rt, 60000, t), OK);
+    REQUIRE_ST(polyio_runtime_wake(rt), OK);
+    CHECK_EQ(polyio_turn(rt, c, 4), 0);
+    alarm(g_quick ? 120 : 20); /* a forgotten wake sleeps here forever */
+    CHECK_EQ(polyio_reap(rt, c, 4, -1), 0);
+    CHECK_EQ(polyio_reap(rt, c, 4, 10), 0); /* consumed: this one waits its timeout */
+    REQUIRE_ST(polyio_cancel(rt, t), OK);
+    REQUIRE(WAIT_FOR(rt, t, &c[0]));
+    CHECK_ST(c[0].result, POLYIO_STATUS_CANCELED);
+done:
+    free_runtime(rt);
+}
+
+/* Cancel or deadline of an op that completed but is not reaped yet: NOT_FOUND, and the
+ * completion stands. */
+static void test_cancel_completed_unreaped(void) {
+    polyio_completion c[4];
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    uint64_t t = ud_next();
+    REQUIRE_ST(polyio_timer(rt, 0, t), OK);
+    CHECK_EQ(polyio_turn(rt, c, 0), 0); /* fired, not handed out */
+    CHECK_ST(polyio_cancel(rt, t), POLYIO_STATUS_NOT_FOUND);
+    CHECK_ST(polyio_deadline(rt, t, 0), POLYIO_STATUS_NOT_FOUND);
+    REQUIRE_EQ(polyio_turn(rt, c, 4), 1);
+    CHECK_EQ(c[0].user_data, t);
+    CHECK_EQ(c[0].result, 0);
+    CHECK_EQ(c[0].flags & POLYIO_COMPLETION_PARTIAL, 0);
+done:
+    free_runtime(rt);
+}
+
+static void test_keepalive_bounds(void) {
+    tcp_pair p = {0};
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    REQUIRE(make_pair(rt, &p));
+    CHECK_ST(polyio_tcp_keepalive(rt, p.client, true, 1), OK);
+    CHECK_ST(polyio_tcp_keepalive(rt, p.client, true, 32767), OK);
+    CHECK_ST(polyio_tcp_keepalive(rt, p.client, true, 0), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_tcp_keepalive(rt, p.client, true, 32768), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_tcp_keepalive(rt, p.client, true, UINT32_MAX), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_tcp_keepalive(rt, p.client, false, UINT32_MAX), OK);
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
+
+
 } TESTS[] = {
     {"version", test_version},
     {"status_strings", test_status_strings},
@@ -2790,6 +2891,10 @@ static const struct {
     {"multishot_cancel_loses_nothing", test_multishot_cancel_loses_nothing},
     {"multishot_deadline_close_reset", test_multishot_deadline_close_reset},
     {"multishot_hostile_releases", test_multishot_hostile_releases},
+    {"partial_write_reports_bytes", test_partial_write_reports_bytes},
+    {"wake_remembered", test_wake_remembered},
+    {"cancel_completed_unreaped", test_cancel_completed_unreaped},
+    {"keepalive_bounds", test_keepalive_bounds},
 };
 
 static void on_alarm(int sig) {
