@@ -7,8 +7,9 @@
 //! [`Runtime::next_timeout`], and calls [`Runtime::turn`] (or blocks in [`Runtime::reap`]).
 //! Pure Rust: the C, Python and Node bindings are thin layers over this crate.
 //!
-//! Layout, each module below the ones that use it: `handle`, `status`, `buf`, `wake` and
-//! `backend` are leaves; `op` is the op record and wake keys; `socket` the resources;
+//! Layout, each module below the ones that use it: `handle`, `status`, `buf`, `wake`,
+//! `backend`, `idmap` (id-keyed maps) and `policy` (the stream buffering policy the bindings
+//! share) are leaves; `op` is the op record and wake keys; `socket` the resources;
 //! `task` the one op type for futures; `runtime/` the queue, ids, timers, cancellation and
 //! the turn; then one module per kind of I/O, each an `impl Runtime` block: `stream` (the
 //! ops every connected socket shares) and `tcp`.
