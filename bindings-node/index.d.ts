@@ -84,13 +84,13 @@ export declare class Connection {
    * settles once the data is accepted: at once while less than 64 KiB is waiting to be
    * sent, otherwise when the backlog drains to 16 KiB — so awaiting each write gives
    * backpressure. Writes go out in order: with nothing queued, what the kernel takes is
-   * sent during the call; the rest is queued, and queued writes go out gathered into one
-   * `sendmsg` per turn. A failed write rejects this or the next `write()` / `end()` with
-   * Node's `code` (`'EPIPE'`, `'ECONNRESET'`); after `end()` it rejects with
-   * `'ERR_STREAM_WRITE_AFTER_END'`. With a `signal`, an abort while the promise waits
-   * destroys the connection (as `stream.addAbortSignal` does: unsent bytes are dropped)
-   * and rejects with an `AbortError`; an already aborted signal rejects at once and
-   * writes nothing.
+   * sent during the call; the rest is queued, and the engine sends queued writes
+   * gathered into vectored `sendmsg` calls. A failed write rejects this or the next
+   * `write()` / `end()` with Node's `code` (`'EPIPE'`, `'ECONNRESET'`); after `end()` it
+   * rejects with `'ERR_STREAM_WRITE_AFTER_END'`. With a `signal`, an abort while the
+   * promise waits destroys the connection (as `stream.addAbortSignal` does: unsent bytes
+   * are dropped) and rejects with an `AbortError`; an already aborted signal rejects at
+   * once and writes nothing.
    */
   write(data: Buffer | Uint8Array | string, options?: { signal?: AbortSignal }): Promise<void>
   /**

@@ -1,19 +1,15 @@
-//! TCP: `connect()` and `listen()`. A connect is a core operation whose completion this
-//! module settles with a `Connection` (with the socket options the call asked for); the
-//! listener is a `Server`, which accepts as every stream kind's does.
+//! TCP: what `connect()` and `listen()` do for `{ port, host }`. A connect is a core
+//! operation whose completion this module settles with a `Connection` (with the socket
+//! options the call asked for); the listener is a `Server`, which accepts as every stream
+//! kind's does.
 
 use std::rc::Rc;
 
-use napi::Env;
-use napi::bindgen_prelude::Unknown;
-use napi_derive::napi;
 use polyio_core::{Completion, ListenOptions, Status};
 
-use crate::args::{
-    MAX_MS, bad_type, bool_opt, number_opt, options_object, port_of, signal_of, string_opt,
-};
+use crate::args::{MAX_MS, bad_type, bool_opt, number_opt, port_of, signal_of, string_opt};
 use crate::conn;
-use crate::env::{EnvState, Op, Settle, failure, state_or_throw};
+use crate::env::{EnvState, Op, Settle, failure};
 use crate::js::{self, RawEnv, Value};
 use crate::server::Server;
 
@@ -55,23 +51,11 @@ fn reject(env: RawEnv, err: Value) -> napi::Result<Value> {
     js::settled(env, Err(err))
 }
 
-/// Opens a TCP connection to `host:port` (`host` defaults to `'localhost'`; names are
-/// resolved off the loop thread). Resolves with a `Connection`; rejects with an `Error`
-/// whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'`, `'ETIMEDOUT'` when `timeout`
-/// ms pass first, `'ABORT_ERR'` when `signal` aborts). `timeout` then stays on the
-/// connection as its idle timeout (see `Connection.setTimeout`). Bad options reject with a
-/// `TypeError` or `RangeError`.
-#[napi(
-    ts_args_type = "options: ConnectOptions",
-    ts_return_type = "Promise<Connection>"
-)]
-pub fn connect(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
-    let env = env.raw();
-    let Some(st) = state_or_throw(env) else {
-        return Ok(js::undefined(env));
-    };
+/// `connect()` for `{ port, host }` (see `net::connect`): options `o`, already checked to
+/// be an object.
+pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
+    let env = st.env;
     let parsed = (|| {
-        let o = options_object(env, &options, true)?.unwrap_or_else(|| js::object(env));
         let port = port_of(env, o, 1, None)?;
         let host = string_opt(env, o, "host")?.unwrap_or_else(|| "localhost".into());
         let no_delay = bool_opt(env, o, "noDelay")?.unwrap_or(false);
@@ -115,22 +99,11 @@ pub fn connect(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
     st.submitted(id, owner, Op { tag: 0, arg: 0 }, signal)
 }
 
-/// Binds and listens on `host:port` (`host` defaults to `'::'`, or `'0.0.0.0'` where
-/// there is no IPv6, as in `net`; `port` to 0: an
-/// ephemeral port, see `Server.address()`). `backlog` defaults to 511, `reusePort` sets
-/// `SO_REUSEPORT` (one server per thread or worker on one port). Aborting `signal` closes
-/// the server. Rejects with `'EADDRINUSE'`, `'EACCES'`, ... as Node spells them.
-#[napi(
-    ts_args_type = "options?: ListenOptions",
-    ts_return_type = "Promise<Server>"
-)]
-pub fn listen(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
-    let env = env.raw();
-    let Some(st) = state_or_throw(env) else {
-        return Ok(js::undefined(env));
-    };
+/// `listen()` for `{ port, host }` (see `net::listen`): options `o`, already checked to be
+/// an object.
+pub(crate) fn listen(st: &EnvState, o: Value) -> napi::Result<Value> {
+    let env = st.env;
     let parsed = (|| {
-        let o = options_object(env, &options, false)?.unwrap_or_else(|| js::object(env));
         let port = port_of(env, o, 0, Some(0))?;
         let host = string_opt(env, o, "host")?;
         let backlog = number_opt(env, o, "backlog", f64::from(i32::MAX))?.unwrap_or(0.0);
