@@ -4,11 +4,11 @@
 //!
 //! Reading: one multi-shot core read is armed while there is demand (stream: the buffer is
 //! below twice the limit or a reader waits; protocol: not paused). Writing: `write()`
-//! buffers; the driver's flush, once per loop iteration, sends what the kernel takes at
-//! once (`try_write`) and queues the rest as one core write; water marks drive
-//! `pause_writing`/`drain()`.
+//! buffers (a large write with nothing ahead of it goes to the kernel at once); the
+//! driver's flush, once per loop iteration, sends what the kernel takes (`try_write`) and
+//! queues the rest as one core write; water marks drive `pause_writing`/`drain()`.
 
-use polyio_core::{Completion, FLAG_MORE, Handle, OpCode, Status};
+use polyio_core::{Completion, FLAG_MORE, Handle, OpCode, READ_SIZE, Status};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -20,7 +20,6 @@ use crate::conn::{
 };
 use crate::driver::{self, Driver, Kind, op_of, ud};
 use crate::errors::raise;
-use polyio_core::READ_SIZE;
 
 const CANCELED: i64 = Status::Canceled as i64;
 
@@ -410,7 +409,7 @@ fn new_conn(slf: &Bound<'_, Driver>, handle: u64, mode: Mode, start: bool) -> Py
     let id = {
         let mut d = slf.borrow_mut();
         let id = d.new_id();
-        // As asyncio does for every TCP transport (other stream kinds refuse it: ignored).
+        // As asyncio does for every TCP transport.
         let _ = d.rt()?.set_nodelay(h, true);
         id
     };
