@@ -67,7 +67,7 @@ export interface Server extends AsyncIterable<Connection> {
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * A TCP connection, from `connect()` or `Server.accept()`. Async-iterable (chunks until
+ * A stream connection, from `connect()` or `Server.accept()`. Async-iterable (chunks until
  * EOF), async-disposable (closes), and `toDuplex()` gives a `stream.Duplex`.
  */
 export declare class Connection {
@@ -82,13 +82,15 @@ export declare class Connection {
   /**
    * Writes `data` (a `Buffer`, a `Uint8Array` or a string, sent as UTF-8). The promise
    * settles once the data is accepted: at once while less than 64 KiB is waiting to be
-   * sent, otherwise when the backlog drains below 16 KiB — so awaiting each write gives
-   * backpressure. Writes go out in order, gathered into one `sendmsg` per turn. A failed
-   * write rejects this or the next `write()` / `end()` with Node's `code` (`'EPIPE'`,
-   * `'ECONNRESET'`); after `end()` it rejects with `'ERR_STREAM_WRITE_AFTER_END'`.
-   * With a `signal`, an abort while the promise waits destroys the connection (as
-   * `stream.addAbortSignal` does: unsent bytes are dropped) and rejects with an
-   * `AbortError`; an already aborted signal rejects at once and writes nothing.
+   * sent, otherwise when the backlog drains to 16 KiB — so awaiting each write gives
+   * backpressure. Writes go out in order: with nothing queued, what the kernel takes is
+   * sent during the call; the rest is queued, and the engine sends queued writes
+   * gathered into vectored `sendmsg` calls. A failed write rejects this or the next
+   * `write()` / `end()` with Node's `code` (`'EPIPE'`, `'ECONNRESET'`); after `end()` it
+   * rejects with `'ERR_STREAM_WRITE_AFTER_END'`. With a `signal`, an abort while the
+   * promise waits destroys the connection (as `stream.addAbortSignal` does: unsent bytes
+   * are dropped) and rejects with an `AbortError`; an already aborted signal rejects at
+   * once and writes nothing.
    */
   write(data: Buffer | Uint8Array | string, options?: { signal?: AbortSignal }): Promise<void>
   /**
@@ -138,7 +140,7 @@ export declare class Connection {
 }
 
 /**
- * A listening TCP server, from `listen()`. Async-iterable (yields each accepted
+ * A listening server, from `listen()`. Async-iterable (yields each accepted
  * `Connection` until closed) and async-disposable (closes).
  */
 export declare class Server {

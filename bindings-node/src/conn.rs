@@ -1,25 +1,33 @@
-//! `Connection`: a TCP connection. Reads and writes are core operations whose promises the
-//! environment settles in batches; writes settle by backpressure (below the high-water
-//! mark at once, else once the queue drains below the low-water mark), as `net` does.
+//! `Connection`: a stream connection (TCP today; every stream kind shares it). A read is a
+//! core operation whose completion this module settles, in the environment's batches. A
+//! write sends what the kernel takes at once (`try_write`) and queues the rest as a core
+//! write; its promise settles by backpressure (at once below the high-water mark, else once
+//! the backlog drains to the low-water mark), as `net` does.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::Unknown;
-use napi::{Env, JsValue, sys};
+use napi::{Env, sys};
 use napi_derive::napi;
-use polyio_core::{Handle, ReadBuf, Status, WriteBuf};
+use polyio_core::{
+    Completion, HIGH_WATER, Handle, LOW_WATER, READ_SIZE, ReadBuf, Status, WriteBuf,
+};
 
-use crate::env::{EnvState, Kind, close_when_collected, rooted, state, state_or_throw};
+use crate::args::{parse_signal, raw};
+use crate::env::{
+    EnvState, Op, Settle, close_when_collected, failure, rooted, state, state_or_throw,
+};
 use crate::js::{self, RawEnv, Value};
 
-/// Bytes one read may deliver.
-const READ_SIZE: usize = 64 * 1024;
-/// Above this many unsent bytes a write's promise waits (DESIGN.md rule 7; asyncio's value).
-pub const HIGH_WATER: usize = 64 * 1024;
-/// Waiting writes resume once the unsent bytes drop to this.
-pub const LOW_WATER: usize = 16 * 1024;
+// The connection's ops (`Op::tag`).
+const OP_READ: u8 = 0;
+/// A read settling as an async iterator's `next()` (`{ value, done }`).
+const OP_NEXT: u8 = 1;
+/// `Op::arg`: the bytes it queued. Its promise settles by backpressure, not by this op.
+const OP_WRITE: u8 = 2;
+const OP_SHUTDOWN: u8 = 3;
 
 pub(crate) struct ConnState {
     pub handle: Handle,
@@ -54,21 +62,21 @@ pub(crate) fn closed_error(env: RawEnv) -> Value {
 }
 
 impl ConnState {
-    pub fn give_back(&self, v: Vec<u8>) {
+    fn give_back(&self, v: Vec<u8>) {
         if v.capacity() >= READ_SIZE {
             *self.spare.borrow_mut() = Some(v);
         }
     }
 
     /// Keeps a written buffer for the next write (small ones only).
-    pub fn give_back_write(&self, v: Vec<u8>) {
+    fn give_back_write(&self, v: Vec<u8>) {
         if v.capacity() <= 4 * READ_SIZE {
             *self.wspare.borrow_mut() = Some(v);
         }
     }
 
     /// A write completed (or failed, or was cancelled by close).
-    pub fn write_done(&self, st: &EnvState, len: usize, status: Status) {
+    fn write_done(&self, st: &EnvState, len: usize, status: Status) {
         let env = st.env;
         self.queued.set(self.queued.get().saturating_sub(len));
         if status != Status::Ok
@@ -113,7 +121,7 @@ impl ConnState {
     /// Records that a read saw EOF or our `end()` completed. Once both directions are done
     /// nothing more can happen on the connection: it closes itself, so that it stops keeping
     /// the process alive (as a `net.Socket` destroys itself once both sides have ended).
-    pub fn half_done(&self, st: &EnvState, eof: bool) {
+    fn half_done(&self, st: &EnvState, eof: bool) {
         if eof {
             self.eof.set(true);
         } else {
@@ -134,7 +142,80 @@ impl ConnState {
     }
 }
 
-/// A TCP connection, from `connect()` or `Server.accept()`. Async-iterable (chunks until
+impl Settle for ConnState {
+    fn settle(
+        &self,
+        st: &EnvState,
+        op: Op,
+        c: Completion,
+        aborted: Option<Value>,
+    ) -> Result<Value, Value> {
+        let env = st.env;
+        let status = c.status();
+        match op.tag {
+            OP_READ | OP_NEXT => {
+                let iter = op.tag == OP_NEXT;
+                let n = c.result;
+                let closed =
+                    n < 0 && status == Status::Canceled && self.closed.get() && aborted.is_none();
+                let r = if n > 0 {
+                    let buf = c.buf.as_deref().unwrap_or(&[]);
+                    st.chunk(&buf[..(n as usize).min(buf.len())], iter)
+                        .map_err(|_| {
+                            js::error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory")
+                        })
+                } else if n == 0 || (closed && iter) {
+                    if n == 0 {
+                        self.half_done(st, true);
+                    }
+                    Ok(if iter {
+                        js::iter_result(env, js::undefined(env), true)
+                    } else {
+                        js::null(env)
+                    })
+                } else if closed {
+                    Err(closed_error(env))
+                } else {
+                    Err(failure(env, aborted, status, "read"))
+                };
+                if let Some(v) = c.buf {
+                    self.give_back(v);
+                }
+                r
+            }
+            OP_WRITE => {
+                if let Some(v) = c.buf {
+                    self.give_back_write(v);
+                }
+                self.write_done(st, op.arg as usize, status);
+                Ok(js::undefined(env))
+            }
+            OP_SHUTDOWN => {
+                if status == Status::Ok {
+                    self.half_done(st, false);
+                    Ok(js::undefined(env))
+                } else if status == Status::Canceled && self.closed.get() {
+                    Err(closed_error(env))
+                } else {
+                    Err(failure(env, aborted, status, "shutdown"))
+                }
+            }
+            _ => Ok(js::undefined(env)), // no other op is submitted
+        }
+    }
+}
+
+/// Wraps a connected handle as a `Connection` (with an idle timeout in ms, 0 for none) and
+/// returns its JS object; it keeps the loop alive until closed.
+pub(crate) fn open(st: &EnvState, h: Handle, timeout: u64) -> Value {
+    st.add_resource();
+    let conn = Connection::wrap(h);
+    conn.inner.timeout.set(timeout);
+    conn.into_js(st.env)
+        .unwrap_or_else(|_| js::undefined(st.env))
+}
+
+/// A stream connection, from `connect()` or `Server.accept()`. Async-iterable (chunks until
 /// EOF), async-disposable (closes), and `toDuplex()` gives a `stream.Duplex`.
 #[napi]
 pub struct Connection {
@@ -169,10 +250,6 @@ impl Connection {
                 timeout: Cell::new(0),
             }),
         }
-    }
-
-    pub(crate) fn set_idle_timeout(&self, ms: u64) {
-        self.inner.timeout.set(ms);
     }
 
     /// The JS object, while the connection is open (it is rooted until then).
@@ -219,50 +296,6 @@ impl Drop for Connection {
     fn drop(&mut self) {
         close_when_collected(&self.inner.closed, self.inner.handle);
     }
-}
-
-/// Reads `{ signal }` from an optional options argument; Err(thrown TypeError) when malformed.
-pub(crate) fn parse_signal(
-    env: RawEnv,
-    options: Option<Value>,
-    what: &str,
-) -> Result<Option<Value>, Value> {
-    let Some(o) = options.filter(|v| !js::is_nullish(env, *v)) else {
-        return Ok(None);
-    };
-    if js::type_of(env, o) != sys::ValueType::napi_object {
-        return Err(js::type_error(
-            env,
-            "ERR_INVALID_ARG_TYPE",
-            &format!("The \"{what}\" argument must be of type object"),
-        ));
-    }
-    signal_of(env, o, what)
-}
-
-/// `options.signal`, checked to look like an AbortSignal.
-pub(crate) fn signal_of(env: RawEnv, o: Value, what: &str) -> Result<Option<Value>, Value> {
-    let Some(sig) = js::get(env, o, "signal") else {
-        return Ok(None);
-    };
-    let looks_right = js::type_of(env, sig) == sys::ValueType::napi_object
-        && js::get(env, sig, "aborted")
-            .and_then(|a| js::as_bool(env, a))
-            .is_some()
-        && js::get(env, sig, "addEventListener").is_some();
-    if looks_right {
-        Ok(Some(sig))
-    } else {
-        Err(js::type_error(
-            env,
-            "ERR_INVALID_ARG_TYPE",
-            &format!("The \"{what}.signal\" property must be an instance of AbortSignal"),
-        ))
-    }
-}
-
-fn raw(v: &Option<Unknown>) -> Option<Value> {
-    v.as_ref().map(|u| u.raw())
 }
 
 #[napi]
@@ -327,14 +360,8 @@ impl Connection {
             // NotFound: it completed inline.
             let _ = st.rt.borrow_mut().deadline(id, timeout);
         }
-        st.submitted(
-            id,
-            Kind::Read {
-                conn: self.inner.clone(),
-                iter,
-            },
-            signal,
-        )
+        let tag = if iter { OP_NEXT } else { OP_READ };
+        st.submitted(id, self.inner.clone(), Op { tag, arg: 0 }, signal)
     }
 }
 
@@ -342,13 +369,15 @@ impl Connection {
 impl Connection {
     /// Writes `data` (a `Buffer`, a `Uint8Array` or a string, sent as UTF-8). The promise
     /// settles once the data is accepted: at once while less than 64 KiB is waiting to be
-    /// sent, otherwise when the backlog drains below 16 KiB — so awaiting each write gives
-    /// backpressure. Writes go out in order, gathered into one `sendmsg` per turn. A failed
-    /// write rejects this or the next `write()` / `end()` with Node's `code` (`'EPIPE'`,
-    /// `'ECONNRESET'`); after `end()` it rejects with `'ERR_STREAM_WRITE_AFTER_END'`.
-    /// With a `signal`, an abort while the promise waits destroys the connection (as
-    /// `stream.addAbortSignal` does: unsent bytes are dropped) and rejects with an
-    /// `AbortError`; an already aborted signal rejects at once and writes nothing.
+    /// sent, otherwise when the backlog drains to 16 KiB — so awaiting each write gives
+    /// backpressure. Writes go out in order: with nothing queued, what the kernel takes is
+    /// sent during the call; the rest is queued, and the engine sends queued writes
+    /// gathered into vectored `sendmsg` calls. A failed write rejects this or the next
+    /// `write()` / `end()` with Node's `code` (`'EPIPE'`, `'ECONNRESET'`); after `end()` it
+    /// rejects with `'ERR_STREAM_WRITE_AFTER_END'`. With a `signal`, an abort while the
+    /// promise waits destroys the connection (as `stream.addAbortSignal` does: unsent bytes
+    /// are dropped) and rejects with an `AbortError`; an already aborted signal rejects at
+    /// once and writes nothing.
     #[napi(
         ts_args_type = "data: Buffer | Uint8Array | string, options?: { signal?: AbortSignal }",
         ts_return_type = "Promise<void>"
@@ -430,15 +459,11 @@ impl Connection {
             return js::settled(env, Err(js::status_error(env, s, "write")));
         }
         inner.queued.set(inner.queued.get() + len);
-        st.track(
-            id,
-            std::ptr::null_mut(),
-            Kind::Write {
-                conn: inner.clone(),
-                len,
-            },
-            None,
-        );
+        let op = Op {
+            tag: OP_WRITE,
+            arg: len as u64,
+        };
+        st.track(id, std::ptr::null_mut(), inner.clone(), op, None);
         st.after_call();
         if let Some(s) = inner.error.get() {
             return js::settled(env, Err(js::status_error(env, s, "write")));
@@ -480,13 +505,11 @@ impl Connection {
         if let Err(s) = st.rt.borrow_mut().shutdown(self.inner.handle, id) {
             return js::settled(env, Err(js::status_error(env, s, "shutdown")));
         }
-        let p = st.submitted(
-            id,
-            Kind::Shutdown {
-                conn: self.inner.clone(),
-            },
-            None,
-        )?;
+        let op = Op {
+            tag: OP_SHUTDOWN,
+            arg: 0,
+        };
+        let p = st.submitted(id, self.inner.clone(), op, None)?;
         self.with_signal(&st, signal, p)
     }
 

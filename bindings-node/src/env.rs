@@ -3,57 +3,58 @@
 //! `uv_timer` for its next timeout. Each wakeup runs one bounded turn and settles every
 //! completion in a batch inside one callback scope (so microtasks run once, after the
 //! batch). Both handles are ref'd only while an operation is pending or a connection or
-//! server is open, so a script whose work is done exits by itself.
+//! server is open, so a script whose work is done exits by itself. Each completion goes to
+//! the [`Settle`] its op was submitted with: the kind's module settles it, this one knows
+//! no kind.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::c_void;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ptr;
 use std::rc::Rc;
 
 use napi::sys;
-use polyio_core::{Completion, Handle, Options, Runtime, Status};
+use polyio_core::{Completion, Handle, IdMap, Options, Runtime, Status};
 
-use crate::conn::{self, ConnState, Connection};
 use crate::js::{self, RawEnv, Value};
-use crate::server::ServerState;
 use crate::uv;
 
 /// Completions settled per turn before the loop runs another.
 const BATCH: usize = 1024;
 
-/// What a pending operation settles when its completion arrives.
-pub(crate) enum Kind {
-    Connect {
-        no_delay: bool,
-        keep_alive: Option<u64>,
-        /// Idle timeout (ms) for the new connection's reads; 0 for none.
-        timeout: u64,
-    },
-    Accept {
-        server: Rc<ServerState>,
-    },
-    /// `iter`: settle as an async iterator's `next()` (`{ value, done }`), not as `read()`.
-    Read {
-        conn: Rc<ConnState>,
-        iter: bool,
-    },
-    /// A write's promise settles by backpressure (see `conn`), not by this completion.
-    Write {
-        conn: Rc<ConnState>,
-        len: usize,
-    },
-    Shutdown {
-        conn: Rc<ConnState>,
-    },
-    Sleep,
+/// What a kind's module tells its [`Settle`] about one op it submitted: its own tag (read,
+/// write, ...) and one number (a write's length, say).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Op {
+    pub tag: u8,
+    pub arg: u64,
+}
+
+/// The state of one kind of I/O that settles the completions of the ops it submitted (a
+/// connection its reads and writes, a server its accepts, a connect its connection).
+pub(crate) trait Settle {
+    /// Settles completion `c` of `op`. `aborted` is the `AbortError` when the op's signal
+    /// fired and the core cancelled it. Returns what the op's promise settles with (not
+    /// used for an op without a promise of its own).
+    fn settle(
+        &self,
+        st: &EnvState,
+        op: Op,
+        c: Completion,
+        aborted: Option<Value>,
+    ) -> Result<Value, Value>;
+}
+
+/// An op's error: the `AbortError` when its signal aborted it, else the status as Node's
+/// `Error` for `syscall`.
+pub(crate) fn failure(env: RawEnv, aborted: Option<Value>, status: Status, syscall: &str) -> Value {
+    aborted.unwrap_or_else(|| js::status_error(env, status, syscall))
 }
 
 pub(crate) struct Pending {
-    /// Null for writes.
+    /// Null for an op without a promise of its own (writes).
     pub deferred: sys::napi_deferred,
-    pub kind: Kind,
+    pub owner: Rc<dyn Settle>,
+    pub op: Op,
     /// An AbortSignal listener is registered for this op (the JS helper keeps it).
     pub watched: bool,
     /// The signal fired and we asked the core to cancel.
@@ -105,28 +106,7 @@ pub(crate) struct EnvState {
     pool: RefCell<Pool>,
 }
 
-/// Operation ids are unique sequential numbers: a multiply spreads them well enough, at a
-/// fraction of SipHash's cost (the map is touched twice per operation).
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type PendingMap = HashMap<u64, Pending, BuildHasherDefault<IdHasher>>;
+type PendingMap = IdMap<Pending>;
 
 thread_local! {
     /// This thread's environment state: an `Rc` turned into a raw pointer, so that the
@@ -392,21 +372,35 @@ impl EnvState {
 
     /// Records a pending op (and watches its signal, if any) and settles what the submit
     /// call completed inline. Returns the op's promise.
-    pub fn submitted(&self, id: u64, kind: Kind, signal: Option<Value>) -> napi::Result<Value> {
+    pub fn submitted(
+        &self,
+        id: u64,
+        owner: Rc<dyn Settle>,
+        op: Op,
+        signal: Option<Value>,
+    ) -> napi::Result<Value> {
         let (deferred, promise) = js::promise(self.env)?;
-        self.track(id, deferred, kind, signal);
+        self.track(id, deferred, owner, op, signal);
         self.after_call();
         Ok(promise)
     }
 
     /// Records a pending op without a promise of its own (writes) or with one made by the caller.
-    pub fn track(&self, id: u64, deferred: sys::napi_deferred, kind: Kind, signal: Option<Value>) {
+    pub fn track(
+        &self,
+        id: u64,
+        deferred: sys::napi_deferred,
+        owner: Rc<dyn Settle>,
+        op: Op,
+        signal: Option<Value>,
+    ) {
         let watched = signal.is_some();
         self.pending.borrow_mut().insert(
             id,
             Pending {
                 deferred,
-                kind,
+                owner,
+                op,
                 watched,
                 aborted: false,
             },
@@ -533,7 +527,7 @@ impl EnvState {
 
     /// The JS value for `data` read from a connection: a Buffer, or with `iter` an iterator
     /// result `{ value: Buffer, done: false }`. Short reads are views into the pool.
-    fn chunk(&self, data: &[u8], iter: bool) -> napi::Result<Value> {
+    pub fn chunk(&self, data: &[u8], iter: bool) -> napi::Result<Value> {
         let env = self.env;
         let n = data.len();
         let (src, offset, length) = if n < POOLED_MAX {
@@ -576,127 +570,24 @@ impl EnvState {
             .ok_or_else(|| napi::Error::from_reason("polyio: chunk() failed"))
     }
 
-    /// Settles one completion.
+    /// Settles one completion: hands it to the kind that submitted the op.
     fn settle(&self, c: Completion) {
         let env = self.env;
         let Some(p) = self.pending.borrow_mut().remove(&c.user_data) else {
             return;
         };
-        let status = c.status();
-        let mut abort_err = None;
+        let mut aborted = None;
         if p.watched {
             let id = js::number(env, c.user_data as f64);
-            if p.aborted && status == Status::Canceled {
-                abort_err = self.call_helper(|h| h.abort_error, &[id]);
+            if p.aborted && c.status() == Status::Canceled {
+                aborted = self.call_helper(|h| h.abort_error, &[id]);
             } else {
                 self.call_helper(|h| h.unwatch, &[id]);
             }
         }
-        let fail = |syscall: &str| -> Value {
-            abort_err.unwrap_or_else(|| js::status_error(env, status, syscall))
-        };
-        let result: Result<Value, Value> = match p.kind {
-            Kind::Connect {
-                no_delay,
-                keep_alive,
-                timeout,
-            } => {
-                if status == Status::Ok {
-                    Ok(self.new_connection(c.handle, no_delay, keep_alive, timeout))
-                } else {
-                    Err(fail("connect"))
-                }
-            }
-            Kind::Accept { server } => {
-                if status == Status::Ok {
-                    Ok(self.new_connection(c.handle, false, None, 0))
-                } else if status == Status::Canceled && server.closed.get() && abort_err.is_none() {
-                    Err(js::error(
-                        env,
-                        "ERR_SERVER_NOT_RUNNING",
-                        "Server is not running.",
-                    ))
-                } else {
-                    Err(fail("accept"))
-                }
-            }
-            Kind::Read { conn, iter } => {
-                let n = c.result;
-                let closed =
-                    n < 0 && status == Status::Canceled && conn.closed.get() && abort_err.is_none();
-                let r = if n > 0 {
-                    let buf = c.buf.as_deref().unwrap_or(&[]);
-                    self.chunk(&buf[..(n as usize).min(buf.len())], iter)
-                        .map_err(|_| {
-                            js::error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory")
-                        })
-                } else if n == 0 || (closed && iter) {
-                    if n == 0 {
-                        conn.half_done(self, true);
-                    }
-                    Ok(if iter {
-                        js::iter_result(env, js::undefined(env), true)
-                    } else {
-                        js::null(env)
-                    })
-                } else if closed {
-                    Err(conn::closed_error(env))
-                } else {
-                    Err(fail("read"))
-                };
-                if let Some(v) = c.buf {
-                    conn.give_back(v);
-                }
-                r
-            }
-            Kind::Write { conn, len } => {
-                if let Some(v) = c.buf {
-                    conn.give_back_write(v);
-                }
-                conn.write_done(self, len, status);
-                return;
-            }
-            Kind::Shutdown { conn } => {
-                if status == Status::Ok {
-                    conn.half_done(self, false);
-                    Ok(js::undefined(env))
-                } else if status == Status::Canceled && conn.closed.get() {
-                    Err(conn::closed_error(env))
-                } else {
-                    Err(fail("shutdown"))
-                }
-            }
-            Kind::Sleep => {
-                if status == Status::Ok {
-                    Ok(js::undefined(env))
-                } else {
-                    Err(fail("sleep"))
-                }
-            }
-        };
-        js::settle(env, p.deferred, result);
-    }
-
-    fn new_connection(
-        &self,
-        h: Handle,
-        no_delay: bool,
-        keep_alive: Option<u64>,
-        timeout: u64,
-    ) -> Value {
-        {
-            let mut rt = self.rt.borrow_mut();
-            if no_delay {
-                let _ = rt.set_nodelay(h, true);
-            }
-            if let Some(ms) = keep_alive {
-                let _ = rt.set_keepalive(h, Some(std::time::Duration::from_millis(ms.max(1000))));
-            }
+        let result = p.owner.settle(self, p.op, c, aborted);
+        if !p.deferred.is_null() {
+            js::settle(env, p.deferred, result);
         }
-        self.add_resource();
-        let conn = Connection::wrap(h);
-        conn.set_idle_timeout(timeout);
-        conn.into_js(self.env)
-            .unwrap_or_else(|_| js::undefined(self.env))
     }
 }

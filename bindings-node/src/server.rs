@@ -1,4 +1,6 @@
-//! `Server`: a listening TCP socket. `accept()` is a core operation; several may be queued.
+//! `Server`: a listening socket (TCP today; every stream kind shares it). `accept()` is a
+//! core operation whose completion this module settles with a new `Connection`; several may
+//! be queued.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -6,10 +8,13 @@ use std::rc::Rc;
 use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue, sys};
 use napi_derive::napi;
-use polyio_core::Handle;
+use polyio_core::{Completion, Handle, Status};
 
-use crate::conn::parse_signal;
-use crate::env::{Kind, close_when_collected, rooted, state, state_or_throw};
+use crate::args::parse_signal;
+use crate::conn;
+use crate::env::{
+    EnvState, Op, Settle, close_when_collected, failure, rooted, state, state_or_throw,
+};
 use crate::js::{self, RawEnv, Value};
 
 pub(crate) struct ServerState {
@@ -20,7 +25,32 @@ pub(crate) struct ServerState {
     js_ref: Cell<sys::napi_ref>,
 }
 
-/// A listening TCP server, from `listen()`. Async-iterable (yields each accepted
+impl Settle for ServerState {
+    /// An accept: the new connection, or `'ERR_SERVER_NOT_RUNNING'` once closed.
+    fn settle(
+        &self,
+        st: &EnvState,
+        _op: Op,
+        c: Completion,
+        aborted: Option<Value>,
+    ) -> Result<Value, Value> {
+        let env = st.env;
+        let status = c.status();
+        if status == Status::Ok {
+            Ok(conn::open(st, c.handle, 0))
+        } else if status == Status::Canceled && self.closed.get() && aborted.is_none() {
+            Err(not_running(env))
+        } else {
+            Err(failure(env, aborted, status, "accept"))
+        }
+    }
+}
+
+fn not_running(env: RawEnv) -> Value {
+    js::error(env, "ERR_SERVER_NOT_RUNNING", "Server is not running.")
+}
+
+/// A listening server, from `listen()`. Async-iterable (yields each accepted
 /// `Connection` until closed) and async-disposable (closes).
 #[napi]
 pub struct Server {
@@ -89,14 +119,7 @@ impl Server {
             Err(e) => return js::settled(env, Err(e)),
         };
         if self.inner.closed.get() {
-            return js::settled(
-                env,
-                Err(js::error(
-                    env,
-                    "ERR_SERVER_NOT_RUNNING",
-                    "Server is not running.",
-                )),
-            );
+            return js::settled(env, Err(not_running(env)));
         }
         if let Err(e) = st.unless_aborted(signal) {
             return js::settled(env, Err(e));
@@ -105,13 +128,7 @@ impl Server {
         if let Err(s) = st.rt.borrow_mut().accept(self.inner.handle, id) {
             return js::settled(env, Err(js::status_error(env, s, "accept")));
         }
-        st.submitted(
-            id,
-            Kind::Accept {
-                server: self.inner.clone(),
-            },
-            signal,
-        )
+        st.submitted(id, self.inner.clone(), Op { tag: 0, arg: 0 }, signal)
     }
 
     /// The bound address, as `net.Server.address()` gives it (`null` once closed).

@@ -3,13 +3,13 @@
 //! and `create_task` takes it). The usual case, nothing to wait for, is one shared object
 //! whose `await` ends at once, with no allocation and no frame.
 
-use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyStopIteration};
+use pyo3::exceptions::{PyBaseException, PyConnectionResetError, PyRuntimeError, PyStopIteration};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::conn::{Conn, DrainState, drain_state};
+use crate::conn::Conn;
 
 static DONE: PyOnceLock<Py<Drain>> = PyOnceLock::new();
 
@@ -61,6 +61,41 @@ impl Drain {
         };
         Ok(Py::new(py, Drain { state })?.into_any())
     }
+}
+
+/// Where StreamWriter.drain stands.
+enum DrainState {
+    /// Nothing to wait for.
+    Ready,
+    /// Closing, not yet looked at after a yield to the loop.
+    Closing,
+    /// Wait for this future (resolved below the low-water mark, or with the error).
+    Wait(Py<PyAny>),
+}
+
+/// asyncio's drain logic: the reader's error, then (unless `yielded` already) a closing
+/// transport, then a lost connection, then the water marks.
+fn drain_state(c: &Bound<'_, Conn>, yielded: bool) -> PyResult<DrainState> {
+    let py = c.py();
+    let mut s = c.borrow_mut();
+    if let Some(e) = &s.exc {
+        return Err(e.clone_ref(py));
+    }
+    if s.closing && !yielded {
+        return Ok(DrainState::Closing);
+    }
+    if s.lost {
+        return Err(PyConnectionResetError::new_err("Connection lost"));
+    }
+    if !s.bp.is_paused() {
+        return Ok(DrainState::Ready);
+    }
+    let Some(drv) = s.drv.as_ref().map(|d| d.clone_ref(py)) else {
+        return Ok(DrainState::Ready);
+    };
+    let fut = drv.bind(py).borrow().new_future(py)?.unbind();
+    s.drain_waiters.push(fut.clone_ref(py));
+    Ok(DrainState::Wait(fut))
 }
 
 fn done(py: Python<'_>) -> PyResult<Py<PyAny>> {

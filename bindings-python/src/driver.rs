@@ -1,24 +1,20 @@
 //! The driver: one polyio-core runtime per asyncio event loop, driven from the loop's thread.
 //!
 //! The runtime's backend fd sits in `loop.add_reader`; its next timeout in one
-//! `loop.call_at` handle. Each callback runs a bounded turn and settles every completion of
-//! the batch (futures, stream buffers, protocol callbacks) before returning. Writes are
-//! buffered per connection and flushed once per loop iteration, one vectored write each.
+//! `loop.call_at` handle. Each callback runs a bounded turn and hands every completion of
+//! the batch to the kind that submitted it (a [`Kind`] registered under the op's id), then
+//! runs the flushes kinds asked for, once per loop iteration. The driver knows no kind.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use polyio_core::{Completion, FLAG_MORE, Handle, ListenOptions, OpCode, Options, Runtime, Status};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use polyio_core::{Completion, IdMap, Options, Runtime};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::conn::{self, Conn, Mode};
-use crate::errors::status_err;
-use crate::sock::TransportSocket;
+use crate::errors::raise;
 
 /// Completions settled per turn before the loop gets control back.
 const TURN_BATCH: usize = 1024;
@@ -26,44 +22,44 @@ const TURN_BATCH: usize = 1024;
 /// writes are settled in the same callback, within this bound.
 const ROUNDS: usize = 4;
 
-// user_data: an id from `Driver::next_id` in the high bits, what it is in the low two.
-pub const KIND_READ: u64 = 0;
-pub const KIND_WRITE: u64 = 1;
-pub const KIND_SHUTDOWN: u64 = 2;
-const KIND_WAITER: u64 = 3;
-
-pub fn ud(id: u64, kind: u64) -> u64 {
-    (id << 2) | kind
+/// user_data: an id from [`Driver::new_id`] in the high bits, and in the low two bits what
+/// the kind that owns the id says the op is (a connection has a read, a write and a
+/// shutdown under one id).
+pub fn ud(id: u64, op: u64) -> u64 {
+    (id << 2) | op
 }
 
-/// Hashes the driver's ids (a counter): one multiply instead of SipHash on every completion.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// The kind's part of a user_data (see [`ud`]).
+pub fn op_of(user_data: u64) -> u64 {
+    user_data & 3
 }
 
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+/// How the driver reaches the objects of one kind of I/O (a connection, a timer, a
+/// connect, ...): each kind's module defines one as a `static`.
+#[derive(Debug)]
+pub struct Kind {
+    /// Settles one completion of an op submitted under the object's id.
+    pub settle: fn(&Bound<'_, Driver>, &Bound<'_, PyAny>, Completion) -> PyResult<()>,
+    /// Runs the flush the object asked for with [`Driver::mark_dirty`].
+    pub flush: fn(&Bound<'_, Driver>, &Bound<'_, PyAny>) -> PyResult<()>,
+    /// The driver closed: the runtime, its ops and its sockets are gone.
+    pub detach: fn(&Bound<'_, PyAny>),
+}
 
-enum Waiter {
-    /// Resolves with the new connection's handle.
-    Connect(Py<PyAny>, String),
-    Timer(Py<PyAny>, Py<PyAny>),
-    /// Called as `cb(handle, status)` for each accepted connection (status 0) or failure.
-    Accept(Py<PyAny>),
+/// For kinds with nothing to flush.
+pub fn no_flush(_: &Bound<'_, Driver>, _: &Bound<'_, PyAny>) -> PyResult<()> {
+    Ok(())
+}
+
+/// For kinds with nothing to forget when the driver closes.
+pub fn no_detach(_: &Bound<'_, PyAny>) {}
+
+/// An object registered under an id, and its kind.
+struct Target {
+    obj: Py<PyAny>,
+    kind: &'static Kind,
+    /// Forgotten at its first completion (a one-shot op's waiter).
+    once: bool,
 }
 
 /// The core runtime, shareable by reference as pyclass fields must be.
@@ -102,10 +98,11 @@ pub struct Driver {
     run_cb: Option<Py<PyAny>>,
     flush_cb: Option<Py<PyAny>>,
     timer_cb: Option<Py<PyAny>>,
-    conns: IdMap<Py<Conn>>,
-    waiters: IdMap<Waiter>,
+    targets: IdMap<Target>,
     next_id: u64,
-    dirty: Vec<Py<Conn>>,
+    dirty: Vec<(Py<PyAny>, &'static Kind)>,
+    /// The previous flush's list, kept for its capacity.
+    spare_dirty: Vec<(Py<PyAny>, &'static Kind)>,
     flush_scheduled: bool,
     run_scheduled: bool,
     in_run: bool,
@@ -119,8 +116,7 @@ impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
             .field("runtime", &self.rt)
-            .field("conns", &self.conns.len())
-            .field("waiters", &self.waiters.len())
+            .field("targets", &self.targets.len())
             .finish()
     }
 }
@@ -132,9 +128,32 @@ impl Driver {
             .ok_or_else(|| PyRuntimeError::new_err("polyio: the driver of this loop is closed"))
     }
 
-    fn new_id(&mut self) -> u64 {
+    /// The runtime, or None once the driver is closed.
+    pub(crate) fn runtime(&self) -> Option<&Runtime> {
+        self.rt.as_deref()
+    }
+
+    pub(crate) fn new_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Registers `obj` under `id`: completions of ops submitted under it go to
+    /// `kind.settle` until [`Driver::forget`].
+    pub(crate) fn register(&mut self, id: u64, obj: Py<PyAny>, kind: &'static Kind) {
+        let once = false;
+        self.targets.insert(id, Target { obj, kind, once });
+    }
+
+    /// Registers the waiter of one op submitted under `id`: forgotten at its completion.
+    pub(crate) fn register_once(&mut self, id: u64, obj: Py<PyAny>, kind: &'static Kind) {
+        let once = true;
+        self.targets.insert(id, Target { obj, kind, once });
+    }
+
+    /// Later completions under `id` (cancelled ops of a closed object) are dropped.
+    pub(crate) fn forget(&mut self, id: u64) {
+        self.targets.remove(&id);
     }
 
     pub(crate) fn new_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -154,9 +173,15 @@ impl Driver {
         Ok(())
     }
 
-    /// Queues `conn` for the next flush; schedules the flush unless a run will do it.
-    pub(crate) fn mark_dirty(&mut self, py: Python<'_>, conn: Py<Conn>) -> PyResult<()> {
-        self.dirty.push(conn);
+    /// Queues `obj` for `kind.flush` at the next flush; schedules the flush unless a run
+    /// will do it. The caller queues an object once per flush.
+    pub(crate) fn mark_dirty(
+        &mut self,
+        py: Python<'_>,
+        obj: Py<PyAny>,
+        kind: &'static Kind,
+    ) -> PyResult<()> {
+        self.dirty.push((obj, kind));
         if !self.in_run && !self.flush_scheduled {
             if let Some(cb) = &self.flush_cb {
                 self.call_soon.bind(py).call1((cb,))?;
@@ -182,10 +207,6 @@ impl Driver {
             }
         }
         Ok(())
-    }
-
-    pub(crate) fn forget_conn(&mut self, id: u64) {
-        self.conns.remove(&id);
     }
 
     /// Turns (the first round) and drains, settles each batch, flushes; bounded by ROUNDS.
@@ -238,7 +259,9 @@ impl Driver {
         result
     }
 
-    fn reschedule(&mut self, py: Python<'_>) -> PyResult<()> {
+    /// Arms the loop for the runtime's next timeout: a run soon when it is due now, else one
+    /// `call_at` handle (kept when an earlier one is set).
+    pub(crate) fn reschedule(&mut self, py: Python<'_>) -> PyResult<()> {
         let Some(rt) = self.rt.as_ref() else {
             return Ok(());
         };
@@ -276,109 +299,66 @@ impl Driver {
     }
 }
 
+/// Runs every flush queued with `mark_dirty`; one queued during these flushes waits for
+/// the next.
 fn flush_dirty(slf: &Bound<'_, Driver>) -> PyResult<()> {
     let py = slf.py();
-    let mut follow = Vec::new();
-    {
+    let mut list = {
         let mut d = slf.borrow_mut();
         if d.dirty.is_empty() {
             return Ok(());
         }
-        let d = &mut *d;
-        let Some(rt) = d.rt.as_deref_mut() else {
-            return Ok(());
-        };
-        // Drained in place: the list keeps its capacity, no allocation per flush.
-        for c in d.dirty.drain(..) {
-            let action = c.bind(py).borrow_mut().flush(rt);
-            if let Some(a) = action {
-                follow.push((c, a));
-            }
+        let spare = std::mem::take(&mut d.spare_dirty);
+        std::mem::replace(&mut d.dirty, spare)
+    };
+    let mut result = Ok(());
+    for (obj, kind) in list.drain(..) {
+        if let Err(e) = (kind.flush)(slf, obj.bind(py)) {
+            result = Err(e);
         }
     }
-    for (c, a) in follow {
-        conn::after_flush(c.bind(py), a)?;
-    }
-    Ok(())
+    slf.borrow_mut().spare_dirty = list;
+    result
 }
 
+/// Hands a completion to the kind registered under its id.
 fn dispatch(slf: &Bound<'_, Driver>, c: Completion) -> PyResult<()> {
     let py = slf.py();
     let id = c.user_data >> 2;
-    match c.user_data & 3 {
-        KIND_WAITER => {
-            let waiter = slf.borrow_mut().waiters.remove(&id);
-            match waiter {
-                Some(Waiter::Connect(fut, what)) => {
-                    let fut = fut.bind(py);
-                    let done = fut.call_method0(intern!(py, "done"))?.is_truthy()?;
-                    if c.result >= 0 {
-                        if done {
-                            // Cancelled after the connection was made: do not leak it.
-                            let _ = slf.borrow_mut().rt()?.close(c.handle);
-                        } else {
-                            fut.call_method1(intern!(py, "set_result"), (c.handle.into_raw(),))?;
-                        }
-                    } else if !done {
-                        let ctx = format!("Connect call failed {what}");
-                        let e = status_err(py, c.result, Some(&ctx));
-                        fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?;
-                    }
-                }
-                Some(Waiter::Timer(fut, value)) => {
-                    let fut = fut.bind(py);
-                    if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
-                        if c.result >= 0 {
-                            fut.call_method1(intern!(py, "set_result"), (value,))?;
-                        } else {
-                            let e = status_err(py, c.result, None);
-                            fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?;
-                        }
-                    }
-                }
-                Some(Waiter::Accept(cb)) => {
-                    let status = if c.result < 0 { c.result } else { 0 };
-                    cb.bind(py).call1((c.handle.into_raw(), status))?;
-                }
-                None => {}
-            }
-            Ok(())
+    let target = {
+        let mut d = slf.borrow_mut();
+        match d.targets.get(&id) {
+            Some(t) if t.once => d.targets.remove(&id).map(|t| (t.obj, t.kind)),
+            Some(t) => Some((t.obj.clone_ref(py), t.kind)),
+            None => None, // forgotten: a cancelled op of a closed object
         }
-        kind => {
-            let conn = slf.borrow().conns.get(&id).map(|c| c.clone_ref(py));
-            let Some(conn) = conn else {
-                return Ok(()); // the connection is gone: a cancelled op's completion
-            };
-            let conn = conn.bind(py);
-            match (kind, c.op) {
-                (KIND_READ, OpCode::Read) => {
-                    conn::on_read(conn, c.result, c.buf, c.flags & FLAG_MORE != 0)
-                }
-                (KIND_WRITE, OpCode::Write) => conn::on_write(conn, c.result, c.buf),
-                (KIND_SHUTDOWN, OpCode::Shutdown) => conn::on_shutdown(conn, c.result),
-                _ => Ok(()),
-            }
-        }
+    };
+    match target {
+        Some((obj, kind)) => (kind.settle)(slf, obj.bind(py), c),
+        None => Ok(()),
     }
 }
 
-pub(crate) fn addr_tuple(py: Python<'_>, a: std::net::SocketAddr) -> PyResult<Py<PyAny>> {
-    Ok(match a {
-        std::net::SocketAddr::V4(v4) => (v4.ip().to_string(), v4.port())
-            .into_pyobject(py)?
-            .into_any()
-            .unbind(),
-        std::net::SocketAddr::V6(v6) => {
-            (v6.ip().to_string(), v6.port(), v6.flowinfo(), v6.scope_id())
-                .into_pyobject(py)?
-                .into_any()
-                .unbind()
-        }
-    })
+/// Settles `fut` with `r` unless it is done already (cancelled).
+pub(crate) fn set_result(py: Python<'_>, fut: &Py<PyAny>, r: PyResult<Py<PyAny>>) -> PyResult<()> {
+    if fut
+        .bind(py)
+        .call_method0(intern!(py, "done"))?
+        .is_truthy()?
+    {
+        return Ok(());
+    }
+    resolve(py, fut, r)
 }
 
-pub(crate) fn raise(py: Python<'_>, s: Status) -> PyErr {
-    status_err(py, i64::from(s.code()), None)
+/// Settles `fut`, which the caller knows is not done.
+pub(crate) fn resolve(py: Python<'_>, fut: &Py<PyAny>, r: PyResult<Py<PyAny>>) -> PyResult<()> {
+    let fut = fut.bind(py);
+    match r {
+        Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
+        Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
+    };
+    Ok(())
 }
 
 #[pymethods]
@@ -394,17 +374,11 @@ impl Driver {
         for cb in [&self.run_cb, &self.flush_cb, &self.timer_cb] {
             visit.call(cb)?;
         }
-        for c in self.conns.values().chain(self.dirty.iter()) {
-            visit.call(c)?;
+        for t in self.targets.values() {
+            visit.call(&t.obj)?;
         }
-        for w in self.waiters.values() {
-            match w {
-                Waiter::Connect(f, _) | Waiter::Accept(f) => visit.call(f)?,
-                Waiter::Timer(f, v) => {
-                    visit.call(f)?;
-                    visit.call(v)?;
-                }
-            }
+        for (obj, _) in &self.dirty {
+            visit.call(obj)?;
         }
         if let Some((_, h)) = &self.timer {
             visit.call(h)?;
@@ -418,9 +392,8 @@ impl Driver {
         self.run_cb = None;
         self.flush_cb = None;
         self.timer_cb = None;
-        self.conns.clear();
+        self.targets.clear();
         self.dirty.clear();
-        self.waiters.clear();
         self.timer = None;
         self.future_type = None;
     }
@@ -438,10 +411,10 @@ impl Driver {
             run_cb: None,
             flush_cb: None,
             timer_cb: None,
-            conns: IdMap::default(),
-            waiters: IdMap::default(),
+            targets: IdMap::default(),
             next_id: 0,
             dirty: Vec::new(),
+            spare_dirty: Vec::new(),
             flush_scheduled: false,
             run_scheduled: false,
             in_run: false,
@@ -495,7 +468,8 @@ impl Driver {
         Driver::pump(slf, true)
     }
 
-    /// Flushes buffered writes (scheduled with call_soon once per loop iteration).
+    /// Runs the queued flushes (buffered writes; scheduled with call_soon once per loop
+    /// iteration).
     fn flush(slf: &Bound<'_, Self>) -> PyResult<()> {
         slf.borrow_mut().flush_scheduled = false;
         Driver::pump(slf, false)
@@ -514,41 +488,6 @@ impl Driver {
         })
     }
 
-    /// Starts a connect; returns (future resolving to a handle, user_data for `cancel`).
-    fn connect(slf: &Bound<'_, Self>, host: &str, port: u16) -> PyResult<(Py<PyAny>, u64)> {
-        let py = slf.py();
-        let mut d = slf.borrow_mut();
-        let fut = d.new_future(py)?.unbind();
-        let id = d.new_id();
-        let u = ud(id, KIND_WAITER);
-        d.rt()?
-            .tcp_connect(host, port, u)
-            .map_err(|s| raise(py, s))?;
-        let what = format!("('{host}', {port})");
-        d.waiters
-            .insert(id, Waiter::Connect(fut.clone_ref(py), what));
-        d.poke(py)?;
-        Ok((fut, u))
-    }
-
-    /// Starts a timer; returns (future resolving to `result` after `delay` s, user_data).
-    fn sleep(slf: &Bound<'_, Self>, delay: f64, result: Py<PyAny>) -> PyResult<(Py<PyAny>, u64)> {
-        let py = slf.py();
-        if delay.is_nan() {
-            return Err(PyValueError::new_err("Invalid delay: NaN (not a number)"));
-        }
-        let ms = (delay.max(0.0) * 1000.0).ceil().min(i64::MAX as f64 / 2.0) as u64;
-        let mut d = slf.borrow_mut();
-        let fut = d.new_future(py)?.unbind();
-        let id = d.new_id();
-        let u = ud(id, KIND_WAITER);
-        d.rt()?.timer(ms, u).map_err(|s| raise(py, s))?;
-        d.waiters
-            .insert(id, Waiter::Timer(fut.clone_ref(py), result));
-        d.reschedule(py)?;
-        Ok((fut, u))
-    }
-
     /// Cancels the core operation submitted with `user_data` (a no-op once it completed).
     fn cancel(slf: &Bound<'_, Self>, user_data: u64) -> PyResult<()> {
         let py = slf.py();
@@ -560,97 +499,28 @@ impl Driver {
         d.poke(py)
     }
 
-    /// The socket of a handle (a listener's, for `Server.sockets`), or None once closed.
-    fn socket(slf: &Bound<'_, Self>, handle: u64) -> PyResult<Option<TransportSocket>> {
-        TransportSocket::new(slf.py(), slf, Handle::from_raw(handle))
-    }
-
-    /// Binds and listens; returns the listener handle. `ipv6_only` sets `IPV6_V6ONLY` on an
-    /// IPv6 listener, as asyncio's create_server does.
-    fn listen(
-        slf: &Bound<'_, Self>,
-        host: &str,
-        port: u16,
-        backlog: u32,
-        reuse_port: bool,
-        ipv6_only: bool,
-    ) -> PyResult<u64> {
-        let py = slf.py();
-        let opts = ListenOptions {
-            backlog,
-            reuse_port,
-            ipv6_only,
-        };
-        let h = slf
-            .borrow_mut()
-            .rt()?
-            .tcp_listen(host, port, opts)
-            .map_err(|s| raise(py, s))?;
-        Ok(h.into_raw())
-    }
-
-    /// Submits one accept on `listener`; `callback(handle, status)` gets its outcome.
-    fn accept(slf: &Bound<'_, Self>, listener: u64, callback: Py<PyAny>) -> PyResult<u64> {
-        let py = slf.py();
-        let mut d = slf.borrow_mut();
-        let id = d.new_id();
-        let u = ud(id, KIND_WAITER);
-        d.rt()?
-            .accept(Handle::from_raw(listener), u)
-            .map_err(|s| raise(py, s))?;
-        d.waiters.insert(id, Waiter::Accept(callback));
-        d.poke(py)?;
-        Ok(u)
-    }
-
     /// Closes a listener (or a connection nobody wrapped). Pending accepts complete with
     /// CANCELED.
     fn close_handle(slf: &Bound<'_, Self>, handle: u64) -> PyResult<()> {
         let py = slf.py();
         let mut d = slf.borrow_mut();
         if let Some(rt) = d.rt.as_mut() {
-            let _ = rt.close(Handle::from_raw(handle));
+            let _ = rt.close(polyio_core::Handle::from_raw(handle));
         }
         d.poke(py)
-    }
-
-    /// The local address of a handle, as asyncio's `getsockname()` gives it.
-    fn local_addr(slf: &Bound<'_, Self>, handle: u64) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let a = slf
-            .borrow_mut()
-            .rt()?
-            .local_addr(Handle::from_raw(handle))
-            .map_err(|s| raise(py, s))?;
-        addr_tuple(py, a)
-    }
-
-    /// Wraps a connected handle as a stream connection (StreamReader buffer in Rust).
-    fn stream(slf: &Bound<'_, Self>, handle: u64, limit: usize) -> PyResult<Py<Conn>> {
-        if limit == 0 {
-            return Err(PyValueError::new_err("Limit cannot be <= 0"));
-        }
-        new_conn(slf, handle, Mode::Stream { limit }, true)
-    }
-
-    /// Wraps a connected handle as a protocol transport. Reading starts with `start()`,
-    /// after the caller ran `protocol.connection_made(transport)`.
-    fn transport(slf: &Bound<'_, Self>, handle: u64, protocol: Py<PyAny>) -> PyResult<Py<Conn>> {
-        new_conn(slf, handle, Mode::Protocol(protocol), false)
     }
 
     /// Cancels everything, closes every socket, unregisters from the loop.
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let (rt, lp, timer, conns, waiters, cbs) = {
+        let (rt, lp, timer, targets, cbs) = {
             let mut d = slf.borrow_mut();
             let cbs = (d.run_cb.take(), d.flush_cb.take(), d.timer_cb.take());
             (
                 d.rt.take(),
                 d.loop_.clone_ref(py),
                 d.timer.take(),
-                std::mem::take(&mut d.conns),
-                std::mem::take(&mut d.waiters),
+                std::mem::take(&mut d.targets),
                 cbs,
             )
         };
@@ -669,10 +539,10 @@ impl Driver {
         }
         // Dropping the runtime cancels every op and closes every socket before the fd goes.
         drop(rt);
-        for c in conns.values() {
-            c.bind(py).borrow_mut().detach();
+        for t in targets.values() {
+            (t.kind.detach)(t.obj.bind(py));
         }
-        drop((conns, waiters, cbs));
+        drop((targets, cbs));
         Ok(())
     }
 
@@ -694,37 +564,4 @@ fn plain_futures(lp: &Bound<'_, PyAny>) -> PyResult<Option<(Py<PyAny>, Py<PyDict
     let kw = PyDict::new(py);
     kw.set_item(intern!(py, "loop"), lp)?;
     Ok(Some((future.unbind(), kw.unbind())))
-}
-
-fn new_conn(slf: &Bound<'_, Driver>, handle: u64, mode: Mode, start: bool) -> PyResult<Py<Conn>> {
-    let py = slf.py();
-    let h = Handle::from_raw(handle);
-    let id = {
-        let mut d = slf.borrow_mut();
-        let id = d.new_id();
-        // As asyncio does for every TCP transport.
-        let _ = d.rt()?.set_nodelay(h, true);
-        id
-    };
-    let conn = Py::new(py, Conn::new(slf.clone().unbind(), id, h, mode))?;
-    slf.borrow_mut().conns.insert(id, conn.clone_ref(py));
-    if start {
-        conn::start_reading(conn.bind(py))?;
-    }
-    Ok(conn)
-}
-
-pub(crate) fn peer_or_local(
-    py: Python<'_>,
-    d: &mut Driver,
-    h: Handle,
-    peer: bool,
-) -> Option<Py<PyAny>> {
-    let rt = d.rt.as_ref()?;
-    let a = if peer {
-        rt.peer_addr(h)
-    } else {
-        rt.local_addr(h)
-    };
-    a.ok().and_then(|a| addr_tuple(py, a).ok())
 }

@@ -64,3 +64,8 @@ pub fn limit_overrun(py: Python<'_>, message: &'static str, consumed: usize) -> 
 pub fn status_error(py: Python<'_>, code: i64, context: Option<&str>) -> Py<PyAny> {
     status_err(py, code, context).into_value(py).into_any()
 }
+
+/// The exception for a status a submission returned.
+pub fn raise(py: Python<'_>, s: Status) -> PyErr {
+    status_err(py, i64::from(s.code()), None)
+}

@@ -1,17 +1,26 @@
 //! polyio for asyncio: the private extension module `polyio._polyio`.
 //!
 //! One [`driver::Driver`] per event loop owns a polyio-core runtime and is driven from the
-//! loop's own thread (its backend fd in `loop.add_reader`, its next timeout in `loop.call_at`);
-//! [`conn::Conn`] is one TCP connection: an asyncio transport and the stream buffer in Rust.
-//! The public API lives in `python/polyio/`, which wraps these classes.
+//! loop's own thread (its backend fd in `loop.add_reader`, its next timeout in `loop.call_at`).
+//! Each kind of I/O is a module that adds its methods to the driver and settles its own
+//! completions: `timer`, `tcp`, and `stream` (connections of every stream kind, [`conn::Conn`],
+//! with `transport` and `reader` for their asyncio APIs). `python/polyio/` wraps these classes.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod conn;
-mod drain;
+// Below: the driver and what every kind uses. Above it: one module per kind.
 mod driver;
 mod errors;
+mod readbuf;
 mod sock;
+
+mod conn;
+mod drain;
+mod reader;
+mod stream;
+mod tcp;
+mod timer;
+mod transport;
 
 use pyo3::prelude::*;
 

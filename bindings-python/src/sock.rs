@@ -1,13 +1,15 @@
 //! `TransportSocket`: what `get_extra_info('socket')` and `Server.sockets` give, a light
-//! stand-in for asyncio's `trsock.TransportSocket` over a polyio handle. The runtime keeps
-//! owning the socket: nothing here can close it.
+//! stand-in for asyncio's `trsock.TransportSocket` over a polyio handle, and the socket
+//! addresses of handles as asyncio gives them. The runtime keeps owning the socket: nothing
+//! here can close it.
 
 use polyio_core::Handle;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::driver::{Driver, addr_tuple, raise};
+use crate::driver::Driver;
+use crate::errors::raise;
 
 /// `EBADF`: what a socket call on a closed handle raises.
 const EBADF: i32 = 9;
@@ -79,6 +81,39 @@ impl TransportSocket {
         s.call_method0(intern!(py, "detach"))?;
         r
     }
+}
+
+/// A socket address as asyncio gives it: `(host, port)`, or `(host, port, flowinfo,
+/// scope_id)` for IPv6.
+pub(crate) fn addr_tuple(py: Python<'_>, a: std::net::SocketAddr) -> PyResult<Py<PyAny>> {
+    Ok(match a {
+        std::net::SocketAddr::V4(v4) => (v4.ip().to_string(), v4.port())
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        std::net::SocketAddr::V6(v6) => {
+            (v6.ip().to_string(), v6.port(), v6.flowinfo(), v6.scope_id())
+                .into_pyobject(py)?
+                .into_any()
+                .unbind()
+        }
+    })
+}
+
+/// The peer's (`peer`) or the local address of `h`, or None once it is closed.
+pub(crate) fn peer_or_local(
+    py: Python<'_>,
+    d: &Driver,
+    h: Handle,
+    peer: bool,
+) -> Option<Py<PyAny>> {
+    let rt = d.runtime()?;
+    let a = if peer {
+        rt.peer_addr(h)
+    } else {
+        rt.local_addr(h)
+    };
+    a.ok().and_then(|a| addr_tuple(py, a).ok())
 }
 
 fn closed(_py: Python<'_>) -> PyErr {
@@ -154,5 +189,24 @@ impl TransportSocket {
             .and_then(|a| Ok(a.bind(py).repr()?.to_string()))
             .unwrap_or_else(|_| "closed".into());
         format!("<polyio.TransportSocket fd={fd}, laddr={laddr}>")
+    }
+}
+
+#[pymethods]
+impl Driver {
+    /// The socket of a handle (a listener's, for `Server.sockets`), or None once closed.
+    fn socket(slf: &Bound<'_, Self>, handle: u64) -> PyResult<Option<TransportSocket>> {
+        TransportSocket::new(slf.py(), slf, Handle::from_raw(handle))
+    }
+
+    /// The local address of a handle, as asyncio's `getsockname()` gives it.
+    fn local_addr(slf: &Bound<'_, Self>, handle: u64) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let a = slf
+            .borrow_mut()
+            .rt()?
+            .local_addr(Handle::from_raw(handle))
+            .map_err(|s| raise(py, s))?;
+        addr_tuple(py, a)
     }
 }

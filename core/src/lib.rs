@@ -7,8 +7,9 @@
 //! [`Runtime::next_timeout`], and calls [`Runtime::turn`] (or blocks in [`Runtime::reap`]).
 //! Pure Rust: the C, Python and Node bindings are thin layers over this crate.
 //!
-//! Layout, each module below the ones that use it: `handle`, `status`, `buf`, `wake` and
-//! `backend` are leaves; `op` is the op record and wake keys; `socket` the resources;
+//! Layout, each module below the ones that use it: `handle`, `status`, `buf`, `wake`,
+//! `backend`, `idmap` (id-keyed maps) and `policy` (the stream buffering policy the bindings
+//! share) are leaves; `op` is the op record and wake keys; `socket` the resources;
 //! `task` the one op type for futures; `runtime/` the queue, ids, timers, cancellation and
 //! the turn; then one module per kind of I/O, each an `impl Runtime` block: `stream` (the
 //! ops every connected socket shares) and `tcp`.
@@ -18,7 +19,9 @@
 mod backend;
 mod buf;
 mod handle;
+mod idmap;
 mod op;
+mod policy;
 mod runtime;
 mod socket;
 mod status;
@@ -30,7 +33,9 @@ mod wake;
 pub use backend::Backend;
 pub use buf::{ReadBuf, WriteBuf};
 pub use handle::Handle;
+pub use idmap::{IdHasher, IdMap};
 pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, OpCode};
+pub use policy::{Backpressure, BadWaterMarks, HIGH_WATER, LOW_WATER, READ_SIZE, WaterMarks};
 pub use runtime::{Options, Runtime, Stats};
 pub use status::{ALL_STATUSES, Status};
 pub use tcp::{ListenOptions, MAX_KEEPALIVE_IDLE_SECS};

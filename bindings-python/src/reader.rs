@@ -1,0 +1,195 @@
+//! The StreamReader/StreamWriter API of a stream-mode connection: each read call returns
+//! bytes now when the buffer can answer it, or a future the stream path resolves; `drain`
+//! and `wait_closed` for the writer.
+
+use pyo3::exceptions::{PyEOFError, PyRuntimeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::conn::{Conn, bytes_of, fatal, with_driver};
+use crate::drain::Drain;
+use crate::readbuf::Req;
+
+/// A read call: answered from the buffer now, or a future that the stream path resolves
+/// (reading resumes for it).
+fn stream_op(c: &Bound<'_, Conn>, req: Req) -> PyResult<Py<PyAny>> {
+    let py = c.py();
+    let mut s = c.borrow_mut();
+    if let Some((_, fut)) = &s.waiter {
+        if !fut
+            .bind(py)
+            .call_method0(intern!(py, "done"))?
+            .is_truthy()?
+        {
+            return Err(PyRuntimeError::new_err(format!(
+                "{}() called while another coroutine is already waiting for incoming data",
+                req.name()
+            )));
+        }
+        s.waiter = None;
+    }
+    if !s.is_stream() {
+        return Err(PyRuntimeError::new_err("not a stream connection"));
+    }
+    if s.idle {
+        // The read after a cancelled one: resume reading (below, after the fast path).
+        s.idle = false;
+        s.limit_paused = true;
+    }
+    let drv = s.drv.as_ref().map(|d| d.clone_ref(py));
+    if let Some(r) = s.satisfy(py, &req) {
+        if s.limit_paused && s.avail() <= s.limit() {
+            if let Some(Err(st)) = with_driver(py, &drv, |d| {
+                let r = s.pump_read(d);
+                let _ = d.poke(py);
+                r
+            }) {
+                drop(s);
+                fatal(c, i64::from(st.code()))?;
+            }
+        }
+        return r;
+    }
+    let Some(drv) = drv else {
+        return Err(PyRuntimeError::new_err(
+            "polyio: the driver of this loop is closed",
+        ));
+    };
+    let fut = drv.bind(py).borrow().new_future(py)?.unbind();
+    s.waiter = Some((req, fut.clone_ref(py)));
+    let r = {
+        let mut d = drv.bind(py).borrow_mut();
+        let r = s.pump_read(&mut d);
+        let _ = d.poke(py);
+        r
+    };
+    if let Err(st) = r {
+        drop(s);
+        fatal(c, i64::from(st.code()))?;
+    }
+    Ok(fut)
+}
+
+#[pymethods]
+impl Conn {
+    // ---- stream reader: each returns bytes now, or a future that resolves to them -----
+
+    #[pyo3(signature = (n=-1), text_signature = "(self, /, n=-1)")]
+    fn read(slf: &Bound<'_, Self>, n: isize) -> PyResult<Py<PyAny>> {
+        stream_op(slf, Req::Read(n))
+    }
+
+    fn readline(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        stream_op(slf, Req::Line)
+    }
+
+    fn readexactly(slf: &Bound<'_, Self>, n: isize) -> PyResult<Py<PyAny>> {
+        if n < 0 {
+            return Err(PyValueError::new_err(
+                "readexactly size can not be less than zero",
+            ));
+        }
+        if let Some(e) = &slf.borrow().exc {
+            return Err(e.clone_ref(slf.py()));
+        }
+        if n == 0 {
+            return Ok(PyBytes::new(slf.py(), b"").into_any().unbind());
+        }
+        stream_op(slf, Req::Exactly(n as usize))
+    }
+
+    #[pyo3(signature = (separator=None))]
+    fn readuntil(
+        slf: &Bound<'_, Self>,
+        separator: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let sep = match separator {
+            None => b"\n".to_vec(),
+            Some(s) => bytes_of(s)?,
+        };
+        if sep.is_empty() {
+            return Err(PyValueError::new_err(
+                "Separator should be at least one-byte string",
+            ));
+        }
+        stream_op(slf, Req::Until(sep))
+    }
+
+    /// The task awaiting `fut` (a future from read/readline/readexactly/readuntil) was
+    /// cancelled: cancel the core read and stop reading until the next read call. Bytes the
+    /// future was resolved with before the cancel reached the task go back to the buffer.
+    fn _cancelled(slf: &Bound<'_, Self>, fut: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let mut s = slf.borrow_mut();
+        if matches!(&s.waiter, Some((_, f)) if f.is(fut)) {
+            s.waiter = None;
+        }
+        if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            fut.call_method0(intern!(py, "cancel"))?;
+        } else if !fut.call_method0(intern!(py, "cancelled"))?.is_truthy()? {
+            let exc = fut.call_method0(intern!(py, "exception"))?;
+            let data = if exc.is_none() {
+                Some(fut.call_method0(intern!(py, "result"))?)
+            } else if exc.is_instance_of::<PyEOFError>() {
+                Some(exc.getattr(intern!(py, "partial"))?) // IncompleteReadError
+            } else {
+                None
+            };
+            if let Some(d) = data {
+                if let Ok(b) = d.cast::<PyBytes>() {
+                    s.rbuf.unread(b.as_bytes());
+                }
+            }
+        }
+        if s.lost || s.closing || s.eof {
+            return Ok(());
+        }
+        s.idle = true;
+        s.limit_paused = false;
+        s.cancel_read(py)
+    }
+
+    fn at_eof(&self) -> bool {
+        self.eof && self.avail() == 0
+    }
+
+    fn exception(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.exc
+            .as_ref()
+            .map(|e| e.clone_ref(py).into_value(py).into_any())
+    }
+
+    /// Bytes buffered for the reader (for tests).
+    fn buffered(&self) -> usize {
+        self.avail()
+    }
+
+    // ---- stream writer ---------------------------------------------------------------
+
+    /// StreamWriter.drain: an awaitable that ends at once when the write buffer is at or
+    /// below the high-water mark, else once it drops below the low-water mark. Awaiting it
+    /// raises the reader's error, or ConnectionResetError once the connection is lost.
+    fn drain(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Drain::of(slf)
+    }
+
+    /// None once the connection is closed (raising its error, if it failed); else a future
+    /// that resolves when it is.
+    fn wait_closed(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
+        let py = slf.py();
+        let mut s = slf.borrow_mut();
+        if s.lost {
+            return match &s.lost_exc {
+                Some(e) => Err(e.clone_ref(py)),
+                None => Ok(None),
+            };
+        }
+        let Some(drv) = s.drv.as_ref().map(|d| d.clone_ref(py)) else {
+            return Ok(None);
+        };
+        let fut = drv.bind(py).borrow().new_future(py)?.unbind();
+        s.closed_waiters.push(fut.clone_ref(py));
+        Ok(Some(fut))
+    }
+}
