@@ -1,5 +1,5 @@
-//! What every operation shares: the completion record with its op kinds and flags, cancel
-//! and deadline by `user_data`, and the multi-shot read payloads lent to C until
+//! What every operation shares: the handle type, the completion record with its op kinds
+//! and flags, and the multi-shot read payloads lent to C until
 //! `polyio_buffer_release` (a process-wide registry by never-reused id, so no release is UB).
 
 use std::collections::BTreeMap;
@@ -8,8 +8,22 @@ use std::sync::{Mutex, MutexGuard};
 
 use polyio_core::{Completion, Runtime};
 
-use crate::runtime::{polyio_handle, polyio_runtime};
-use crate::status::{polyio_status, status_of};
+use crate::status::polyio_status;
+
+/// A handle names a connection or a listener: an opaque 64-bit id (slot, generation and
+/// runtime id), never a pointer. 0 (`POLYIO_HANDLE_NONE`) names nothing. A stale, closed,
+/// foreign or made-up handle gets `POLYIO_STATUS_BAD_HANDLE`, never undefined behaviour.
+///
+/// The exact guarantee: within one runtime a closed handle never names anything again (a
+/// slot whose 24-bit generation is used up is retired, not reused). A handle of another
+/// live runtime never resolves (16-bit runtime ids are unique among live runtimes). A
+/// handle of a freed runtime is BAD_HANDLE in every runtime created until 65,534 more
+/// runtimes have been created (ids are handed out round-robin); past that, the id comes
+/// back and such a handle could name an object of the new runtime.
+pub type polyio_handle = u64;
+
+/// The handle that names nothing.
+pub const POLYIO_HANDLE_NONE: polyio_handle = 0;
 
 /// Completion flag: the operation completed during its submit call (the inline fast path).
 pub const POLYIO_COMPLETION_INLINE: u32 = 1;
@@ -196,45 +210,6 @@ pub extern "C" fn polyio_buffer_release(payload_id: u64) -> polyio_status {
             }
         }
         polyio_status::Ok
-    })
-}
-
-/// Cancels every pending operation submitted with `user_data`: each completes with
-/// CANCELED, exactly once. O(1) in the number of other operations. An operation that has
-/// completed but whose completion is not reaped yet is no longer pending: it is not
-/// affected, its completion stands, and if nothing else matches the call returns NOT_FOUND.
-/// A write canceled after it sent part of its bytes is flagged `POLYIO_COMPLETION_PARTIAL`.
-///
-/// Errors: INVALID_ARGUMENT (`rt` NULL), NOT_FOUND (nothing pending has that user_data).
-///
-/// # Safety
-/// `rt` is NULL or a live runtime used by this thread only.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_cancel(rt: *mut polyio_runtime, user_data: u64) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, {
-        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).cancel(user_data))
-    })
-}
-
-/// Gives every pending operation submitted with `user_data` a deadline `ms` from now,
-/// replacing an earlier one: an operation still pending then completes with TIMED_OUT.
-/// O(1) in the number of other operations. As for `polyio_cancel`, an operation completed
-/// but not yet reaped is not pending (NOT_FOUND if nothing else matches; its completion
-/// stands), and a write that times out after sending part of its bytes is flagged
-/// `POLYIO_COMPLETION_PARTIAL`.
-///
-/// Errors: INVALID_ARGUMENT (`rt` NULL, `ms` too large), NOT_FOUND (nothing pending).
-///
-/// # Safety
-/// `rt` is NULL or a live runtime used by this thread only.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn polyio_deadline(
-    rt: *mut polyio_runtime,
-    user_data: u64,
-    ms: u64,
-) -> polyio_status {
-    ffi_boundary!(polyio_status::Panic, {
-        status_of(runtime_mut!(rt, polyio_status::InvalidArgument).deadline(user_data, ms))
     })
 }
 

@@ -16,6 +16,8 @@ pub mod runtime;
 
 pub mod completion;
 
+pub mod cancel;
+
 pub mod status;
 
 pub mod stream;
@@ -28,6 +30,7 @@ pub mod timer;
 mod tests {
     /// Every source file of this crate, by name.
     const SOURCES: &[(&str, &str)] = &[
+        ("cancel.rs", include_str!("cancel.rs")),
         ("completion.rs", include_str!("completion.rs")),
         ("lib.rs", include_str!("lib.rs")),
         ("macros.rs", include_str!("macros.rs")),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use polyio_core::{Backend, Completion, Options, Runtime, RuntimeWaker};
 
+pub use crate::completion::polyio_handle;
 use crate::completion::{self, polyio_completion};
 use crate::status::polyio_status;
 
@@ -17,21 +18,6 @@ pub const POLYIO_VERSION_MAJOR: u32 = 0;
 pub const POLYIO_VERSION_MINOR: u32 = 1;
 /// Patch version of this header.
 pub const POLYIO_VERSION_PATCH: u32 = 0;
-
-/// A handle names a connection or a listener: an opaque 64-bit id (slot, generation and
-/// runtime id), never a pointer. 0 (`POLYIO_HANDLE_NONE`) names nothing. A stale, closed,
-/// foreign or made-up handle gets `POLYIO_STATUS_BAD_HANDLE`, never undefined behaviour.
-///
-/// The exact guarantee: within one runtime a closed handle never names anything again (a
-/// slot whose 24-bit generation is used up is retired, not reused). A handle of another
-/// live runtime never resolves (16-bit runtime ids are unique among live runtimes). A
-/// handle of a freed runtime is BAD_HANDLE in every runtime created until 65,534 more
-/// runtimes have been created (ids are handed out round-robin); past that, the id comes
-/// back and such a handle could name an object of the new runtime.
-pub type polyio_handle = u64;
-
-/// The handle that names nothing.
-pub const POLYIO_HANDLE_NONE: polyio_handle = 0;
 
 /// How a runtime tells its consumer that it has work (`polyio_options.backend`).
 #[repr(u32)]

@@ -3,12 +3,12 @@
 //! and not yet handed to the consumer. Finishing an op removes it and posts its one
 //! completion, so every path to a completion goes through `finish` or `post_more`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
 use crate::handle::{Handle, Table};
+use crate::idmap::IdMap;
 use crate::op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, Op, OpCode, OpState, TimerKey};
 use crate::status::Status;
 
@@ -37,27 +37,6 @@ pub(crate) enum TimerTarget {
     Deadline(Handle),
 }
 
-/// A hasher for `user_data` keys: one multiply (the keys are the consumer's own ids, often
-/// small or sequential, and never attacker-chosen beyond what the consumer submits).
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
 /// The first and last op in flight with one `user_data`.
 #[derive(Clone, Copy)]
 struct Chain {
@@ -69,7 +48,7 @@ struct Chain {
 /// resource it is progressing.
 pub(crate) struct Queue {
     ops: Table<Op>,
-    by_user: HashMap<u64, Chain, BuildHasherDefault<IdHasher>>,
+    by_user: IdMap<Chain>,
     pub(crate) timers: BTreeMap<TimerKey, TimerTarget>,
     timer_seq: u64,
     pub(crate) completions: VecDeque<Completion>,
@@ -83,7 +62,7 @@ impl Queue {
     pub(crate) fn new(rt: u16) -> Queue {
         Queue {
             ops: Table::new(rt),
-            by_user: HashMap::default(),
+            by_user: IdMap::default(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             completions: VecDeque::new(),
