@@ -12,7 +12,7 @@ use napi::bindgen_prelude::Unknown;
 use napi::{Env, sys};
 use napi_derive::napi;
 use polyio_core::{
-    Completion, HIGH_WATER, Handle, LOW_WATER, READ_SIZE, ReadBuf, Status, WriteBuf,
+    Completion, FLAG_PARTIAL, HIGH_WATER, Handle, LOW_WATER, READ_SIZE, ReadBuf, Status, WriteBuf,
 };
 
 use crate::args::{parse_signal, raw};
@@ -184,10 +184,17 @@ impl Settle for ConnState {
                 r
             }
             OP_WRITE => {
+                let partial = c.flags & FLAG_PARTIAL != 0;
                 if let Some(v) = c.buf {
                     self.give_back_write(v);
                 }
                 self.write_done(st, op.arg as usize, status);
+                if partial {
+                    // Part of this write went out and the rest never will: the stream's
+                    // framing is broken, so the connection goes (as `stream.addAbortSignal`
+                    // destroys a stream whose write was aborted).
+                    self.close_now(st);
+                }
                 Ok(js::undefined(env))
             }
             OP_SHUTDOWN => {

@@ -8,7 +8,7 @@
 //! driver's flush, once per loop iteration, sends what the kernel takes (`try_write`) and
 //! queues the rest as one core write; water marks drive `pause_writing`/`drain()`.
 
-use polyio_core::{Completion, FLAG_MORE, Handle, OpCode, READ_SIZE, Status};
+use polyio_core::{Completion, FLAG_MORE, FLAG_PARTIAL, Handle, OpCode, READ_SIZE, Status};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -34,7 +34,7 @@ fn settle(_: &Bound<'_, Driver>, obj: &Bound<'_, PyAny>, c: Completion) -> PyRes
     let conn = obj.cast::<Conn>()?;
     match (op_of(c.user_data), c.op) {
         (OP_READ, OpCode::Read) => on_read(conn, c.result, c.buf, c.flags & FLAG_MORE != 0),
-        (OP_WRITE, OpCode::Write) => on_write(conn, c.result, c.buf),
+        (OP_WRITE, OpCode::Write) => on_write(conn, c.result, c.buf, c.flags & FLAG_PARTIAL != 0),
         (OP_SHUTDOWN, OpCode::Shutdown) => on_shutdown(conn),
         _ => Ok(()),
     }
@@ -323,7 +323,10 @@ pub fn deliver_stash(c: &Bound<'_, Conn>) -> PyResult<()> {
     restart_read(c)
 }
 
-fn on_write(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>) -> PyResult<()> {
+/// A core write ended. One that failed after sending part of its bytes (`partial`) broke
+/// the stream's framing: the connection is aborted, as Node's `stream.addAbortSignal`
+/// destroys a stream whose write was aborted, never left open to carry a truncated message.
+fn on_write(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>, partial: bool) -> PyResult<()> {
     {
         let mut s = c.borrow_mut();
         if let Some(mut v) = buf {
@@ -333,7 +336,14 @@ fn on_write(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>) -> PyResult<
                 s.spare_w = v;
             }
         }
-        if s.lost || result == CANCELED {
+        if s.lost {
+            return Ok(());
+        }
+        if partial {
+            drop(s);
+            return fatal(c, i64::from(Status::ConnectionAborted.code()));
+        }
+        if result == CANCELED {
             return Ok(());
         }
         if result < 0 {
