@@ -59,6 +59,9 @@ pub struct ConnectOptions {
     /// family then one of the other, and so on (asyncio's `interleave`). 0: the resolver's
     /// order.
     pub interleave: usize,
+    /// The address family a name is looked up for: `AF_INET`, `AF_INET6`, or 0 for both.
+    /// Ignored for an IP literal.
+    pub family: i32,
 }
 
 impl Default for ConnectOptions {
@@ -67,6 +70,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             attempt_delay: Some(Duration::from_millis(250)),
             interleave: 1,
+            family: 0,
         }
     }
 }
@@ -101,6 +105,7 @@ impl Runtime {
             Some(ip) => Box::pin(connect_addrs(vec![SocketAddr::new(ip, port)], options)),
             None => {
                 let hints = LookupHints {
+                    family: options.family,
                     socktype: libc::SOCK_STREAM,
                     ..LookupHints::default()
                 };

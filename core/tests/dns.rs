@@ -457,6 +457,7 @@ fn happy_eyeballs_moves_on_from_an_unanswered_family() {
             let sequential = ConnectOptions {
                 attempt_delay: None,
                 interleave: 0,
+                family: 0,
             };
             rt.tcp_connect_with("localhost", port, sequential, 3)
                 .unwrap();
