@@ -139,3 +139,26 @@ test('connect to a name that does not resolve fails as net.connect does', async 
   const got = await polyio.connect({ host: 'no-such-host.invalid', port: 80 }).catch((e) => e);
   for (const k of ['code', 'syscall', 'hostname', 'message']) assert.equal(got[k], want[k], k);
 });
+
+test('listen({ host }) by name binds the first address, as net does', async () => {
+  const os = require('node:os');
+  const name = os.hostname();
+  const found = await dns.promises.lookup(name).catch(() => null);
+  if (found === null) return; // this machine cannot resolve its own name without DNS
+  const ref = net.createServer();
+  await new Promise((r) => ref.listen(0, name, r));
+  const want = ref.address().address;
+  ref.close();
+  const server = await polyio.listen({ host: name, port: 0 });
+  assert.equal(server.address().address, want);
+  await server.close();
+
+  const err = await new Promise((r) => net.createServer().once('error', r).listen(0, 'no-such-host.invalid'));
+  const got = await polyio.listen({ host: 'no-such-host.invalid', port: 0 }).catch((e) => e);
+  for (const k of ['code', 'syscall', 'hostname']) assert.equal(got[k], err[k], k);
+  const ac = new AbortController();
+  const pending = polyio.listen({ host: name, port: 0, signal: ac.signal });
+  const s2 = await pending;
+  ac.abort();
+  await assert.rejects(s2.accept(), { code: 'ERR_SERVER_NOT_RUNNING' });
+});
