@@ -21,6 +21,8 @@ struct State {
     jobs: VecDeque<Job>,
     threads: usize,
     idle: usize,
+    /// The process the counts belong to: a child of `fork` inherits them but no thread.
+    pid: u32,
 }
 
 struct Pool {
@@ -33,6 +35,7 @@ static POOL: Pool = Pool {
         jobs: VecDeque::new(),
         threads: 0,
         idle: 0,
+        pid: 0,
     }),
     work: Condvar::new(),
 };
@@ -41,6 +44,16 @@ static POOL: Pool = Pool {
 /// start one (the job is then dropped, unrun).
 pub(crate) fn spawn(job: impl FnOnce() + Send + 'static) -> Result<(), Status> {
     let mut st = POOL.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let pid = std::process::id();
+    if st.pid != pid {
+        // First use, or first use in a forked child: the parent's threads are not here.
+        *st = State {
+            jobs: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            pid,
+        };
+    }
     st.jobs.push_back(Box::new(job));
     if st.idle >= st.jobs.len() || st.threads >= MAX_THREADS {
         POOL.work.notify_one();
