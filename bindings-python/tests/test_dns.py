@@ -158,3 +158,15 @@ def test_happy_eyeballs_rejects_a_negative_delay(run: Any) -> None:
             await polyio.open_connection("localhost", 9, happy_eyeballs_delay=-1.0)
 
     run(main())
+
+
+@pytest.mark.parametrize("host", ["", "has space", "a..b", "x" * 64 + ".com"])
+def test_connect_to_a_malformed_name_fails_as_asyncio(run: Any, host: str) -> None:
+    async def main() -> None:
+        with pytest.raises(Exception) as want:
+            await asyncio.open_connection(host, 80)
+        with pytest.raises(Exception) as got:
+            await polyio.open_connection(host, 80)
+        assert outcome(got.value) == outcome(want.value)
+
+    run(main())

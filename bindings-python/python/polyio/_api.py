@@ -118,6 +118,8 @@ async def _connect(
     `family` when given) are tried by the core: one after another, or with Happy Eyeballs
     (RFC 8305) when `happy_eyeballs_delay` is given, as asyncio's arguments say."""
     lit = _literal_family(host)
+    if lit is None:
+        host = host.encode("idna").decode("ascii")  # as asyncio's getaddrinfo encodes it
     if lit is None or not family or lit == family:
         return await _connect_one(drv, host, port, happy_eyeballs_delay, interleave, family)
     # A literal of another family: resolve as asyncio does (it fails, or maps the address).
@@ -143,7 +145,13 @@ async def _connect_one(
     interleave: int = 0,
     family: int = 0,
 ) -> int:
-    fut, user_data = drv.connect(host, port, happy_eyeballs_delay, interleave, family)
+    try:
+        fut, user_data = drv.connect(host, port, happy_eyeballs_delay, interleave, family)
+    except OSError as e:
+        if e.errno == errno.EINVAL and port and _literal_family(host) is None:
+            # A host polyio's host rule rejects: getaddrinfo(3) finds no such name either.
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        raise
     try:
         return await fut
     except asyncio.CancelledError:
