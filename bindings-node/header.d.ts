@@ -22,6 +22,32 @@ export interface ConnectOptions {
   timeout?: number
   /** Abort the connect: rejects with an `AbortError` and cancels the operation. */
   signal?: AbortSignal
+  /** Look a name up for IPv4 (4) or IPv6 (6) only; 0 (default) for both. */
+  family?: number
+  /**
+   * Try a name's addresses with Happy Eyeballs (RFC 8305), families interleaved, as Node's
+   * `autoSelectFamily` (default `true`); `false` tries them one after another.
+   */
+  autoSelectFamily?: boolean
+  /** How long an attempt runs alone before the next address starts, in ms (default 250, at least 10). */
+  autoSelectFamilyAttemptTimeout?: number
+}
+
+/** Options of {@link lookup}, as `dns.promises.lookup` takes them. */
+export interface LookupOptions {
+  /** 4, 6, or 0 (default) for both. */
+  family?: number
+  /** Resolve with every address (an array) instead of the first. */
+  all?: boolean
+  /** Abort the lookup: rejects with an `AbortError` and cancels it. */
+  signal?: AbortSignal
+}
+
+/** One address {@link lookup} found. */
+export interface LookupAddress {
+  /** `null` only for an empty host name, as in Node. */
+  address: string | null
+  family: number
 }
 
 /** Options of {@link listen}. */

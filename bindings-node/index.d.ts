@@ -22,6 +22,32 @@ export interface ConnectOptions {
   timeout?: number
   /** Abort the connect: rejects with an `AbortError` and cancels the operation. */
   signal?: AbortSignal
+  /** Look a name up for IPv4 (4) or IPv6 (6) only; 0 (default) for both. */
+  family?: number
+  /**
+   * Try a name's addresses with Happy Eyeballs (RFC 8305), families interleaved, as Node's
+   * `autoSelectFamily` (default `true`); `false` tries them one after another.
+   */
+  autoSelectFamily?: boolean
+  /** How long an attempt runs alone before the next address starts, in ms (default 250, at least 10). */
+  autoSelectFamilyAttemptTimeout?: number
+}
+
+/** Options of {@link lookup}, as `dns.promises.lookup` takes them. */
+export interface LookupOptions {
+  /** 4, 6, or 0 (default) for both. */
+  family?: number
+  /** Resolve with every address (an array) instead of the first. */
+  all?: boolean
+  /** Abort the lookup: rejects with an `AbortError` and cancels it. */
+  signal?: AbortSignal
+}
+
+/** One address {@link lookup} found. */
+export interface LookupAddress {
+  /** `null` only for an empty host name, as in Node. */
+  address: string | null
+  family: number
 }
 
 /** Options of {@link listen}. */
@@ -163,9 +189,14 @@ export declare class Server {
 
 /**
  * Opens a TCP connection to `host:port` (`host` defaults to `'localhost'`; names are
- * resolved off the loop thread). Resolves with a `Connection`; rejects with an `Error`
- * whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'`, `'ETIMEDOUT'` when `timeout`
- * ms pass first, `'ABORT_ERR'` when `signal` aborts). `timeout` then stays on the
+ * resolved off the loop thread, restricted to `family` 4 or 6 when given). A name's
+ * addresses are tried as Node's `autoSelectFamily` (on by default): families
+ * interleaved, the next address started after `autoSelectFamilyAttemptTimeout` ms
+ * (default 250, at least 10) or as soon as an attempt fails, the first to connect wins;
+ * with `autoSelectFamily: false`, one after another. Resolves with a `Connection`;
+ * rejects with an `Error` whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'` with
+ * `syscall: 'getaddrinfo'`, `'ETIMEDOUT'` when `timeout` ms pass first, `'ABORT_ERR'`
+ * when `signal` aborts). `timeout` then stays on the
  * connection as its idle timeout (see `Connection.setTimeout`). Bad options reject with a
  * `TypeError` or `RangeError`.
  */
@@ -173,12 +204,27 @@ export declare function connect(options: ConnectOptions): Promise<Connection>
 
 /**
  * Binds and listens on `host:port` (`host` defaults to `'::'`, or `'0.0.0.0'` where
- * there is no IPv6, as in `net`; `port` to 0: an
+ * there is no IPv6, as in `net`; a name is looked up off the loop thread and the first
+ * address bound, as `net` does, rejecting with `'ENOTFOUND'` if there is none; `port` to
+ * 0: an
  * ephemeral port, see `Server.address()`). `backlog` defaults to 511, `reusePort` sets
  * `SO_REUSEPORT` (one server per thread or worker on one port). Aborting `signal` closes
  * the server. Rejects with `'EADDRINUSE'`, `'EACCES'`, ... as Node spells them.
  */
 export declare function listen(options?: ListenOptions): Promise<Server>
+
+/**
+ * Resolves `hostname` as `dns.promises.lookup` does: the first address as
+ * `{ address, family }`, or with `all: true` every address (in the resolver's order, as
+ * Node's default `verbatim`). `family` is 0 (default), 4 or 6; an IP literal resolves to
+ * itself. Runs `getaddrinfo(3)` on polyio's pool of lookup threads,
+ * never on the loop thread. Rejects with an `Error` whose `code` is `'ENOTFOUND'` (no
+ * such name, or a malformed one) or `'EAI_AGAIN'` (a temporary failure), with `syscall`
+ * `'getaddrinfo'` and `hostname`; with an `AbortError` when `signal` aborts (the lookup is
+ * cancelled). Names must be ASCII (encode internationalized names with
+ * `url.domainToASCII` first).
+ */
+export declare function lookup(hostname: string, options?: LookupOptions | number): Promise<LookupAddress | LookupAddress[]>
 
 /**
  * Resolves after `ms` milliseconds (a polyio timer, driven like every other operation).

@@ -839,4 +839,5 @@ module.exports.Connection = nativeBinding.Connection
 module.exports.Server = nativeBinding.Server
 module.exports.connect = nativeBinding.connect
 module.exports.listen = nativeBinding.listen
+module.exports.lookup = nativeBinding.lookup
 module.exports.sleep = nativeBinding.sleep

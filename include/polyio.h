@@ -72,6 +72,16 @@
 #define POLYIO_LISTEN_REUSEPORT 1
 
 /**
+ * The longest host name, in bytes: 253, or 254 with a trailing dot. Every function taking
+ * a host applies one rule: an IPv4 or IPv6 literal (brackets allowed), or a name whose
+ * dot-separated labels are 1 to 63 printable ASCII characters (no space; encode
+ * internationalized names with IDNA first), at most this long. Anything else (empty, not
+ * UTF-8, non-ASCII, too long, an empty label) is INVALID_ARGUMENT at submission. A
+ * well-formed name that does not resolve fails in its completion with NAME_NOT_RESOLVED.
+ */
+#define POLYIO_MAX_HOST_LEN 253
+
+/**
  * Result codes. `POLYIO_STATUS_OK` is 0; errors are negative. Where an OS errno exists the
  * code is `-errno` (as in libuv); codes from -4000 down are polyio's own.
  */
@@ -113,9 +123,15 @@ enum polyio_status
      */
     POLYIO_STATUS_PANIC = -4003,
     /**
-     * The host name could not be resolved.
+     * The host name could not be resolved (no such name, or no address of the family asked
+     * for): Node's `ENOTFOUND`, getaddrinfo's `EAI_NONAME`.
      */
     POLYIO_STATUS_NAME_NOT_RESOLVED = -4004,
+    /**
+     * A temporary failure in name resolution (no DNS server answered): getaddrinfo's
+     * `EAI_AGAIN`; trying again later may succeed.
+     */
+    POLYIO_STATUS_NAME_TRY_AGAIN = -4005,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -139,6 +155,10 @@ enum polyio_op
     POLYIO_OP_WRITE = 4,
     POLYIO_OP_SHUTDOWN = 5,
     POLYIO_OP_TIMER = 6,
+    /**
+     * `polyio_getaddrinfo`: the completion's `addrinfo` holds the addresses.
+     */
+    POLYIO_OP_LOOKUP = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -215,6 +235,48 @@ typedef struct polyio_options {
 typedef uint64_t polyio_handle;
 
 /**
+ * A socket address in text form.
+ */
+typedef struct polyio_addr {
+    /**
+     * The IP address, NUL-terminated (`"127.0.0.1"`, `"::1"`).
+     */
+    char ip[46];
+    uint16_t port;
+    /**
+     * 4 or 6.
+     */
+    uint8_t family;
+} polyio_addr;
+
+/**
+ * One address a lookup found; `next` links the list. The list belongs to the caller from
+ * the moment its completion is reaped; free the whole list once, by its first node, with
+ * `polyio_addrinfo_free`. Do not modify it.
+ */
+typedef struct polyio_addrinfo {
+    /**
+     * The next address, or NULL after the last.
+     */
+    struct polyio_addrinfo *next;
+    /**
+     * `AF_INET` or `AF_INET6`.
+     */
+    int family;
+    int socktype;
+    int protocol;
+    /**
+     * The address and port, in text form.
+     */
+    struct polyio_addr addr;
+    /**
+     * The canonical name (NUL-terminated) on the first node when `AI_CANONNAME` was asked
+     * for; NULL otherwise. Freed with the list.
+     */
+    char *canonname;
+} polyio_addrinfo;
+
+/**
  * One finished operation (or, flagged `POLYIO_COMPLETION_MORE`, one step of a multi-shot
  * operation), as `polyio_turn` and `polyio_reap` report it.
  */
@@ -262,6 +324,12 @@ typedef struct polyio_completion {
      * it failed (for a write, the bytes already with the kernel). 0 otherwise.
      */
     uint64_t partial;
+    /**
+     * For a successful `POLYIO_OP_LOOKUP`: the addresses found (`result` of them), a list
+     * the caller now owns and must free with `polyio_addrinfo_free`. NULL in every other
+     * completion.
+     */
+    struct polyio_addrinfo *addrinfo;
 } polyio_completion;
 
 /**
@@ -287,19 +355,15 @@ typedef struct polyio_stats {
 } polyio_stats;
 
 /**
- * A socket address in text form.
+ * What a lookup asks for, as getaddrinfo(3)'s hints: this system's `AF_*`, `SOCK_*`,
+ * `IPPROTO_*` and `AI_*` values; 0 means any. `polyio_getaddrinfo` takes NULL for all 0.
  */
-typedef struct polyio_addr {
-    /**
-     * The IP address, NUL-terminated (`"127.0.0.1"`, `"::1"`).
-     */
-    char ip[46];
-    uint16_t port;
-    /**
-     * 4 or 6.
-     */
-    uint8_t family;
-} polyio_addr;
+typedef struct polyio_lookup_hints {
+    int family;
+    int socktype;
+    int protocol;
+    int flags;
+} polyio_lookup_hints;
 
 /**
  * The handle that names nothing.
@@ -338,7 +402,9 @@ polyio_status polyio_runtime_new(const struct polyio_options *opts, struct polyi
  * connection and listener, joins the runtime's threads and releases all memory except
  * multi-shot read payloads already handed out, which stay valid until each is given to
  * `polyio_buffer_release`. Buffers given to pending reads and writes are not touched after
- * this returns. NULL is accepted and ignored. `rt` is invalid afterwards.
+ * this returns. Pending name lookups are abandoned, never waited for: they run on polyio's
+ * process-wide pool of detached threads, which drops their answers. NULL is accepted and
+ * ignored. `rt` is invalid afterwards.
  *
  * # Safety
  * `rt` is NULL or a runtime from `polyio_runtime_new` not yet freed, and no other thread is
@@ -614,14 +680,19 @@ polyio_status polyio_close(struct polyio_runtime *rt, polyio_handle h);
 
 /**
  * Starts a TCP connection to `host:port`. `host` is an IPv4 or IPv6 literal (`"::1"` or
- * `"[::1]"`) or a name, resolved on the runtime's blocking pool; it is copied, so the
- * caller may free it on return. Completes (op CONNECT) with result 0 and the new
- * connection in `handle`, or an error (CONNECTION_REFUSED, NAME_NOT_RESOLVED, TIMED_OUT
- * with `polyio_deadline`, CANCELED, ...).
+ * `"[::1]"`) or a name, looked up as `polyio_getaddrinfo` does; it is copied, so the
+ * caller may free it on return. A name's addresses are tried by Happy Eyeballs (RFC 8305,
+ * as Node's `autoSelectFamily`): families interleaved, the next address started when the
+ * last has run 250 ms alone or has failed, the first to connect wins and the other
+ * attempts are closed. Completes (op CONNECT) with result 0 and the new connection in
+ * `handle`, or an error: NAME_NOT_RESOLVED or NAME_TRY_AGAIN from the lookup; when every
+ * address failed, the most telling error (CONNECTION_REFUSED over TIMED_OUT over
+ * HOST_UNREACHABLE over NETWORK_UNREACHABLE over the rest); TIMED_OUT with
+ * `polyio_deadline`, CANCELED.
  *
  * Errors (no completion is ever posted for a submission that returns an error):
- * INVALID_ARGUMENT (`rt` or `host` NULL, `host` empty or not UTF-8, `port` 0), SHUTDOWN,
- * QUEUE_FULL.
+ * INVALID_ARGUMENT (`rt` or `host` NULL, `port` 0, or a host the host rule rejects: see
+ * `POLYIO_MAX_HOST_LEN`), SHUTDOWN, QUEUE_FULL.
  *
  * # Safety
  * `rt` is NULL or a live runtime used by this thread only; `host` is NULL or a
@@ -637,9 +708,14 @@ polyio_status polyio_tcp_connect(struct polyio_runtime *rt,
  * `polyio_tcp_local_addr`). `backlog` 0 means the default (511); `flags` may contain
  * `POLYIO_LISTEN_REUSEPORT`. `SO_REUSEADDR` is always set. Synchronous, no completion:
  * on success writes the listener's handle to `*out`. Close it with `polyio_close`.
+ * `host` is an IP literal (`"0.0.0.0"`, `"::"`, `"[::1]"`) or `"localhost"`, which means
+ * 127.0.0.1: listening looks up no names, so it never blocks. To listen on a name, look
+ * it up with `polyio_getaddrinfo` (flag `AI_PASSIVE` for a wildcard) and listen on each
+ * address.
  *
  * Errors: INVALID_ARGUMENT (`rt`, `host` or `out` NULL, negative backlog, unknown flags,
- * invalid host), ADDRESS_IN_USE, PERMISSION_DENIED, NAME_NOT_RESOLVED, SHUTDOWN, ...
+ * a host that is neither an IP literal nor "localhost"), ADDRESS_IN_USE,
+ * PERMISSION_DENIED, SHUTDOWN, ...
  *
  * # Safety
  * `rt` is NULL or a live runtime used by this thread only; `host` is NULL or a
@@ -714,6 +790,46 @@ polyio_status polyio_tcp_local_addr(const struct polyio_runtime *rt,
 polyio_status polyio_tcp_peer_addr(const struct polyio_runtime *rt,
                                    polyio_handle h,
                                    struct polyio_addr *out);
+
+/**
+ * Looks up `host` and `service` as getaddrinfo(3) does, without blocking: the call runs on
+ * polyio's pool of detached threads. Completes (op LOOKUP) with `result` = the number of
+ * addresses and `addrinfo` = the list, in the resolver's order (the caller frees it with
+ * `polyio_addrinfo_free`); or with an error: NAME_NOT_RESOLVED (no such name, or none of
+ * the family asked for), NAME_TRY_AGAIN (a temporary failure: no DNS server answered),
+ * INVALID_ARGUMENT (a service, family, socket type or flag the resolver rejects),
+ * TIMED_OUT with `polyio_deadline`, CANCELED (`polyio_cancel`, shutdown). A cancelled or
+ * shut-down lookup is abandoned, never waited for: `polyio_runtime_free` and
+ * `polyio_runtime_shutdown` return at once however slow the resolver is.
+ *
+ * `host` (see `POLYIO_MAX_HOST_LEN`) and `service` (a port number such as "443" or a
+ * service name such as "https", at most 64 bytes) are copied; either may be NULL, not
+ * both. `hints` is NULL (all 0) or read during the call only.
+ *
+ * Errors (no completion is ever posted for a submission that returns an error):
+ * INVALID_ARGUMENT (`rt` NULL, `host` and `service` both NULL, a host the host rule
+ * rejects, an empty or too long service), SHUTDOWN, QUEUE_FULL.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `host` and `service` are NULL
+ * or NUL-terminated strings; `hints` is NULL or points to a `polyio_lookup_hints`.
+ */
+polyio_status polyio_getaddrinfo(struct polyio_runtime *rt,
+                                 const char *host,
+                                 const char *service,
+                                 const struct polyio_lookup_hints *hints,
+                                 uint64_t user_data);
+
+/**
+ * Frees a list from a LOOKUP completion, every node and name in it. NULL is accepted and
+ * ignored. Pass the list's first node, once: freeing a list twice, or a node other than the
+ * first, is undefined behaviour (as for freeaddrinfo(3)). Safe from any thread, and after
+ * the runtime that produced the list is freed.
+ *
+ * # Safety
+ * `list` is NULL or the `addrinfo` of a reaped completion, not freed yet.
+ */
+void polyio_addrinfo_free(struct polyio_addrinfo *list);
 
 /**
  * A one-shot timer: completes (op TIMER) with 0 after `ms` milliseconds (0: on the next

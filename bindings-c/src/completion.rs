@@ -1,12 +1,14 @@
 //! What every operation shares: the handle type, the completion record with its op kinds
-//! and flags, and the multi-shot read payloads lent to C until
-//! `polyio_buffer_release` (a process-wide registry by never-reused id, so no release is UB).
+//! and flags, the address records it may carry (a lookup's `polyio_addrinfo` list), and
+//! the multi-shot read payloads lent to C until `polyio_buffer_release` (a process-wide
+//! registry by never-reused id, so no release is UB).
 
 use std::collections::BTreeMap;
+use std::ffi::{CString, c_char, c_int};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use polyio_core::{Completion, Runtime};
+use polyio_core::{AddrInfo, Completion, Runtime};
 
 use crate::status::polyio_status;
 
@@ -48,6 +50,8 @@ pub enum polyio_op {
     Write = 4,
     Shutdown = 5,
     Timer = 6,
+    /// `polyio_getaddrinfo`: the completion's `addrinfo` holds the addresses.
+    Lookup = 7,
 }
 
 /// One finished operation (or, flagged `POLYIO_COMPLETION_MORE`, one step of a multi-shot
@@ -80,6 +84,58 @@ pub struct polyio_completion {
     /// With `POLYIO_COMPLETION_PARTIAL` (`result < 0`): the bytes the operation moved before
     /// it failed (for a write, the bytes already with the kernel). 0 otherwise.
     pub partial: u64,
+    /// For a successful `POLYIO_OP_LOOKUP`: the addresses found (`result` of them), a list
+    /// the caller now owns and must free with `polyio_addrinfo_free`. NULL in every other
+    /// completion.
+    pub addrinfo: *mut polyio_addrinfo,
+}
+
+/// A socket address in text form.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct polyio_addr {
+    /// The IP address, NUL-terminated (`"127.0.0.1"`, `"::1"`).
+    pub ip: [c_char; 46],
+    pub port: u16,
+    /// 4 or 6.
+    pub family: u8,
+}
+
+impl From<std::net::SocketAddr> for polyio_addr {
+    fn from(addr: std::net::SocketAddr) -> polyio_addr {
+        let mut rec = polyio_addr {
+            ip: [0; 46],
+            port: addr.port(),
+            family: if addr.is_ipv4() { 4 } else { 6 },
+        };
+        for (dst, src) in rec
+            .ip
+            .iter_mut()
+            .zip(addr.ip().to_string().bytes().take(45))
+        {
+            *dst = src as c_char;
+        }
+        rec
+    }
+}
+
+/// One address a lookup found; `next` links the list. The list belongs to the caller from
+/// the moment its completion is reaped; free the whole list once, by its first node, with
+/// `polyio_addrinfo_free`. Do not modify it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct polyio_addrinfo {
+    /// The next address, or NULL after the last.
+    pub next: *mut polyio_addrinfo,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: c_int,
+    pub socktype: c_int,
+    pub protocol: c_int,
+    /// The address and port, in text form.
+    pub addr: polyio_addr,
+    /// The canonical name (NUL-terminated) on the first node when `AI_CANONNAME` was asked
+    /// for; NULL otherwise. Freed with the list.
+    pub canonname: *mut c_char,
 }
 
 /// Read buffers kept per runtime for reuse between releases and the next turn.
@@ -180,10 +236,32 @@ pub(crate) unsafe fn write_records(
             payload_len,
             payload_id,
             partial: c.partial,
+            addrinfo: c.addrs.map_or(std::ptr::null_mut(), |a| addrinfo_list(&a)),
         };
         // SAFETY: `i < done.len()` and the caller promised room for that many at `out`.
         unsafe { out.add(i).write(rec) };
     }
+}
+
+/// The C list for a lookup's addresses (NULL for none), owned by the caller from here on.
+pub(crate) fn addrinfo_list(addrs: &[AddrInfo]) -> *mut polyio_addrinfo {
+    let mut head: *mut polyio_addrinfo = std::ptr::null_mut();
+    for a in addrs.iter().rev() {
+        let canonname = a
+            .canonname
+            .as_deref()
+            .and_then(|c| CString::new(c).ok())
+            .map_or(std::ptr::null_mut(), CString::into_raw);
+        head = Box::into_raw(Box::new(polyio_addrinfo {
+            next: head,
+            family: a.family,
+            socktype: a.socktype,
+            protocol: a.protocol,
+            addr: polyio_addr::from(a.addr),
+            canonname,
+        }));
+    }
+    head
 }
 
 /// Hands back the payload of a `POLYIO_COMPLETION_MORE` completion by its `payload_id`.

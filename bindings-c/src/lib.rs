@@ -24,6 +24,8 @@ pub mod stream;
 
 pub mod tcp;
 
+pub mod dns;
+
 pub mod timer;
 
 #[cfg(test)]
@@ -32,6 +34,7 @@ mod tests {
     const SOURCES: &[(&str, &str)] = &[
         ("cancel.rs", include_str!("cancel.rs")),
         ("completion.rs", include_str!("completion.rs")),
+        ("dns.rs", include_str!("dns.rs")),
         ("lib.rs", include_str!("lib.rs")),
         ("macros.rs", include_str!("macros.rs")),
         ("runtime.rs", include_str!("runtime.rs")),

@@ -159,7 +159,9 @@ pub unsafe extern "C" fn polyio_runtime_new(
 /// connection and listener, joins the runtime's threads and releases all memory except
 /// multi-shot read payloads already handed out, which stay valid until each is given to
 /// `polyio_buffer_release`. Buffers given to pending reads and writes are not touched after
-/// this returns. NULL is accepted and ignored. `rt` is invalid afterwards.
+/// this returns. Pending name lookups are abandoned, never waited for: they run on polyio's
+/// process-wide pool of detached threads, which drops their answers. NULL is accepted and
+/// ignored. `rt` is invalid afterwards.
 ///
 /// # Safety
 /// `rt` is NULL or a runtime from `polyio_runtime_new` not yet freed, and no other thread is

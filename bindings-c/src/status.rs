@@ -37,8 +37,12 @@ pub enum polyio_status {
     QueueFull = -4002,
     /// polyio caught an internal panic: a bug; please report it.
     Panic = -4003,
-    /// The host name could not be resolved.
+    /// The host name could not be resolved (no such name, or no address of the family asked
+    /// for): Node's `ENOTFOUND`, getaddrinfo's `EAI_NONAME`.
     NameNotResolved = -4004,
+    /// A temporary failure in name resolution (no DNS server answered): getaddrinfo's
+    /// `EAI_AGAIN`; trying again later may succeed.
+    NameTryAgain = -4005,
 }
 
 /// A `&'static CStr` from a string literal that `concat!` ended with a NUL.

@@ -6,23 +6,13 @@ use std::time::Duration;
 
 use polyio_core::{Handle, ListenOptions, Status};
 
+use crate::completion::polyio_addr;
 use crate::runtime::{polyio_handle, polyio_runtime};
 use crate::status::{polyio_status, status_of};
 
 /// `polyio_tcp_listen` flag: set `SO_REUSEPORT`, so that one runtime per thread can share a
 /// port (thread-per-core).
 pub const POLYIO_LISTEN_REUSEPORT: u32 = 1;
-
-/// A socket address in text form.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct polyio_addr {
-    /// The IP address, NUL-terminated (`"127.0.0.1"`, `"::1"`).
-    pub ip: [c_char; 46],
-    pub port: u16,
-    /// 4 or 6.
-    pub family: u8,
-}
 
 /// Reads a NUL-terminated UTF-8 host name, or `None` for NULL / invalid UTF-8.
 ///
@@ -37,14 +27,19 @@ unsafe fn host_str<'a>(host: *const c_char) -> Option<&'a str> {
 }
 
 /// Starts a TCP connection to `host:port`. `host` is an IPv4 or IPv6 literal (`"::1"` or
-/// `"[::1]"`) or a name, resolved on the runtime's blocking pool; it is copied, so the
-/// caller may free it on return. Completes (op CONNECT) with result 0 and the new
-/// connection in `handle`, or an error (CONNECTION_REFUSED, NAME_NOT_RESOLVED, TIMED_OUT
-/// with `polyio_deadline`, CANCELED, ...).
+/// `"[::1]"`) or a name, looked up as `polyio_getaddrinfo` does; it is copied, so the
+/// caller may free it on return. A name's addresses are tried by Happy Eyeballs (RFC 8305,
+/// as Node's `autoSelectFamily`): families interleaved, the next address started when the
+/// last has run 250 ms alone or has failed, the first to connect wins and the other
+/// attempts are closed. Completes (op CONNECT) with result 0 and the new connection in
+/// `handle`, or an error: NAME_NOT_RESOLVED or NAME_TRY_AGAIN from the lookup; when every
+/// address failed, the most telling error (CONNECTION_REFUSED over TIMED_OUT over
+/// HOST_UNREACHABLE over NETWORK_UNREACHABLE over the rest); TIMED_OUT with
+/// `polyio_deadline`, CANCELED.
 ///
 /// Errors (no completion is ever posted for a submission that returns an error):
-/// INVALID_ARGUMENT (`rt` or `host` NULL, `host` empty or not UTF-8, `port` 0), SHUTDOWN,
-/// QUEUE_FULL.
+/// INVALID_ARGUMENT (`rt` or `host` NULL, `port` 0, or a host the host rule rejects: see
+/// `POLYIO_MAX_HOST_LEN`), SHUTDOWN, QUEUE_FULL.
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only; `host` is NULL or a
@@ -70,9 +65,14 @@ pub unsafe extern "C" fn polyio_tcp_connect(
 /// `polyio_tcp_local_addr`). `backlog` 0 means the default (511); `flags` may contain
 /// `POLYIO_LISTEN_REUSEPORT`. `SO_REUSEADDR` is always set. Synchronous, no completion:
 /// on success writes the listener's handle to `*out`. Close it with `polyio_close`.
+/// `host` is an IP literal (`"0.0.0.0"`, `"::"`, `"[::1]"`) or `"localhost"`, which means
+/// 127.0.0.1: listening looks up no names, so it never blocks. To listen on a name, look
+/// it up with `polyio_getaddrinfo` (flag `AI_PASSIVE` for a wildcard) and listen on each
+/// address.
 ///
 /// Errors: INVALID_ARGUMENT (`rt`, `host` or `out` NULL, negative backlog, unknown flags,
-/// invalid host), ADDRESS_IN_USE, PERMISSION_DENIED, NAME_NOT_RESOLVED, SHUTDOWN, ...
+/// a host that is neither an IP literal nor "localhost"), ADDRESS_IN_USE,
+/// PERMISSION_DENIED, SHUTDOWN, ...
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only; `host` is NULL or a
@@ -186,20 +186,8 @@ fn write_addr(out: *mut polyio_addr, addr: Result<std::net::SocketAddr, Status>)
         Ok(a) => a,
         Err(s) => return s.into(),
     };
-    let mut rec = polyio_addr {
-        ip: [0; 46],
-        port: addr.port(),
-        family: if addr.is_ipv4() { 4 } else { 6 },
-    };
-    for (dst, src) in rec
-        .ip
-        .iter_mut()
-        .zip(addr.ip().to_string().bytes().take(45))
-    {
-        *dst = src as c_char;
-    }
     // SAFETY: checked non-NULL; the caller promised it is writable.
-    unsafe { out.write(rec) };
+    unsafe { out.write(polyio_addr::from(addr)) };
     polyio_status::Ok
 }
 

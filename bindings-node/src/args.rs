@@ -139,3 +139,15 @@ pub fn signal_of(env: RawEnv, o: Value, what: &str) -> Result<Option<Value>, Val
         ))
     }
 }
+
+/// An address family as `net.connect` and `dns.promises.lookup` take it: 0, 4 or 6.
+pub fn family_of(env: RawEnv, v: Value) -> Result<u8, Value> {
+    match js::as_f64(env, v) {
+        Some(n) if n == 0.0 || n == 4.0 || n == 6.0 => Ok(n as u8),
+        _ => Err(js::type_error(
+            env,
+            "ERR_INVALID_ARG_VALUE",
+            "The property 'options.family' must be one of: 0, 4, 6. Received an invalid value",
+        )),
+    }
+}

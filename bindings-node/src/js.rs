@@ -178,6 +178,44 @@ pub fn status_error(env: RawEnv, status: Status, syscall: &str) -> Value {
     e
 }
 
+/// libuv's `UV_EAI_NONAME` and `UV_EAI_AGAIN`: the `errno` Node's lookup errors carry.
+const UV_EAI_NONAME: f64 = -3008.0;
+const UV_EAI_AGAIN: f64 = -3001.0;
+
+/// Node's `dns.lookup` error: `getaddrinfo ENOTFOUND host`, with `code` (`'ENOTFOUND'`, or
+/// `'EAI_AGAIN'` for `NameTryAgain`), `errno`, `syscall` and `hostname`.
+pub fn lookup_error(env: RawEnv, status: Status, hostname: &str) -> Value {
+    let (code, errno) = match status {
+        Status::NameTryAgain => ("EAI_AGAIN", UV_EAI_AGAIN),
+        _ => ("ENOTFOUND", UV_EAI_NONAME),
+    };
+    let e = error(env, code, &format!("getaddrinfo {code} {hostname}"));
+    set(env, e, "errno", number(env, errno));
+    set(env, e, "syscall", string(env, "getaddrinfo"));
+    set(env, e, "hostname", string(env, hostname));
+    e
+}
+
+/// `{ address, family }`, as `dns.lookup` gives an address.
+pub fn address(env: RawEnv, address: Value, family: u8) -> Value {
+    let o = object(env);
+    set(env, o, "address", address);
+    set(env, o, "family", number(env, f64::from(family)));
+    o
+}
+
+/// A new array holding `items`.
+pub fn array(env: RawEnv, items: &[Value]) -> napi::Result<Value> {
+    let mut arr = ptr::null_mut();
+    // SAFETY: a valid env; `arr` receives the new array.
+    ok(unsafe { sys::napi_create_array_with_length(env, items.len(), &mut arr) })?;
+    for (i, v) in items.iter().enumerate() {
+        // SAFETY: `arr` is the array made above and `v` a value of this env.
+        ok(unsafe { sys::napi_set_element(env, arr, i as u32, *v) })?;
+    }
+    Ok(arr)
+}
+
 /// Throws `err` (for synchronous methods).
 pub fn throw(env: RawEnv, err: Value) {
     // SAFETY: valid env and value.

@@ -1,8 +1,8 @@
 //! polyio for Node: napi-rs over `polyio-core`. One runtime per Node environment, driven
 //! from the environment's own libuv loop (see `env`); each kind of I/O is a module that
 //! submits its ops and settles their completions: `tcp`, `conn` (`Connection`, every stream
-//! kind's), `server` (`Server`, every stream kind's), `timer` (`sleep`); `net` has
-//! `connect()` and `listen()`, which pick the kind from their options. `api.js`
+//! kind's), `server` (`Server`, every stream kind's), `timer` (`sleep`), `dns` (`lookup`);
+//! `net` has `connect()` and `listen()`, which pick the kind from their options. `api.js`
 //! adds the JS-only parts (async iterators, `Symbol.asyncDispose`, `toDuplex()`,
 //! AbortSignal listeners). No thread hop per operation, no threadsafe function per
 //! operation: results ready at call time settle at once, the rest settle in batches, one
@@ -17,6 +17,7 @@ mod js;
 mod uv;
 
 mod conn;
+mod dns;
 mod net;
 mod server;
 mod tcp;

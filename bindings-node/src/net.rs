@@ -12,9 +12,14 @@ use crate::js::{self, Value};
 use crate::tcp;
 
 /// Opens a TCP connection to `host:port` (`host` defaults to `'localhost'`; names are
-/// resolved off the loop thread). Resolves with a `Connection`; rejects with an `Error`
-/// whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'`, `'ETIMEDOUT'` when `timeout`
-/// ms pass first, `'ABORT_ERR'` when `signal` aborts). `timeout` then stays on the
+/// resolved off the loop thread, restricted to `family` 4 or 6 when given). A name's
+/// addresses are tried as Node's `autoSelectFamily` (on by default): families
+/// interleaved, the next address started after `autoSelectFamilyAttemptTimeout` ms
+/// (default 250, at least 10) or as soon as an attempt fails, the first to connect wins;
+/// with `autoSelectFamily: false`, one after another. Resolves with a `Connection`;
+/// rejects with an `Error` whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'` with
+/// `syscall: 'getaddrinfo'`, `'ETIMEDOUT'` when `timeout` ms pass first, `'ABORT_ERR'`
+/// when `signal` aborts). `timeout` then stays on the
 /// connection as its idle timeout (see `Connection.setTimeout`). Bad options reject with a
 /// `TypeError` or `RangeError`.
 #[napi(
@@ -33,7 +38,9 @@ pub fn connect(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
 }
 
 /// Binds and listens on `host:port` (`host` defaults to `'::'`, or `'0.0.0.0'` where
-/// there is no IPv6, as in `net`; `port` to 0: an
+/// there is no IPv6, as in `net`; a name is looked up off the loop thread and the first
+/// address bound, as `net` does, rejecting with `'ENOTFOUND'` if there is none; `port` to
+/// 0: an
 /// ephemeral port, see `Server.address()`). `backlog` defaults to 511, `reusePort` sets
 /// `SO_REUSEPORT` (one server per thread or worker on one port). Aborting `signal` closes
 /// the server. Rejects with `'EADDRINUSE'`, `'EACCES'`, ... as Node spells them.

@@ -1,20 +1,28 @@
 //! TCP: what `connect()` and `listen()` do for `{ port, host }`. A connect is a core
-//! operation whose completion this module settles with a `Connection` (with the socket
-//! options the call asked for); the listener is a `Server`, which accepts as every stream
-//! kind's does.
+//! operation (a lookup and Happy Eyeballs for a name, as `autoSelectFamily`) whose
+//! completion this module settles with a `Connection` (with the socket options the call
+//! asked for); the listener is a `Server`, which accepts as every stream kind's does; a
+//! listen on a name looks it up first, as `net` does.
 
+use std::net::IpAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
-use polyio_core::{Completion, ListenOptions, Status};
+use napi::sys;
+use polyio_core::{Completion, ConnectOptions, Handle, ListenOptions, LookupHints, Status};
 
-use crate::args::{MAX_MS, bad_type, bool_opt, number_opt, port_of, signal_of, string_opt};
+use crate::args::{
+    MAX_MS, bad_type, bool_opt, family_of, number_opt, port_of, signal_of, string_opt,
+};
 use crate::conn;
 use crate::env::{EnvState, Op, Settle, failure};
 use crate::js::{self, RawEnv, Value};
 use crate::server::Server;
 
-/// A pending connect: the options its connection gets.
+/// A pending connect: the host (for a lookup failure's error) and the options its
+/// connection gets.
 struct Connect {
+    host: String,
     no_delay: bool,
     keep_alive: Option<u64>,
     /// Idle timeout (ms) for the new connection's reads; 0 for none.
@@ -30,6 +38,10 @@ impl Settle for Connect {
         aborted: Option<Value>,
     ) -> Result<Value, Value> {
         let status = c.status();
+        if let Status::NameNotResolved | Status::NameTryAgain = status {
+            // As net.connect: the lookup's error.
+            return Err(aborted.unwrap_or_else(|| js::lookup_error(st.env, status, &self.host)));
+        }
         if status != Status::Ok {
             return Err(failure(st.env, aborted, status, "connect"));
         }
@@ -63,6 +75,22 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
         let delay = number_opt(env, o, "keepAliveInitialDelay", MAX_MS)?.unwrap_or(60000.0);
         let timeout = number_opt(env, o, "timeout", MAX_MS)?;
         let signal = signal_of(env, o, "options")?;
+        let family = js::get(env, o, "family")
+            .map(|f| family_of(env, f))
+            .transpose()?;
+        let auto = bool_opt(env, o, "autoSelectFamily")?.unwrap_or(true);
+        let attempt = number_opt(env, o, "autoSelectFamilyAttemptTimeout", MAX_MS)?;
+        let options = ConnectOptions {
+            // As Node: the attempt timeout is at least 10 ms.
+            attempt_delay: auto
+                .then(|| Duration::from_millis(attempt.unwrap_or(250.0).max(10.0) as u64)),
+            interleave: usize::from(auto),
+            family: match family {
+                Some(4) => libc::AF_INET,
+                Some(6) => libc::AF_INET6,
+                _ => libc::AF_UNSPEC,
+            },
+        };
         Ok((
             host,
             port,
@@ -70,9 +98,10 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
             keep_alive.then_some(delay as u64),
             timeout,
             signal,
+            options,
         ))
     })();
-    let (host, port, no_delay, keep_alive, timeout, signal) = match parsed {
+    let (host, port, no_delay, keep_alive, timeout, signal, options) = match parsed {
         Ok(p) => p,
         Err(e) => return reject(env, e),
     };
@@ -83,8 +112,18 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
         return reject(env, e);
     }
     let id = st.next_id();
-    if let Err(s) = st.rt.borrow_mut().tcp_connect(&host, port, id) {
-        return reject(env, js::status_error(env, s, "connect"));
+    match st
+        .rt
+        .borrow_mut()
+        .tcp_connect_with(&host, port, options, id)
+    {
+        Ok(()) => {}
+        // The port is checked above: a host the host rule rejects, which getaddrinfo(3)
+        // would not find either.
+        Err(Status::InvalidArgument) => {
+            return reject(env, js::lookup_error(env, Status::NameNotResolved, &host));
+        }
+        Err(s) => return reject(env, js::status_error(env, s, "connect")),
     }
     let timeout = timeout.map_or(0, |ms| ms.ceil() as u64);
     if timeout > 0 {
@@ -92,6 +131,7 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
         let _ = st.rt.borrow_mut().deadline(id, timeout);
     }
     let owner = Rc::new(Connect {
+        host,
         no_delay,
         keep_alive,
         timeout,
@@ -130,6 +170,10 @@ pub(crate) fn listen(st: &EnvState, o: Value) -> napi::Result<Value> {
         ..ListenOptions::default()
     };
     let listened = match &host {
+        // A name: look it up first (off the loop thread), then listen on its first address.
+        Some(h) if !is_literal_or_localhost(h) => {
+            return listen_by_name(st, h.clone(), port, opts, signal);
+        }
         Some(h) => st.rt.borrow_mut().tcp_listen(h, port, opts),
         // As `net`: the IPv6 any-address (which takes IPv4 too where the system lets one
         // socket serve both, Linux's default), or IPv4's where there is no IPv6.
@@ -143,15 +187,122 @@ pub(crate) fn listen(st: &EnvState, o: Value) -> napi::Result<Value> {
             }
         }
     };
-    let h = match listened {
-        Ok(h) => h,
-        Err(s) => return reject(env, js::status_error(env, s, "listen")),
+    let server = match server_of(st, listened) {
+        Ok(s) => s,
+        Err(e) => return reject(env, e),
     };
-    st.add_resource();
-    st.rearm();
-    let server = Server::wrap(h).into_js(env)?;
     if let Some(sig) = signal {
         st.close_on_abort(sig, server);
     }
     js::settled(env, Ok(server))
+}
+
+/// A new listener's `Server` (which keeps the loop alive while open).
+fn server_of(st: &EnvState, listened: Result<Handle, Status>) -> Result<Value, Value> {
+    let h = listened.map_err(|s| js::status_error(st.env, s, "listen"))?;
+    st.add_resource();
+    st.rearm();
+    Server::wrap(h)
+        .into_js(st.env)
+        .map_err(|_| js::error(st.env, "ENOMEM", "out of memory"))
+}
+
+/// Whether `listen()` can bind `host` without a lookup: an IP literal (IPv6 with or without
+/// brackets) or `localhost`.
+fn is_literal_or_localhost(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost")
+}
+
+/// A pending `listen()` on a name: its lookup, then a listener on the first address (as
+/// `net` listens). `signal` (a reference, or null) closes the server once it exists.
+struct ListenByName {
+    hostname: String,
+    port: u16,
+    options: ListenOptions,
+    signal: sys::napi_ref,
+}
+
+impl Settle for ListenByName {
+    fn settle(
+        &self,
+        st: &EnvState,
+        _op: Op,
+        c: Completion,
+        aborted: Option<Value>,
+    ) -> Result<Value, Value> {
+        let env = st.env;
+        let status = c.status();
+        let first = c
+            .addrs
+            .as_deref()
+            .and_then(|a| a.first())
+            .map(|a| a.addr.ip());
+        let r = match (aborted, status, first) {
+            (Some(e), _, _) => Err(e),
+            (None, Status::Ok, Some(ip)) => {
+                let listened =
+                    st.rt
+                        .borrow_mut()
+                        .tcp_listen(&ip.to_string(), self.port, self.options);
+                server_of(st, listened)
+            }
+            (None, Status::Ok, None) => Err(js::lookup_error(
+                env,
+                Status::NameNotResolved,
+                &self.hostname,
+            )),
+            (None, Status::NameNotResolved | Status::NameTryAgain, _) => {
+                Err(js::lookup_error(env, status, &self.hostname))
+            }
+            (None, s, _) => Err(js::status_error(env, s, "getaddrinfo")),
+        };
+        if !self.signal.is_null() {
+            if let Ok(server) = r {
+                st.close_on_abort(js::deref(env, self.signal), server);
+            }
+            js::unref(env, self.signal);
+        }
+        r
+    }
+}
+
+fn listen_by_name(
+    st: &EnvState,
+    hostname: String,
+    port: u16,
+    options: ListenOptions,
+    signal: Option<Value>,
+) -> napi::Result<Value> {
+    let env = st.env;
+    let hints = LookupHints {
+        socktype: libc::SOCK_STREAM,
+        flags: libc::AI_PASSIVE,
+        ..LookupHints::default()
+    };
+    let id = st.next_id();
+    match st
+        .rt
+        .borrow_mut()
+        .getaddrinfo(Some(&hostname), None, hints, id)
+    {
+        Ok(()) => {}
+        Err(Status::InvalidArgument) => {
+            return reject(
+                env,
+                js::lookup_error(env, Status::NameNotResolved, &hostname),
+            );
+        }
+        Err(s) => return reject(env, js::status_error(env, s, "getaddrinfo")),
+    }
+    let owner = Rc::new(ListenByName {
+        hostname,
+        port,
+        options,
+        signal: signal.map_or(std::ptr::null_mut(), |s| js::reference(env, s)),
+    });
+    st.submitted(id, owner, Op { tag: 0, arg: 0 }, signal)
 }

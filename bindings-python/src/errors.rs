@@ -13,8 +13,10 @@ static LIMIT_OVERRUN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CANCELLED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static GAIERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// `EAI_NONAME` as glibc defines it (what `socket.gaierror` carries for an unknown host).
+/// `EAI_NONAME` and `EAI_AGAIN` as glibc defines them (what `socket.gaierror` carries for
+/// an unknown host and for a temporary failure).
 const EAI_NONAME: i32 = -2;
+const EAI_AGAIN: i32 = -3;
 
 /// The exception for a negative completion result. `context` (e.g. "Connect call failed
 /// ('127.0.0.1', 1)") replaces the message, as asyncio words its connect errors.
@@ -31,6 +33,10 @@ pub fn status_err(py: Python<'_>, code: i64, context: Option<&str>) -> PyErr {
         },
         Status::NameNotResolved => match ty(&GAIERROR, "socket", "gaierror") {
             Ok(t) => PyErr::from_type(t, (EAI_NONAME, "Name or service not known")),
+            Err(e) => e,
+        },
+        Status::NameTryAgain => match ty(&GAIERROR, "socket", "gaierror") {
+            Ok(t) => PyErr::from_type(t, (EAI_AGAIN, "Temporary failure in name resolution")),
             Err(e) => e,
         },
         // OSError(errno, message) builds the subclass asyncio would raise for that errno;

@@ -3,7 +3,7 @@
 //! One [`driver::Driver`] per event loop owns a polyio-core runtime and is driven from the
 //! loop's own thread (its backend fd in `loop.add_reader`, its next timeout in `loop.call_at`).
 //! Each kind of I/O is a module that adds its methods to the driver and settles its own
-//! completions: `timer`, `tcp`, and `stream` (connections of every stream kind, [`conn::Conn`],
+//! completions: `timer`, `dns`, `tcp`, and `stream` (connections of every stream kind, [`conn::Conn`],
 //! with `transport` and `reader` for their asyncio APIs). `python/polyio/` wraps these classes.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -15,6 +15,7 @@ mod readbuf;
 mod sock;
 
 mod conn;
+mod dns;
 mod drain;
 mod reader;
 mod stream;

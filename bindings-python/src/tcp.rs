@@ -2,7 +2,10 @@
 //! with the new connection's handle; the stream module wraps handles as connections and
 //! accepts on listeners of every stream kind.
 
-use polyio_core::{Completion, ListenOptions};
+use std::time::Duration;
+
+use polyio_core::{Completion, ConnectOptions, ListenOptions};
+use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -39,14 +42,39 @@ fn settle_connect(d: &Bound<'_, Driver>, waiter: &Bound<'_, PyAny>, c: Completio
 #[pymethods]
 impl Driver {
     /// Starts a connect; returns (future resolving to a handle, user_data for `cancel`).
-    fn connect(slf: &Bound<'_, Self>, host: &str, port: u16) -> PyResult<(Py<PyAny>, u64)> {
+    /// A name's addresses (of `family`, 0 for any) are tried one after another, or with
+    /// Happy Eyeballs when `happy_eyeballs_delay` (seconds) is given, reordered by
+    /// `interleave` (asyncio's arguments).
+    #[pyo3(signature = (host, port, happy_eyeballs_delay=None, interleave=0, family=0))]
+    fn connect(
+        slf: &Bound<'_, Self>,
+        host: &str,
+        port: u16,
+        happy_eyeballs_delay: Option<f64>,
+        interleave: usize,
+        family: i32,
+    ) -> PyResult<(Py<PyAny>, u64)> {
         let py = slf.py();
+        let attempt_delay = match happy_eyeballs_delay {
+            None => None,
+            Some(d) if d.is_finite() && d >= 0.0 => Some(Duration::from_secs_f64(d.min(1e9))),
+            Some(d) => {
+                return Err(PyValueError::new_err(format!(
+                    "happy_eyeballs_delay must be a non-negative number, not {d}"
+                )));
+            }
+        };
+        let options = ConnectOptions {
+            attempt_delay,
+            interleave,
+            family,
+        };
         let mut d = slf.borrow_mut();
         let fut = d.new_future(py)?.unbind();
         let id = d.new_id();
         let u = ud(id, 0);
         d.rt()?
-            .tcp_connect(host, port, u)
+            .tcp_connect_with(host, port, options, u)
             .map_err(|s| raise(py, s))?;
         let what = format!("('{host}', {port})");
         let waiter = PyTuple::new(

@@ -128,8 +128,6 @@ CONNECT_UNSUPPORTED = {
     "ssl": lambda: ssl.create_default_context(),
     "sock": lambda: socket.socket(),
     "local_addr": lambda: (HOST, 0),
-    "happy_eyeballs_delay": lambda: 0.25,
-    "interleave": lambda: 1,
     "proto": lambda: socket.IPPROTO_UDP,
     "flags": lambda: socket.AI_CANONNAME,
     "family": lambda: socket.AF_UNIX,

@@ -23,6 +23,8 @@ def test_every_status_maps_as_asyncio_would() -> None:
             assert isinstance(e, asyncio.CancelledError)
         elif name == "ENOTFOUND":
             assert isinstance(e, socket.gaierror) and e.errno == socket.EAI_NONAME
+        elif name == "EAI_AGAIN":
+            assert isinstance(e, socket.gaierror) and e.errno == socket.EAI_AGAIN
         elif name.startswith("POLYIO_"):
             assert isinstance(e, RuntimeError) and name in str(e)
         else:

@@ -8,20 +8,23 @@
 //! Pure Rust: the C, Python and Node bindings are thin layers over this crate.
 //!
 //! Layout, each module below the ones that use it: `handle`, `status`, `buf`, `wake`,
-//! `backend`, `idmap` (id-keyed maps) and `policy` (the stream buffering policy the bindings
-//! share) are leaves; `op` is the op record and wake keys; `socket` the resources;
-//! `task` the one op type for futures; `runtime/` the queue, ids, timers, cancellation and
-//! the turn; then one module per kind of I/O, each an `impl Runtime` block: `stream` (the
-//! ops every connected socket shares) and `tcp`.
+//! `pool` (detached threads for blocking calls), `backend`, `idmap` (id-keyed maps) and
+//! `policy` (the stream buffering policy the bindings share) are leaves; `op` is the op
+//! record and wake keys; `socket` the resources; `task` the one op type for futures;
+//! `runtime/` the queue, ids, timers, cancellation and the turn; then one module per kind
+//! of I/O, each an `impl Runtime` block: `stream` (the ops every connected socket shares),
+//! `dns` and `tcp`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod backend;
 mod buf;
+mod dns;
 mod handle;
 mod idmap;
 mod op;
 mod policy;
+mod pool;
 mod runtime;
 mod socket;
 mod status;
@@ -32,11 +35,12 @@ mod wake;
 
 pub use backend::Backend;
 pub use buf::{ReadBuf, WriteBuf};
+pub use dns::{AddrInfo, LookupHints, MAX_HOST_LEN, Query, Resolve, SystemResolver};
 pub use handle::Handle;
 pub use idmap::{IdHasher, IdMap};
 pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, OpCode};
 pub use policy::{Backpressure, BadWaterMarks, HIGH_WATER, LOW_WATER, READ_SIZE, WaterMarks};
 pub use runtime::{Options, Runtime, Stats};
 pub use status::{ALL_STATUSES, Status};
-pub use tcp::{ListenOptions, MAX_KEEPALIVE_IDLE_SECS};
+pub use tcp::{ConnectOptions, ListenOptions, MAX_KEEPALIVE_IDLE_SECS};
 pub use wake::RuntimeWaker;

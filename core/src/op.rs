@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use crate::buf::{ReadBuf, WriteBuf};
+use crate::dns::AddrInfo;
 use crate::handle::Handle;
 use crate::status::Status;
 use crate::task::Task;
@@ -29,6 +30,9 @@ pub enum OpCode {
     Write = 4,
     Shutdown = 5,
     Timer = 6,
+    /// A name lookup (`Runtime::getaddrinfo`): `result` is the number of addresses, in
+    /// [`Completion::addrs`].
+    Lookup = 7,
 }
 
 /// One finished operation.
@@ -48,6 +52,9 @@ pub struct Completion {
     /// With [`FLAG_PARTIAL`]: the bytes the op moved before it failed (a write's bytes
     /// already with the kernel). 0 otherwise.
     pub partial: u64,
+    /// A lookup's addresses, in the resolver's order (`None` for every other op and for a
+    /// failed lookup).
+    pub addrs: Option<Box<[AddrInfo]>>,
 }
 
 impl Completion {
@@ -77,7 +84,7 @@ pub(crate) enum OpState {
     Shutdown,
     /// A listener's accept.
     Accept,
-    /// Work that is a future rather than readiness (connect, name lookups).
+    /// Work that is a future rather than readiness (connect, name lookup).
     Task(Task),
     /// A timer op.
     Timer(TimerKey),

@@ -42,6 +42,7 @@ macro_rules! status_table {
             (QueueFull, -4002, "POLYIO_QUEUE_FULL", "too many operations in flight (queue full)"),
             (Panic, -4003, "POLYIO_PANIC", "internal panic (a bug in polyio; please report it)"),
             (NameNotResolved, -4004, "ENOTFOUND", "host name could not be resolved"),
+            (NameTryAgain, -4005, "EAI_AGAIN", "temporary failure in name resolution (try again)"),
         }
     };
 }
@@ -185,7 +186,7 @@ mod tests {
             }
         }
         assert_eq!(ALL_STATUSES[0], Status::Ok);
-        assert_eq!(Status::from_code(-4005), None);
+        assert_eq!(Status::from_code(-4099), None);
         assert_eq!(Status::from_errno(0), Status::IoError);
         assert_eq!(Status::ConnectionRefused.name(), "ECONNREFUSED");
         assert_eq!(Status::Canceled.code(), -libc::ECANCELED);

@@ -1,7 +1,8 @@
 //! The contract's first rule under a seeded random workload: every accepted submission
 //! ends in exactly one completion, no rejected submission ends in any, and no completion
 //! carries an unknown user_data — through cancels, deadlines, closes, full queues and
-//! `shutdown_all`. On both backends.
+//! `shutdown_all`; name lookups and connects by name among them, some on a resolver that
+//! never answers (ended only by cancel, deadline or shutdown). On both backends.
 //!
 //! Reproduce a failure with the seed it prints: `POLYIO_SEED=<seed> cargo test -p
 //! polyio-core --test exactly_once`.
@@ -10,12 +11,13 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use polyio_core::{
-    Backend, Completion, FLAG_MORE, Handle, ListenOptions, OpCode, Options, ReadBuf, Runtime,
-    Status, WriteBuf,
+    AddrInfo, Backend, Completion, FLAG_MORE, Handle, ListenOptions, LookupHints, OpCode, Options,
+    Query, ReadBuf, Resolve, Runtime, Status, WriteBuf,
 };
 
 const EVENTS: usize = 12_000;
@@ -64,6 +66,34 @@ fn seed() -> u64 {
             parsed.unwrap_or_else(|_| panic!("POLYIO_SEED={s:?} is not a number"))
         }
         Err(_) => DEFAULT_SEED,
+    }
+}
+
+/// Answers `stall.test` never (until the lookup is abandoned) and every other name with
+/// 127.0.0.1.
+struct TestResolver;
+
+impl Resolve for TestResolver {
+    fn resolve(&self, q: &Query) -> Result<Vec<AddrInfo>, Status> {
+        if q.host.as_deref() == Some("stall.test") {
+            let start = Instant::now();
+            while !q.abandoned() && start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return Err(Status::NameTryAgain);
+        }
+        let port = q
+            .service
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok(vec![AddrInfo {
+            family: libc::AF_INET,
+            socktype: libc::SOCK_STREAM,
+            protocol: libc::IPPROTO_TCP,
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            canonname: None,
+        }])
     }
 }
 
@@ -132,6 +162,7 @@ impl World {
         })
         .expect("runtime");
         assert_eq!(rt.backend(), backend);
+        rt.set_resolver(Arc::new(TestResolver));
         let listener = rt
             .tcp_listen("127.0.0.1", 0, ListenOptions::default())
             .unwrap();
@@ -332,6 +363,15 @@ impl World {
             OpCode::Timer => {
                 assert_eq!(c.handle, Handle::NONE, "{c:?}");
                 assert!(c.result <= 0, "{c:?}");
+            }
+            OpCode::Lookup => {
+                assert_eq!(c.handle, Handle::NONE, "{c:?}");
+                if c.result >= 0 {
+                    assert_eq!(c.result, 1, "{c:?}");
+                    assert_eq!(c.addrs.as_ref().map(|a| a.len()), Some(1), "{c:?}");
+                } else {
+                    assert!(c.addrs.is_none(), "{c:?}");
+                }
             }
             OpCode::Accept | OpCode::Connect => {
                 if c.result >= 0 {
@@ -636,8 +676,35 @@ impl World {
                     }
                 }
             }
+            // a name lookup: answered, or never (until cancelled, timed out or shut down)
+            787..=816 => {
+                let host = if self.rng.below(3) == 0 {
+                    "stall.test"
+                } else {
+                    "fast.test"
+                };
+                let ud = self.ud();
+                let hints = LookupHints::default();
+                let r = self.rt.getaddrinfo(Some(host), Some("80"), hints, ud);
+                self.submitted(ud, r, OpCode::Lookup, Handle::NONE, 0, &[]);
+            }
+            // a connect by name (through a lookup)
+            817..=826 => {
+                if self.conns.len() + 2 > MAX_CONNS {
+                    return self.check_invariants();
+                }
+                let host = if self.rng.below(4) == 0 {
+                    "stall.test"
+                } else {
+                    "fast.test"
+                };
+                let ud = self.ud();
+                let port = self.port;
+                let r = self.rt.tcp_connect(host, port, ud);
+                self.submitted(ud, r, OpCode::Connect, Handle::NONE, 0, &[]);
+            }
             // turn
-            787..=936 => {
+            827..=936 => {
                 let max = self.rng.range(1, 64);
                 let mut out = Vec::new();
                 let n = self.rt.turn(&mut out, max);

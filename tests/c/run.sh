@@ -59,6 +59,7 @@ case "$mode" in
         ;;
     valgrind)
         POLYIO_TEST_QUICK=1 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+            --suppressions=tests/c/valgrind.supp \
             --show-leak-kinds=definite -q "$bin" "${filter[@]}"
         ;;
 esac

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -614,6 +615,7 @@ static const int32_t ALL_STATUSES[] = {
     POLYIO_STATUS_QUEUE_FULL,
     POLYIO_STATUS_PANIC,
     POLYIO_STATUS_NAME_NOT_RESOLVED,
+    POLYIO_STATUS_NAME_TRY_AGAIN,
 };
 
 static void test_status_strings(void) {
@@ -631,7 +633,7 @@ static void test_status_strings(void) {
     CHECK(strcmp(polyio_status_name(POLYIO_STATUS_TIMED_OUT), "ETIMEDOUT") == 0);
     CHECK(strcmp(polyio_status_name(POLYIO_STATUS_SHUTDOWN), "POLYIO_SHUTDOWN") == 0);
 
-    static const int32_t unknown[] = {1, 7, -1, -3, 12345, -3999, -4000, -4005, -99999, INT32_MIN, INT32_MAX};
+    static const int32_t unknown[] = {1, 7, -1, -3, 12345, -3999, -4000, -4099, -99999, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *msg = polyio_strerror(unknown[i]), *name = polyio_status_name(unknown[i]);
         if (CHECK(msg != NULL) && !CHECK(strcmp(msg, "unknown status") == 0))
@@ -2734,6 +2736,228 @@ done:
     free_runtime(rt);
 }
 
+/* ---- tests: name lookups ------------------------------------------------------------ */
+
+/* The length of a lookup's list. */
+static size_t list_len(const polyio_addrinfo *ai) {
+    size_t n = 0;
+    for (; ai; ai = ai->next)
+        n++;
+    return n;
+}
+
+static void test_getaddrinfo_localhost(void) {
+    polyio_addrinfo *list = NULL;
+    struct addrinfo *sys = NULL;
+    polyio_completion c;
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    polyio_lookup_hints hints = {.socktype = SOCK_STREAM, .flags = AI_CANONNAME};
+    uint64_t ud = ud_next();
+    REQUIRE_ST(polyio_getaddrinfo(rt, "localhost", "8080", &hints, ud), OK);
+    REQUIRE(WAIT_FOR_P(rt, ud, &c, pump_poll));
+    list = c.addrinfo;
+    CHECK_EQ(c.op, POLYIO_OP_LOOKUP);
+    REQUIRE(c.result > 0);
+    CHECK_EQ(c.handle, POLYIO_HANDLE_NONE);
+    CHECK_EQ(list_len(list), (size_t)c.result);
+    /* The same addresses, in the same order, as the system's getaddrinfo. */
+    struct addrinfo want = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_CANONNAME};
+    REQUIRE_EQ(getaddrinfo("localhost", "8080", &want, &sys), 0);
+    CHECK(list->canonname != NULL && strcmp(list->canonname, "localhost") == 0);
+    const struct addrinfo *s = sys;
+    for (const polyio_addrinfo *a = list; a; a = a->next, s = s->ai_next) {
+        REQUIRE(s != NULL);
+        CHECK_EQ(a->family, s->ai_family);
+        CHECK_EQ(a->socktype, SOCK_STREAM);
+        CHECK_EQ(a->protocol, s->ai_protocol);
+        CHECK_EQ(a->addr.port, 8080);
+        char ip[INET6_ADDRSTRLEN] = "";
+        const void *src = s->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)s->ai_addr)->sin_addr
+                                                  : (const void *)&((struct sockaddr_in6 *)s->ai_addr)->sin6_addr;
+        inet_ntop(s->ai_family, src, ip, sizeof ip);
+        CHECK(strcmp(a->addr.ip, ip) == 0);
+        CHECK_EQ(a->addr.family, s->ai_family == AF_INET ? 4 : 6);
+        if (a != list)
+            CHECK(a->canonname == NULL);
+    }
+    CHECK(s == NULL);
+    /* Only a LOOKUP carries a list; a failed lookup none. */
+    polyio_lookup_hints numeric = {.flags = AI_NUMERICHOST};
+    ud = ud_next();
+    REQUIRE_ST(polyio_getaddrinfo(rt, "no-such-host.invalid", NULL, &numeric, ud), OK);
+    REQUIRE(WAIT_FOR(rt, ud, &c));
+    CHECK_ST(c.result, POLYIO_STATUS_NAME_NOT_RESOLVED);
+    CHECK(c.addrinfo == NULL);
+    /* No host, a service: the loopback addresses; NULL hints are all 0. */
+    ud = ud_next();
+    REQUIRE_ST(polyio_getaddrinfo(rt, NULL, "80", NULL, ud), OK);
+    REQUIRE(WAIT_FOR(rt, ud, &c));
+    CHECK(c.result > 0);
+    CHECK(c.addrinfo != NULL);
+    polyio_addrinfo_free(c.addrinfo);
+    CHECK_EQ(reap_for(rt, 10), 0);
+done:
+    polyio_addrinfo_free(list);
+    polyio_addrinfo_free(NULL);
+    if (sys)
+        freeaddrinfo(sys);
+    free_runtime(rt);
+}
+
+/* Issue 9, hole 5: one rule for every host argument, and listen looks up no names. */
+static void test_garbage_hosts(void) {
+    char *huge = NULL;
+    polyio_handle l = 0;
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    huge = malloc(1 << 20);
+    REQUIRE(huge);
+    memset(huge, 'a', (1 << 20) - 1);
+    huge[(1 << 20) - 1] = '\0';
+    char label64[80], len254[300], longest[300];
+    memset(label64, 'a', 64);
+    strcpy(label64 + 64, ".com");
+    for (int i = 0; i < 127; i++)
+        memcpy(len254 + 2 * i, "a.", 2);
+    strcpy(len254 + 252, "xy"); /* 254 bytes, labels of 1 */
+    for (int i = 0; i < 126; i++)
+        memcpy(longest + 2 * i, "a.", 2);
+    strcpy(longest + 252, "x"); /* 253 bytes */
+    CHECK_EQ(strlen(longest), POLYIO_MAX_HOST_LEN);
+    const char *bad[] = {"", huge, label64, len254, "b\xc3\xbc" "cher.example", "\xff\xfe", "has space", "a..b", "."};
+    polyio_lookup_hints numeric = {.flags = AI_NUMERICHOST};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        polyio_handle h = 0;
+        if (!CHECK_ST(polyio_getaddrinfo(rt, bad[i], NULL, &numeric, ud_next()), POLYIO_STATUS_INVALID_ARGUMENT) ||
+            !CHECK_ST(polyio_tcp_connect(rt, bad[i], 80, ud_next()), POLYIO_STATUS_INVALID_ARGUMENT) ||
+            !CHECK_ST(polyio_tcp_listen(rt, bad[i], 0, 0, 0, &h), POLYIO_STATUS_INVALID_ARGUMENT))
+            fprintf(stderr, "  host #%zu (%zu bytes)\n", i, strlen(bad[i]));
+        CHECK_EQ(h, 0);
+    }
+    CHECK_ST(polyio_getaddrinfo(NULL, "localhost", NULL, NULL, ud_next()), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_getaddrinfo(rt, NULL, NULL, NULL, ud_next()), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_getaddrinfo(rt, "localhost", "", NULL, ud_next()), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_getaddrinfo(rt, "localhost", huge, NULL, ud_next()), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_tcp_connect(rt, NULL, 80, ud_next()), POLYIO_STATUS_INVALID_ARGUMENT);
+    /* A submit that fails posts nothing. */
+    CHECK_EQ(in_flight(rt), 0);
+    CHECK_EQ(reap_for(rt, 10), 0);
+    /* The longest name is well-formed: it fails in its completion (asked numerically, so no
+     * server is asked), as does any name that does not resolve. */
+    polyio_completion c;
+    uint64_t ud = ud_next();
+    REQUIRE_ST(polyio_getaddrinfo(rt, longest, NULL, &numeric, ud), OK);
+    REQUIRE(WAIT_FOR(rt, ud, &c));
+    CHECK_ST(c.result, POLYIO_STATUS_NAME_NOT_RESOLVED);
+    /* Listen: IP literals and "localhost" (127.0.0.1), never a lookup. */
+    polyio_addr a;
+    REQUIRE_ST(polyio_tcp_listen(rt, "localhost", 0, 0, 0, &l), OK);
+    REQUIRE_ST(polyio_tcp_local_addr(rt, l, &a), OK);
+    CHECK(strcmp(a.ip, "127.0.0.1") == 0);
+    CHECK_ST(polyio_tcp_listen(rt, "example.com", 0, 0, 0, &l), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_tcp_listen(rt, "localhost.localdomain", 0, 0, 0, &l), POLYIO_STATUS_INVALID_ARGUMENT);
+done:
+    if (l)
+        CHECK_ST(polyio_close(rt, l), OK);
+    free(huge);
+    free_runtime(rt);
+}
+
+/* A runtime whose resolver waits `ms` before each lookup (the POLYIO_TEST_LOOKUP_DELAY_MS
+ * hook, read when a runtime is created). */
+static polyio_runtime *slow_resolver_runtime(uint32_t backend, const char *ms) {
+    setenv("POLYIO_TEST_LOOKUP_DELAY_MS", ms, 1);
+    polyio_runtime *rt = new_runtime(backend);
+    unsetenv("POLYIO_TEST_LOOKUP_DELAY_MS");
+    return rt;
+}
+
+static void test_lookup_cancel_and_deadline(void) {
+    polyio_completion c;
+    polyio_runtime *rt = slow_resolver_runtime(POLYIO_BACKEND_AUTO, "60000");
+    REQUIRE(rt);
+    uint64_t a = ud_next(), b = ud_next(), k = ud_next();
+    REQUIRE_ST(polyio_getaddrinfo(rt, "localhost", "80", NULL, a), OK);
+    REQUIRE_ST(polyio_getaddrinfo(rt, "localhost", "80", NULL, b), OK);
+    REQUIRE_ST(polyio_tcp_connect(rt, "localhost", 80, k), OK);
+    REQUIRE_ST(polyio_cancel(rt, a), OK);
+    REQUIRE_ST(polyio_deadline(rt, b, 20), OK);
+    REQUIRE_ST(polyio_deadline(rt, k, 20), OK);
+    REQUIRE(WAIT_FOR(rt, a, &c));
+    CHECK_EQ(c.op, POLYIO_OP_LOOKUP);
+    CHECK_ST(c.result, POLYIO_STATUS_CANCELED);
+    CHECK(c.addrinfo == NULL);
+    REQUIRE(WAIT_FOR(rt, b, &c));
+    CHECK_ST(c.result, POLYIO_STATUS_TIMED_OUT);
+    CHECK(c.addrinfo == NULL);
+    REQUIRE(WAIT_FOR(rt, k, &c));
+    CHECK_EQ(c.op, POLYIO_OP_CONNECT);
+    CHECK_ST(c.result, POLYIO_STATUS_TIMED_OUT);
+    CHECK_EQ(in_flight(rt), 0);
+    CHECK_EQ(reap_for(rt, 10), 0);
+done:
+    free_runtime(rt);
+}
+
+/* Issue 9, hole 2: with 100 connects by name and 100 lookups pending on a resolver that
+ * takes 3 s, shutdown and free return at once (they took 6 s when tokio's blocking pool was
+ * joined); every op completes exactly once, CANCELED. */
+static void shutdown_with_slow_lookups(uint32_t backend) {
+    enum { N = 100 };
+    polyio_completion out[64];
+    bool seen[2 * N] = {false};
+    uint64_t base = 0;
+    polyio_runtime *rt = slow_resolver_runtime(backend, "3000");
+    REQUIRE(rt);
+    base = ud_next();
+    for (int i = 0; i < 2 * N; i++)
+        ud_next();
+    for (int i = 0; i < N; i++) {
+        REQUIRE_ST(polyio_tcp_connect(rt, "localhost", 80, base + (uint64_t)i), OK);
+        REQUIRE_ST(polyio_getaddrinfo(rt, "localhost", "80", NULL, base + N + (uint64_t)i), OK);
+    }
+    CHECK_EQ(polyio_turn(rt, out, 64), 0);
+    int64_t t0 = now_ms();
+    REQUIRE_ST(polyio_runtime_shutdown(rt), OK);
+    size_t got = 0, n;
+    while ((n = polyio_turn(rt, out, 64)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t j = out[i].user_data - base;
+            if (!CHECK(j < 2 * N) || !CHECK(!seen[j]))
+                continue;
+            seen[j] = true;
+            CHECK_ST(out[i].result, POLYIO_STATUS_CANCELED);
+            CHECK_EQ(out[i].op, j < N ? POLYIO_OP_CONNECT : POLYIO_OP_LOOKUP);
+            CHECK(out[i].addrinfo == NULL);
+        }
+        got += n;
+    }
+    CHECK_EQ(got, 2 * N);
+    polyio_runtime_free(rt);
+    rt = NULL;
+    int64_t ms = now_ms() - t0;
+    if (!CHECK(ms < 1000)) /* a generous guard: each lookup is held 3 s */
+        fprintf(stderr, "  shutdown and free took %" PRId64 " ms\n", ms);
+    /* Free with the lookups still pending, no shutdown first. */
+    rt = slow_resolver_runtime(backend, "3000");
+    REQUIRE(rt);
+    for (int i = 0; i < N; i++)
+        REQUIRE_ST(polyio_tcp_connect(rt, "localhost", 80, ud_next()), OK);
+    t0 = now_ms();
+    polyio_runtime_free(rt);
+    rt = NULL;
+    ms = now_ms() - t0;
+    if (!CHECK(ms < 1000))
+        fprintf(stderr, "  free took %" PRId64 " ms\n", ms);
+done:
+    if (rt)
+        free_runtime(rt);
+}
+
+static void test_shutdown_slow_lookups_epoll(void) { shutdown_with_slow_lookups(POLYIO_BACKEND_EPOLL); }
+static void test_shutdown_slow_lookups_thread(void) { shutdown_with_slow_lookups(POLYIO_BACKEND_THREAD); }
+
 /* ---- main --------------------------------------------------------------------------- */
 
 /* ---- contract holes: partial writes, remembered wakes, completed-but-unreaped ops, bounds -- */
@@ -2879,6 +3103,11 @@ static const struct {
     {"inline_thread", test_inline_thread},
     {"ipv6_loopback", test_ipv6_loopback},
     {"connect_by_name", test_connect_by_name},
+    {"getaddrinfo_localhost", test_getaddrinfo_localhost},
+    {"garbage_hosts", test_garbage_hosts},
+    {"lookup_cancel_and_deadline", test_lookup_cancel_and_deadline},
+    {"shutdown_slow_lookups_epoll", test_shutdown_slow_lookups_epoll},
+    {"shutdown_slow_lookups_thread", test_shutdown_slow_lookups_thread},
     {"reuseport_across_runtimes", test_reuseport_across_runtimes},
     {"runtimes_on_threads", test_runtimes_on_threads},
     {"runtime_moves_between_threads", test_runtime_moves_between_threads},

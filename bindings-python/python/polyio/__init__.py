@@ -1,7 +1,7 @@
 """polyio for asyncio: asyncio's streams and protocols on polyio's Rust engine.
 
 A drop-in for ``asyncio.open_connection`` / ``start_server`` / ``loop.create_connection`` /
-``loop.create_server`` and ``asyncio.sleep``, on the default event loop or uvloop. One polyio
+``loop.create_server``, ``loop.getaddrinfo`` and ``asyncio.sleep``, on the default event loop or uvloop. One polyio
 runtime serves each event loop and is driven from the loop's own thread: its backend fd is
 watched with ``loop.add_reader`` and every ready operation completes in one batch, with no
 thread hop per read or write.
@@ -21,6 +21,7 @@ from polyio._api import (
     Transport,
     create_connection,
     create_server,
+    getaddrinfo,
     open_connection,
     sleep,
     start_server,
@@ -37,6 +38,7 @@ __all__ = [
     "__version__",
     "create_connection",
     "create_server",
+    "getaddrinfo",
     "open_connection",
     "sleep",
     "start_server",

@@ -78,11 +78,13 @@ def _check_connect_args(
     server_hostname: Any,
     ssl_handshake_timeout: Any,
     ssl_shutdown_timeout: Any,
-    happy_eyeballs_delay: Any,
-    interleave: Any,
-) -> int:
+    happy_eyeballs_delay: Optional[float],
+    interleave: Optional[int],
+) -> tuple[int, Optional[float], int]:
     """asyncio's create_connection arguments polyio honours, or NotImplementedError (or
-    asyncio's own ValueError) for the ones it does not; returns the family."""
+    asyncio's own ValueError) for the ones it does not; returns the family, the Happy
+    Eyeballs delay and the interleave count (1 when a delay is given without one, as
+    asyncio)."""
     if ssl:
         raise _unsupported("ssl", ssl)
     for name, value in (
@@ -92,27 +94,36 @@ def _check_connect_args(
     ):
         if value is not None:
             raise ValueError(f"{name} is only meaningful with ssl")
-    for name, value in (
-        ("sock", sock),
-        ("local_addr", local_addr),
-        ("happy_eyeballs_delay", happy_eyeballs_delay),
-        ("interleave", interleave),
-    ):
+    for name, value in (("sock", sock), ("local_addr", local_addr)):
         if value is not None:
             raise _unsupported(name, value)
     if proto not in (0, socket.IPPROTO_TCP):
         raise _unsupported("proto", proto)
     if flags:
         raise _unsupported("flags", flags)
-    return _check_family(family)
+    if happy_eyeballs_delay is not None and interleave is None:
+        interleave = 1
+    return _check_family(family), happy_eyeballs_delay, int(interleave or 0)
 
 
-async def _connect(drv: Driver, host: str, port: int, family: int = 0) -> int:
-    """Connects to host:port (restricted to `family` when given) and returns the handle."""
-    if not family or _literal_family(host) == family:
-        return await _connect_one(drv, host, port)
-    # A name, or a literal of another family: resolve as asyncio does, try each address.
-    infos = await drv.loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+async def _connect(
+    drv: Driver,
+    host: str,
+    port: int,
+    family: int = 0,
+    happy_eyeballs_delay: Optional[float] = None,
+    interleave: int = 0,
+) -> int:
+    """Connects to host:port and returns the handle. A name's addresses (restricted to
+    `family` when given) are tried by the core: one after another, or with Happy Eyeballs
+    (RFC 8305) when `happy_eyeballs_delay` is given, as asyncio's arguments say."""
+    lit = _literal_family(host)
+    if lit is None:
+        host = host.encode("idna").decode("ascii")  # as asyncio's getaddrinfo encodes it
+    if lit is None or not family or lit == family:
+        return await _connect_one(drv, host, port, happy_eyeballs_delay, interleave, family)
+    # A literal of another family: resolve as asyncio does (it fails, or maps the address).
+    infos = await getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
     errors: list[OSError] = []
     for info in infos:
         try:
@@ -126,8 +137,21 @@ async def _connect(drv: Driver, host: str, port: int, family: int = 0) -> int:
     raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
 
 
-async def _connect_one(drv: Driver, host: str, port: int) -> int:
-    fut, user_data = drv.connect(host, port)
+async def _connect_one(
+    drv: Driver,
+    host: str,
+    port: int,
+    happy_eyeballs_delay: Optional[float] = None,
+    interleave: int = 0,
+    family: int = 0,
+) -> int:
+    try:
+        fut, user_data = drv.connect(host, port, happy_eyeballs_delay, interleave, family)
+    except OSError as e:
+        if e.errno == errno.EINVAL and port and _literal_family(host) is None:
+            # A host polyio's host rule rejects: getaddrinfo(3) finds no such name either.
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        raise
     try:
         return await fut
     except asyncio.CancelledError:
@@ -137,6 +161,95 @@ async def _connect_one(drv: Driver, host: str, port: int) -> int:
         else:
             drv.cancel(user_data)  # cancels the core connect
         raise
+
+
+_AddrInfo = tuple[
+    socket.AddressFamily,
+    socket.SocketKind,
+    int,
+    str,
+    Union[tuple[str, int], tuple[str, int, int, int]],
+]
+
+
+async def getaddrinfo(
+    host: Union[str, bytes, None],
+    port: Union[str, bytes, int, None],
+    *,
+    family: int = 0,
+    type: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+) -> list[_AddrInfo]:
+    """``loop.getaddrinfo``: looks ``host`` and ``port`` up as ``socket.getaddrinfo`` does,
+    on polyio's pool of lookup threads (the loop never blocks), and returns the same list
+    of ``(family, type, proto, canonname, sockaddr)`` tuples. Failures raise
+    ``socket.gaierror`` with asyncio's errno (``EAI_NONAME`` for an unknown name or a
+    malformed host, ``EAI_AGAIN`` for a temporary failure). Cancelling the awaiting task
+    cancels the lookup."""
+    if host is None:
+        h: Optional[str] = None
+    elif isinstance(host, str):
+        h = host.encode("idna").decode("ascii")  # as socket.getaddrinfo encodes it
+    elif isinstance(host, (bytes, bytearray)):
+        h = bytes(host).decode("ascii", "replace")
+    else:
+        raise TypeError(f"getaddrinfo() argument 1 must be string or None, not {host!r}")
+    if port is None:
+        service: Optional[str] = None
+    elif isinstance(port, int):
+        service = str(port)
+    elif isinstance(port, (str, bytes, bytearray)):
+        service = port if isinstance(port, str) else bytes(port).decode("ascii", "replace")
+    else:
+        raise OSError("Int or String expected")
+    drv = _driver()
+    try:
+        fut, user_data = drv.getaddrinfo(h, service, family, type, proto, flags)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        # A host polyio's host rule rejects (empty, malformed, too long), or neither host
+        # nor port: getaddrinfo(3) finds no such name either.
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+    try:
+        infos = await fut
+    except asyncio.CancelledError:
+        drv.cancel(user_data)
+        raise
+    except socket.gaierror:
+        raise
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        raise _gai_rejected(service, family, type, flags) from None
+    return [
+        (_enum(socket.AddressFamily, f), _enum(socket.SocketKind, t), p, c, sa)
+        for f, t, p, c, sa in infos
+    ]
+
+
+_E = TypeVar("_E", socket.AddressFamily, socket.SocketKind)
+
+
+def _enum(kind: type[_E], value: int) -> Any:
+    """The enum member for `value`, or the int itself, as ``socket.getaddrinfo`` gives it."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
+
+
+def _gai_rejected(service: Optional[str], family: int, type: int, flags: int) -> socket.gaierror:
+    """The gaierror getaddrinfo(3) gave for hints or a service it rejects (the core reports
+    them as one EINVAL)."""
+    if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
+        return socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
+    if service is not None and not service.isdigit():
+        return socket.gaierror(socket.EAI_SERVICE, "Servname not supported for ai_socktype")
+    if type not in (0, socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_RAW):
+        return socket.gaierror(socket.EAI_SOCKTYPE, "ai_socktype not supported")
+    return socket.gaierror(socket.EAI_BADFLAGS, "Bad value for ai_flags")
 
 
 def _check_host_port(host: Optional[str], port: Optional[int]) -> tuple[str, int]:
@@ -299,15 +412,19 @@ async def open_connection(
 ) -> tuple[StreamReader, StreamWriter]:
     """Connects and returns a (StreamReader, StreamWriter) pair, as asyncio's.
 
-    ``family`` (``AF_INET`` / ``AF_INET6``) restricts name resolution as in asyncio. The
-    other asyncio arguments (``ssl``, ``sock``, ``local_addr``, ``happy_eyeballs_delay``,
-    ...) are not supported: a non-default value raises ``NotImplementedError``."""
-    fam = _check_connect_args(
+    ``family`` (``AF_INET`` / ``AF_INET6``) restricts name resolution as in asyncio. A
+    name's addresses are tried one after another, or with Happy Eyeballs (RFC 8305) when
+    ``happy_eyeballs_delay`` is given (the next address starts after that many seconds, or
+    at once when an attempt fails; the first to connect wins), with families alternating
+    as ``interleave`` says, as asyncio does. The other asyncio arguments (``ssl``, ``sock``,
+    ``local_addr``, ...) are not supported: a non-default value raises
+    ``NotImplementedError``."""
+    fam, delay, inter = _check_connect_args(
         ssl, family, proto, flags, sock, local_addr, server_hostname,
         ssl_handshake_timeout, ssl_shutdown_timeout, happy_eyeballs_delay, interleave,
     )  # fmt: skip
     drv = _driver()
-    h = await _connect(drv, *_check_host_port(host, port), fam)
+    h = await _connect(drv, *_check_host_port(host, port), fam, delay, inter)
     c = drv.stream(h, limit)
     reader = StreamReader(c)
     return reader, StreamWriter(c, reader)
@@ -332,12 +449,12 @@ async def create_connection(
 ) -> tuple[Conn, _P]:
     """Connects, calls `protocol_factory()`, and returns (transport, protocol), as
     ``loop.create_connection``. Arguments as for :func:`open_connection`."""
-    fam = _check_connect_args(
+    fam, delay, inter = _check_connect_args(
         ssl, family, proto, flags, sock, local_addr, server_hostname,
         ssl_handshake_timeout, ssl_shutdown_timeout, happy_eyeballs_delay, interleave,
     )  # fmt: skip
     drv = _driver()
-    h = await _connect(drv, *_check_host_port(host, port), fam)
+    h = await _connect(drv, *_check_host_port(host, port), fam, delay, inter)
     protocol = protocol_factory()
     t = drv.transport(h, protocol)
     try:
@@ -523,7 +640,7 @@ async def _listen(
         if lit is not None and family in (socket.AF_UNSPEC, lit):
             addrs.append((h, False))
             continue
-        infos = await drv.loop.getaddrinfo(
+        infos = await getaddrinfo(
             h, port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
         addrs += [(str(info[4][0]), False) for info in infos]

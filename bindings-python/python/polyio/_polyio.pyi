@@ -36,6 +36,8 @@ def status_error(code: int, context: Optional[str] = None) -> BaseException:
     """The exception polyio raises for a (negative) status code: the OSError subclass asyncio
     would raise, with ``errno`` set."""
 
+_AddrInfo = tuple[int, int, int, str, Union[tuple[str, int], tuple[str, int, int, int]]]
+
 @final
 class Driver:
     """One event loop's polyio runtime. Create with ``Driver(loop)``, then ``start()``."""
@@ -57,8 +59,30 @@ class Driver:
     def _on_timer(self) -> None: ...
     def stats(self) -> tuple[int, int, int, int]:
         """(inline completions, completions, turns, operations in flight)."""
-    def connect(self, host: str, port: int) -> tuple[asyncio.Future[int], int]:
-        """Starts a connect: (future of the connection handle, user_data for ``cancel``)."""
+    def connect(
+        self,
+        host: str,
+        port: int,
+        happy_eyeballs_delay: Optional[float] = None,
+        interleave: int = 0,
+        family: int = 0,
+    ) -> tuple[asyncio.Future[int], int]:
+        """Starts a connect: (future of the connection handle, user_data for ``cancel``). A
+        name's addresses (of ``family``, 0 for any) are tried one after another, or with
+        Happy Eyeballs when ``happy_eyeballs_delay`` (seconds) is given, reordered by
+        ``interleave``, as asyncio's arguments of those names."""
+    def getaddrinfo(
+        self,
+        host: Optional[str],
+        service: Optional[str],
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> tuple[asyncio.Future[list[_AddrInfo]], int]:
+        """Starts a name lookup (``host`` already IDNA-encoded): (future of
+        ``(family, type, proto, canonname, sockaddr)`` tuples, user_data for ``cancel``). A
+        host polyio's host rule rejects raises ``OSError(EINVAL)``."""
     def sleep(self, delay: float, result: Any) -> tuple[asyncio.Future[Any], int]:
         """Starts a timer: (future resolving to ``result``, user_data for ``cancel``)."""
     def cancel(self, user_data: int) -> None:

@@ -21,6 +21,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::backend::{Backend, find_tokio_epoll};
+use crate::dns::{self, AddrInfo, Resolve};
 use crate::handle::{Handle, Table};
 use crate::op::{Completion, Key, Op, OpCode, OpState};
 use crate::socket::Resource;
@@ -31,6 +32,10 @@ use crate::wake::{self, DrivingGuard, RuntimeWaker, Shared};
 use ids::IdLease;
 pub(crate) use queue::Queue;
 pub use queue::Stats;
+use queue::TimerTarget;
+
+/// A finished task's completion: result, handle, a lookup's addresses.
+type Settled = (usize, Handle, Option<Box<[AddrInfo]>>);
 
 /// Rounds of ready-queue draining per turn: bounds a turn when wakers keep re-firing.
 const READY_ROUNDS: usize = 4;
@@ -88,6 +93,8 @@ pub struct Runtime {
     wake_registration: Option<AsyncFd<FdRef>>,
     reactor: Option<Reactor>,
     pub(crate) tokio: Arc<tokio::runtime::Runtime>,
+    /// Answers name lookups (on the detached pool: nothing here waits for them).
+    pub(crate) resolver: Arc<dyn Resolve>,
     /// Keeps `id` reserved until the runtime is gone.
     _id: IdLease,
 }
@@ -134,6 +141,7 @@ impl Runtime {
             wake_registration: None,
             reactor: None,
             tokio,
+            resolver: dns::default_resolver(),
             _id: lease,
         };
         if options.backend != Backend::Thread {
@@ -398,7 +406,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn progress_task(&mut self, id: Handle) {
+    pub(crate) fn progress_task(&mut self, id: Handle) {
         let Some(Op {
             state: OpState::Task(task),
             ..
@@ -407,19 +415,36 @@ impl Runtime {
             return;
         };
         let done = match task.poll() {
-            Poll::Pending => return,
-            Poll::Ready(r) => r,
+            (Poll::Ready(r), _) => r,
+            (Poll::Pending, None) => return,
+            (Poll::Pending, Some(at)) => {
+                // Polled again at `at`: one timer per task, the latest request replacing it.
+                let old = task.wake_timer.take();
+                if let Some(k) = old {
+                    self.q.timers.remove(&k);
+                }
+                let k = self.q.add_timer(at, TimerTarget::WakeTask(id));
+                if let Some(Op {
+                    state: OpState::Task(task),
+                    ..
+                }) = self.q.op_mut(id)
+                {
+                    task.wake_timer = Some(k);
+                }
+                return;
+            }
         };
         match done.and_then(|d| self.settle(d)) {
-            Ok((n, h)) => self.q.finish(id, Ok(n), h),
+            Ok((n, h, addrs)) => self.q.finish_with(id, Ok(n), h, addrs),
             Err(s) => self.q.finish(id, Err(s), Handle::NONE),
         }
     }
 
-    /// What a finished task's output becomes: the completion's result and handle.
-    fn settle(&mut self, done: Done) -> Result<(usize, Handle), Status> {
+    /// What a finished task's output becomes: the completion's result, handle and addresses.
+    fn settle(&mut self, done: Done) -> Result<Settled, Status> {
         match done {
-            Done::Stream(s) => self.add_conn(s).map(|h| (0, h)),
+            Done::Stream(s) => self.add_conn(s).map(|h| (0, h, None)),
+            Done::Addrs(a) => Ok((a.len(), Handle::NONE, Some(a.into_boxed_slice()))),
         }
     }
 
@@ -454,7 +479,8 @@ impl Drop for Runtime {
             reactor.stop.notify_one();
             let _ = reactor.thread.join();
         }
-        // Dropping the last `Arc` of the tokio runtime joins its blocking threads.
+        // Dropping the last `Arc` of the tokio runtime joins its blocking threads; nothing
+        // runs there (name lookups run on the detached pool, abandoned by the shutdown).
     }
 }
 

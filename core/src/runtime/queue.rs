@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
+use crate::dns::AddrInfo;
 use crate::handle::{Handle, Table};
 use crate::idmap::IdMap;
 use crate::op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, Op, OpCode, OpState, TimerKey};
@@ -35,6 +36,8 @@ pub(crate) enum TimerTarget {
     Fire(Handle),
     /// A deadline on another op: completes it with `TimedOut`.
     Deadline(Handle),
+    /// A task asked to be polled again now (see `task::wake_at`).
+    WakeTask(Handle),
 }
 
 /// The first and last op in flight with one `user_data`.
@@ -177,6 +180,7 @@ impl Queue {
             handle,
             buf: Some(buf),
             partial: 0,
+            addrs: None,
         };
         self.post(c);
     }
@@ -199,6 +203,17 @@ impl Queue {
     /// Removes op `id` and posts its one completion. A failure after a write sent part of
     /// its buffer is flagged `FLAG_PARTIAL` with the count.
     pub(crate) fn finish(&mut self, id: Handle, result: Result<usize, Status>, handle: Handle) {
+        self.finish_with(id, result, handle, None);
+    }
+
+    /// [`finish`](Self::finish), with a lookup's addresses for the completion.
+    pub(crate) fn finish_with(
+        &mut self,
+        id: Handle,
+        result: Result<usize, Status>,
+        handle: Handle,
+        addrs: Option<Box<[AddrInfo]>>,
+    ) {
         let Some(op) = self.remove(id) else {
             return;
         };
@@ -219,9 +234,13 @@ impl Queue {
                 self.timers.remove(&k);
                 (None, 0)
             }
-            OpState::ReadMulti { .. } | OpState::Shutdown | OpState::Accept | OpState::Task(_) => {
+            OpState::Task(t) => {
+                if let Some(k) = t.wake_timer {
+                    self.timers.remove(&k);
+                }
                 (None, 0)
             }
+            OpState::ReadMulti { .. } | OpState::Shutdown | OpState::Accept => (None, 0),
         };
         // A failed connect or accept names no connection, whatever the reason.
         let handle = match (&result, op.code) {
@@ -241,6 +260,7 @@ impl Queue {
             handle,
             buf,
             partial,
+            addrs,
         });
     }
 }

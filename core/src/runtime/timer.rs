@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::Runtime;
 use super::queue::TimerTarget;
 use crate::handle::Handle;
-use crate::op::{OpCode, OpState};
+use crate::op::{Op, OpCode, OpState};
 use crate::status::Status;
 
 impl Runtime {
@@ -65,6 +65,16 @@ impl Runtime {
                         o.deadline = None;
                     }
                     self.cancel_op(op, Status::TimedOut);
+                }
+                TimerTarget::WakeTask(op) => {
+                    if let Some(Op {
+                        state: OpState::Task(t),
+                        ..
+                    }) = self.q.op_mut(op)
+                    {
+                        t.wake_timer = None;
+                    }
+                    self.progress_task(op);
                 }
             }
         }
