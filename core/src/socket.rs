@@ -73,8 +73,8 @@ pub(crate) enum ListenSocket {
     /// name). Fields drop in order: the socket closes before its file goes.
     Unix {
         listener: UnixListener,
-        /// Held only to be dropped after `listener`.
-        _file: Option<SocketFile>,
+        /// Dropped after `listener`.
+        file: Option<SocketFile>,
     },
 }
 
@@ -103,7 +103,8 @@ impl ListenSocket {
 /// while the path still names that same socket (same device and inode, as CPython 3.13's
 /// `cleanup_socket` checks), so a file put there since is left alone.
 pub(crate) struct SocketFile {
-    path: PathBuf,
+    /// `None` once kept ([`keep`](Self::keep)): nothing to remove.
+    path: Option<PathBuf>,
     dev: u64,
     ino: u64,
 }
@@ -115,19 +116,25 @@ impl SocketFile {
         Some(SocketFile {
             dev: meta.dev(),
             ino: meta.ino(),
-            path,
+            path: Some(path),
         })
+    }
+
+    /// Leaves the file in place when this is dropped.
+    pub(crate) fn keep(&mut self) {
+        self.path = None;
     }
 }
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+        let Some(path) = self.path.take() else { return };
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
             && meta.file_type().is_socket()
             && meta.dev() == self.dev
             && meta.ino() == self.ino
         {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

@@ -76,10 +76,25 @@ impl Runtime {
             let _e = self.tokio.enter();
             UnixListener::from_std(socket.into())?
         };
-        self.add_listener(ListenSocket::Unix {
-            listener,
-            _file: file,
-        })
+        self.add_listener(ListenSocket::Unix { listener, file })
+    }
+
+    /// Leaves a Unix listener's socket file in place when it closes (asyncio's
+    /// `cleanup_socket=False`). `InvalidArgument` for any other handle.
+    pub fn unix_keep_path(&mut self, listener: Handle) -> Result<(), Status> {
+        match self.resources.get_mut(listener) {
+            Some(Resource::Listener(l)) => match &mut l.socket {
+                ListenSocket::Unix { file, .. } => {
+                    if let Some(f) = file {
+                        f.keep();
+                    }
+                    Ok(())
+                }
+                ListenSocket::Tcp(_) => Err(Status::InvalidArgument),
+            },
+            Some(Resource::Conn(_)) => Err(Status::InvalidArgument),
+            None => Err(Status::BadHandle),
+        }
     }
 
     /// The path a Unix connection or listener is bound to: the filesystem path's bytes, an

@@ -398,3 +398,19 @@ fn a_non_utf8_path_works() {
     rt.close(l).unwrap();
     assert!(!on_disk.exists());
 }
+
+#[test]
+fn a_kept_path_stays_after_close() {
+    let dir = TempDir::new();
+    let path = dir.path("kept.sock");
+    let mut rt = runtime(BACKENDS[0]);
+    let l = rt
+        .unix_listen(bytes(&path), ListenOptions::default())
+        .unwrap();
+    rt.unix_keep_path(l).unwrap();
+    rt.close(l).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().file_type().is_socket());
+    assert_eq!(rt.unix_keep_path(l), Err(Status::BadHandle));
+    let (tl, _) = common::listen(&mut rt);
+    assert_eq!(rt.unix_keep_path(tl), Err(Status::InvalidArgument));
+}
