@@ -414,3 +414,25 @@ fn a_kept_path_stays_after_close() {
     let (tl, _) = common::listen(&mut rt);
     assert_eq!(rt.unix_keep_path(tl), Err(Status::InvalidArgument));
 }
+
+#[test]
+fn a_full_backlog_fails_the_connect_at_once() {
+    let mut rt = runtime(BACKENDS[0]);
+    let mut r = Reaper::new();
+    let name = abstract_name("backlog");
+    let opts = ListenOptions {
+        backlog: 1,
+        ..ListenOptions::default()
+    };
+    rt.unix_listen(&name, opts).unwrap();
+    // Nobody accepts: once the kernel's queue is full, a connect fails (EAGAIN) instead of
+    // waiting, as libuv's does.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        rt.unix_connect(&name, 100 + i).unwrap();
+        statuses.push(r.wait(&mut rt, 100 + i).status());
+    }
+    assert_eq!(statuses[0], Status::Ok);
+    assert_eq!(statuses.last(), Some(&Status::IoError), "{statuses:?}");
+    assert_eq!(rt.stats().in_flight, 0);
+}
