@@ -112,7 +112,7 @@ pub(crate) struct SocketFile {
 impl SocketFile {
     /// Records the socket file now at `path` (just bound); `None` if it cannot be seen.
     pub(crate) fn bound_at(path: PathBuf) -> Option<SocketFile> {
-        let meta = std::fs::metadata(&path).ok()?;
+        let meta = std::fs::symlink_metadata(&path).ok()?;
         Some(SocketFile {
             dev: meta.dev(),
             ino: meta.ino(),
