@@ -3282,7 +3282,10 @@ static void test_unix_hostile_arguments(void) {
     CHECK_ST(polyio_unix_peer_path(rt, p.listener, buf, sizeof buf, &len), INVAL);
     CHECK_ST(polyio_unix_peercred(rt, 0xdeadbeef, &cred), POLYIO_STATUS_BAD_HANDLE);
     close_pair(rt, &p);
-    char name[] = "\0polyio-c-hostile-accessors";
+    /* An abstract name of 27 bytes, unique to this process: "@polyio-c-hostile-NNNNNNNNN". */
+    char name[28];
+    snprintf(name, sizeof name, "@polyio-c-hostile-%09u", (unsigned)getpid() % 1000000000u);
+    name[0] = '\0';
     REQUIRE(make_unix_pair(rt, name, sizeof name - 1, &p));
     CHECK_ST(polyio_unix_peercred(rt, p.client, NULL), INVAL);
     CHECK_ST(polyio_unix_local_path(rt, p.listener, NULL, 64, &len), INVAL);
