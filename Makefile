@@ -109,7 +109,7 @@ test-node: node-build ## Node suite: index.d.ts drift check, tsc --strict on exa
 	cd $(NODE_PKG) && npx tsc -p ../examples/node/tsconfig.json
 	cd $(NODE_PKG) && $(NODE) --test --test-reporter=spec --test-timeout=120000 test/*.test.js
 
-test-matrix: examples node-build python-dev ## Cross-language echo matrix (C, Python, Node): each client against each server
+test-matrix: examples node-build python-dev ## Cross-language echo matrix (C, Python, Node): each client against each server, over TCP and a Unix socket
 	PATH=$(VENV)/bin:$$PATH MATRIX_REQUIRE_ALL=1 bash tests/matrix.sh
 
 # ---- install -------------------------------------------------------------------------

@@ -3,8 +3,11 @@
  * `make test` fails when this file differs from a fresh build. */
 import type { Duplex, DuplexOptions } from 'node:stream'
 
-/** Options of {@link connect}. */
-export interface ConnectOptions {
+/** Options of {@link connect}: a TCP address, or a Unix socket `path`. */
+export type ConnectOptions = TcpConnectOptions | IpcConnectOptions
+
+/** Options of {@link connect} for TCP. */
+export interface TcpConnectOptions {
   /** Host name or IP address (default `'localhost'`). Names are resolved off the loop thread. */
   host?: string
   /** Port, 1 to 65535. */
@@ -50,12 +53,28 @@ export interface LookupAddress {
   family: number
 }
 
+/** Options of {@link connect} for a Unix socket, as `net.connect({ path })` takes them. */
+export interface IpcConnectOptions {
+  /** The socket's path; a leading `'\0'` names a Linux abstract socket. */
+  path: string
+  /** Idle timeout in ms, as for TCP. */
+  timeout?: number
+  /** Abort the connect: rejects with an `AbortError` and cancels the operation. */
+  signal?: AbortSignal
+}
+
 /** Options of {@link listen}. */
 export interface ListenOptions {
   /** Address to bind (default `'::'`, IPv4 and IPv6 where the system allows; `'0.0.0.0'` without IPv6). */
   host?: string
   /** Port, 0 (default) for an ephemeral one. */
   port?: number
+  /**
+   * Listen on this Unix socket path instead of a port (when no `port` is given), as
+   * `server.listen({ path })`; a leading `'\0'` names a Linux abstract socket. The socket
+   * file is removed when the server closes.
+   */
+  path?: string
   /** Accept queue length (default 511). */
   backlog?: number
   /** Set `SO_REUSEPORT`, so several servers (one per thread or worker) share the port. */

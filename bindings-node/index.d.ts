@@ -3,8 +3,11 @@
  * `make test` fails when this file differs from a fresh build. */
 import type { Duplex, DuplexOptions } from 'node:stream'
 
-/** Options of {@link connect}. */
-export interface ConnectOptions {
+/** Options of {@link connect}: a TCP address, or a Unix socket `path`. */
+export type ConnectOptions = TcpConnectOptions | IpcConnectOptions
+
+/** Options of {@link connect} for TCP. */
+export interface TcpConnectOptions {
   /** Host name or IP address (default `'localhost'`). Names are resolved off the loop thread. */
   host?: string
   /** Port, 1 to 65535. */
@@ -50,12 +53,28 @@ export interface LookupAddress {
   family: number
 }
 
+/** Options of {@link connect} for a Unix socket, as `net.connect({ path })` takes them. */
+export interface IpcConnectOptions {
+  /** The socket's path; a leading `'\0'` names a Linux abstract socket. */
+  path: string
+  /** Idle timeout in ms, as for TCP. */
+  timeout?: number
+  /** Abort the connect: rejects with an `AbortError` and cancels the operation. */
+  signal?: AbortSignal
+}
+
 /** Options of {@link listen}. */
 export interface ListenOptions {
   /** Address to bind (default `'::'`, IPv4 and IPv6 where the system allows; `'0.0.0.0'` without IPv6). */
   host?: string
   /** Port, 0 (default) for an ephemeral one. */
   port?: number
+  /**
+   * Listen on this Unix socket path instead of a port (when no `port` is given), as
+   * `server.listen({ path })`; a leading `'\0'` names a Linux abstract socket. The socket
+   * file is removed when the server closes.
+   */
+  path?: string
   /** Accept queue length (default 511). */
   backlog?: number
   /** Set `SO_REUSEPORT`, so several servers (one per thread or worker) share the port. */
@@ -93,8 +112,8 @@ export interface Server extends AsyncIterable<Connection> {
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * A stream connection, from `connect()` or `Server.accept()`. Async-iterable (chunks until
- * EOF), async-disposable (closes), and `toDuplex()` gives a `stream.Duplex`.
+ * A stream connection (TCP or Unix), from `connect()` or `Server.accept()`. Async-iterable
+ * (chunks until EOF), async-disposable (closes), and `toDuplex()` gives a `stream.Duplex`.
  */
 export declare class Connection {
   /**
@@ -137,7 +156,10 @@ export declare class Connection {
    * `'ERR_SOCKET_CLOSED'`.
    */
   destroy(): void
-  /** Sets `TCP_NODELAY` (default `true`): send small writes at once. */
+  /**
+   * Sets `TCP_NODELAY` (default `true`): send small writes at once. A no-op on a Unix
+   * connection, as in `net`.
+   */
   setNoDelay(noDelay?: boolean): void
   /**
    * Sets the idle timeout, in ms (0 turns it off; `connect`'s `timeout` sets it too): a
@@ -147,17 +169,23 @@ export declare class Connection {
   setTimeout(ms: number): void
   /** The idle timeout in ms (0: none). */
   get timeout(): number
-  /** Turns TCP keepalive on (probes after `initialDelay` ms idle, default 60000) or off. */
+  /**
+   * Turns TCP keepalive on (probes after `initialDelay` ms idle, default 60000) or off.
+   * A no-op on a Unix connection, as in `net`.
+   */
   setKeepAlive(enable?: boolean, initialDelay?: number): void
-  /** The peer's IP address (`undefined` once closed). */
+  /**
+   * The peer's IP address (`undefined` once closed, and on a Unix connection, as `net`
+   * gives for a pipe).
+   */
   get remoteAddress(): string | undefined
-  /** The peer's port (`undefined` once closed). */
+  /** The peer's port (`undefined` once closed, and on a Unix connection). */
   get remotePort(): number | undefined
-  /** `'IPv4'` or `'IPv6'` (`undefined` once closed). */
+  /** `'IPv4'` or `'IPv6'` (`undefined` once closed, and on a Unix connection). */
   get remoteFamily(): 'IPv4' | 'IPv6' | undefined
-  /** This side's IP address (`undefined` once closed). */
+  /** This side's IP address (`undefined` once closed, and on a Unix connection). */
   get localAddress(): string | undefined
-  /** This side's port (`undefined` once closed). */
+  /** This side's port (`undefined` once closed, and on a Unix connection). */
   get localPort(): number | undefined
   /** Whether `close()` or `destroy()` has run. */
   get closed(): boolean
@@ -166,7 +194,7 @@ export declare class Connection {
 }
 
 /**
- * A listening server, from `listen()`. Async-iterable (yields each accepted
+ * A listening server (TCP or Unix), from `listen()`. Async-iterable (yields each accepted
  * `Connection` until closed) and async-disposable (closes).
  */
 export declare class Server {
@@ -176,8 +204,11 @@ export declare class Server {
    * with `'ERR_SERVER_NOT_RUNNING'`.
    */
   accept(options?: { signal?: AbortSignal }): Promise<Connection>
-  /** The bound address, as `net.Server.address()` gives it (`null` once closed). */
-  address(): { address: string, family: 'IPv4' | 'IPv6', port: number } | null
+  /**
+   * The bound address, as `net.Server.address()` gives it: `{ address, family, port }`,
+   * a Unix server's path as a string, `null` once closed.
+   */
+  address(): { address: string, family: 'IPv4' | 'IPv6', port: number } | string | null
   /**
    * Stops listening. Pending `accept()`s reject with `'ERR_SERVER_NOT_RUNNING'`;
    * connections already accepted stay open.
@@ -188,17 +219,19 @@ export declare class Server {
 }
 
 /**
- * Opens a TCP connection to `host:port` (`host` defaults to `'localhost'`; names are
- * resolved off the loop thread, restricted to `family` 4 or 6 when given). A name's
- * addresses are tried as Node's `autoSelectFamily` (on by default): families
- * interleaved, the next address started after `autoSelectFamilyAttemptTimeout` ms
- * (default 250, at least 10) or as soon as an attempt fails, the first to connect wins;
- * with `autoSelectFamily: false`, one after another. Resolves with a `Connection`;
- * rejects with an `Error` whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'` with
- * `syscall: 'getaddrinfo'`, `'ETIMEDOUT'` when `timeout` ms pass first, `'ABORT_ERR'`
- * when `signal` aborts). `timeout` then stays on the
- * connection as its idle timeout (see `Connection.setTimeout`). Bad options reject with a
- * `TypeError` or `RangeError`.
+ *  Opens a TCP connection to `host:port` (`host` defaults to `'localhost'`; names are
+ *  resolved off the loop thread, restricted to `family` 4 or 6 when given), or with `path`
+ * " a Unix socket connection (as `net.connect({ path })`; a leading `\'\0\'` names a Linux"
+ *  abstract socket; `host`, `port` and the TCP options are then ignored). A name's
+ *  addresses are tried as Node's `autoSelectFamily` (on by default): families
+ *  interleaved, the next address started after `autoSelectFamilyAttemptTimeout` ms
+ *  (default 250, at least 10) or as soon as an attempt fails, the first to connect wins;
+ *  with `autoSelectFamily: false`, one after another. Resolves with a `Connection`;
+ *  rejects with an `Error` whose `code` is Node's (`'ECONNREFUSED'`, `'ENOTFOUND'` with
+ *  `syscall: 'getaddrinfo'`, `'ENOENT'` for a missing path, `'ETIMEDOUT'` when `timeout` ms
+ *  pass first, `'ABORT_ERR'` when `signal` aborts). `timeout` then stays on the
+ *  connection as its idle timeout (see `Connection.setTimeout`). Bad options reject with a
+ *  `TypeError` or `RangeError`.
  */
 export declare function connect(options: ConnectOptions): Promise<Connection>
 
@@ -208,8 +241,11 @@ export declare function connect(options: ConnectOptions): Promise<Connection>
  * address bound, as `net` does, rejecting with `'ENOTFOUND'` if there is none; `port` to
  * 0: an
  * ephemeral port, see `Server.address()`). `backlog` defaults to 511, `reusePort` sets
- * `SO_REUSEPORT` (one server per thread or worker on one port). Aborting `signal` closes
- * the server. Rejects with `'EADDRINUSE'`, `'EACCES'`, ... as Node spells them.
+ * `SO_REUSEPORT` (one server per thread or worker on one port). With `path` and no `port`,
+ * listens on that Unix socket instead (as `server.listen({ path })`; a leading `'\0'`
+ * names a Linux abstract socket); closing the server removes the socket file. Aborting
+ * `signal` closes the server. Rejects with `'EADDRINUSE'`, `'EACCES'`, ... as Node spells
+ * them.
  */
 export declare function listen(options?: ListenOptions): Promise<Server>
 

@@ -72,6 +72,14 @@
 #define POLYIO_LISTEN_REUSEPORT 1
 
 /**
+ * Bytes in `sockaddr_un.sun_path` on Linux. A filesystem path may take up to
+ * `POLYIO_UNIX_PATH_MAX - 1` bytes (the kernel needs room for its NUL), an abstract name
+ * (its leading NUL included) up to `POLYIO_UNIX_PATH_MAX`. A buffer of
+ * `POLYIO_UNIX_PATH_MAX + 1` bytes holds any path `polyio_unix_local_path` reports.
+ */
+#define POLYIO_UNIX_PATH_MAX 108
+
+/**
  * The longest host name, in bytes: 253, or 254 with a trailing dot. Every function taking
  * a host applies one rule: an IPv4 or IPv6 literal (brackets allowed), or a name whose
  * dot-separated labels are 1 to 63 printable ASCII characters (no space; encode
@@ -353,6 +361,16 @@ typedef struct polyio_stats {
      */
     uint64_t in_flight;
 } polyio_stats;
+
+/**
+ * The credentials of the process at the other end of a Unix connection, as the kernel
+ * recorded them when the connection was made (`SO_PEERCRED`).
+ */
+typedef struct polyio_peercred {
+    int32_t pid;
+    uint32_t uid;
+    uint32_t gid;
+} polyio_peercred;
 
 /**
  * What a lookup asks for, as getaddrinfo(3)'s hints: this system's `AF_*`, `SOCK_*`,
@@ -790,6 +808,106 @@ polyio_status polyio_tcp_local_addr(const struct polyio_runtime *rt,
 polyio_status polyio_tcp_peer_addr(const struct polyio_runtime *rt,
                                    polyio_handle h,
                                    struct polyio_addr *out);
+
+/**
+ * Starts a connection to the Unix stream socket at `path` (`path_len` bytes, no NUL
+ * terminator needed): a filesystem path, or a Linux abstract name when its first byte is
+ * NUL (then every byte of `path_len` counts, NULs included). The bytes are copied, so the
+ * caller may free them on return. Completes (op CONNECT) with result 0 and the new
+ * connection in `handle`, or an error: NOT_FOUND (no socket at that path),
+ * CONNECTION_REFUSED (a socket file nobody listens on, or not a socket), PERMISSION_DENIED,
+ * IO_ERROR (EAGAIN: the listener's backlog is full; a Unix connect does not wait for room),
+ * CANCELED. Read, write, shut down and close the
+ * connection as any other; TCP-only calls (`polyio_tcp_nodelay`, `polyio_tcp_keepalive`,
+ * `polyio_tcp_local_addr`, `polyio_tcp_peer_addr`) return INVALID_ARGUMENT on it.
+ *
+ * Errors (no completion is ever posted for a submission that returns an error):
+ * INVALID_ARGUMENT (`rt` or `path` NULL, `path_len` 0, a filesystem path of
+ * `POLYIO_UNIX_PATH_MAX` bytes or more or with a NUL inside, an abstract name longer than
+ * `POLYIO_UNIX_PATH_MAX`), SHUTDOWN, QUEUE_FULL.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `path` is NULL or points at
+ * `path_len` readable bytes.
+ */
+polyio_status polyio_unix_connect(struct polyio_runtime *rt,
+                                  const char *path,
+                                  size_t path_len,
+                                  uint64_t user_data);
+
+/**
+ * Binds the Unix stream socket `path` (as for `polyio_unix_connect`) and listens.
+ * `backlog` 0 means the default (511); `flags` must be 0. Synchronous, no completion: on
+ * success writes the listener's handle to `*out`. Accept with `polyio_accept`; close it with
+ * `polyio_close`. A filesystem path must not exist yet (ADDRESS_IN_USE otherwise: remove a
+ * stale socket file first, as asyncio does). When the listener closes (`polyio_close`,
+ * `polyio_runtime_shutdown`, `polyio_runtime_free`) its socket file is removed, if the path
+ * still names the socket bound here (same device and inode); an abstract name leaves no
+ * file.
+ *
+ * Errors: INVALID_ARGUMENT (`rt`, `path` or `out` NULL, a bad path as for
+ * `polyio_unix_connect`, negative backlog, any flag), ADDRESS_IN_USE, PERMISSION_DENIED,
+ * NOT_FOUND (a directory on the path is missing), SHUTDOWN, ...
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `path` is NULL or points at
+ * `path_len` readable bytes; `out` is NULL or writable.
+ */
+polyio_status polyio_unix_listen(struct polyio_runtime *rt,
+                                 const char *path,
+                                 size_t path_len,
+                                 int32_t backlog,
+                                 uint32_t flags,
+                                 polyio_handle *out);
+
+/**
+ * Writes the credentials of a Unix connection's peer process to `*out`.
+ *
+ * Errors: INVALID_ARGUMENT (`rt` or `out` NULL, a TCP handle), NOT_CONNECTED (a listener),
+ * BAD_HANDLE.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `out` is NULL or writable.
+ */
+polyio_status polyio_unix_peercred(const struct polyio_runtime *rt,
+                                   polyio_handle h,
+                                   struct polyio_peercred *out);
+
+/**
+ * Writes the path a Unix connection or listener is bound to into `buf` (`cap` bytes) and
+ * its length to `*len`: a filesystem path, an abstract name with its leading NUL, or
+ * length 0 for an unbound socket (a client's end of a connection). A NUL follows the path
+ * when `cap` leaves room for it. The caller owns `buf`; `POLYIO_UNIX_PATH_MAX + 1` bytes
+ * always suffice. Nothing is written on error.
+ *
+ * Errors: INVALID_ARGUMENT (`rt`, `buf` or `len` NULL, `cap` too small, a TCP handle),
+ * BAD_HANDLE.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `buf` is NULL or has `cap`
+ * writable bytes; `len` is NULL or writable.
+ */
+polyio_status polyio_unix_local_path(const struct polyio_runtime *rt,
+                                     polyio_handle h,
+                                     char *buf,
+                                     size_t cap,
+                                     size_t *len);
+
+/**
+ * Writes the path of a Unix connection's peer into `buf`, as `polyio_unix_local_path` does:
+ * a client sees the listener's path, an accepted connection usually length 0.
+ *
+ * Errors: INVALID_ARGUMENT (`rt`, `buf` or `len` NULL, `cap` too small, a TCP handle),
+ * NOT_CONNECTED (a listener), BAD_HANDLE.
+ *
+ * # Safety
+ * As for `polyio_unix_local_path`.
+ */
+polyio_status polyio_unix_peer_path(const struct polyio_runtime *rt,
+                                    polyio_handle h,
+                                    char *buf,
+                                    size_t cap,
+                                    size_t *len);
 
 /**
  * Looks up `host` and `service` as getaddrinfo(3) does, without blocking: the call runs on

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Cross-language echo matrix: every client (C, Python, Node) against every server, each on a free port, all sending the same messages and verifying
-# every echoed byte (the clients check each echo against what they sent). Prints a table;
-# fails if any pair fails.
+# Cross-language echo matrix: every client (C, Python, Node) against every server, over TCP
+# (each on a free port) and over a Unix socket (each in a fresh temp directory), all sending
+# the same messages and verifying every echoed byte (the clients check each echo against what
+# they sent). Prints a table per transport; fails if any pair fails.
 #   tests/matrix.sh [--release]     (uses build/examples, or build/release/examples)
 # The Python programs run on the first `python3` on PATH, which must import polyio (the
 # Makefile puts .venv/bin first). MATRIX_REQUIRE_ALL=1 turns a skipped language into a failure.
@@ -40,25 +41,30 @@ args=(--conns 4 --size 4099 --count 100)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 failed=0
-printf '%-18s' "client \\ server"
-for s in "${present[@]}"; do printf '%-10s' "${s%%|*}"; done
-echo
-for c in "${present[@]}"; do
-    IFS='|' read -r cname _ cli <<<"$c"
-    printf '%-18s' "$cname"
-    for s in "${present[@]}"; do
-        IFS='|' read -r _ srv _ <<<"$s"
-        # The clients exit non-zero on any mismatch, short echo or error; echo_pair.sh
-        # fails when either side does.
-        if bash tests/echo_pair.sh "$srv" "$cli" "${args[@]}" >"$log" 2>&1; then
-            printf '%-10s' "ok"
-        else
-            printf '%-10s' "FAIL"
-            failed=1
-            sed 's/^/    | /' "$log" >&2
-        fi
-    done
+for transport in tcp unix; do
+    echo "== over $transport"
+    printf '%-18s' "client \\ server"
+    for s in "${present[@]}"; do printf '%-10s' "${s%%|*}"; done
     echo
+    for c in "${present[@]}"; do
+        IFS='|' read -r cname _ cli <<<"$c"
+        printf '%-18s' "$cname"
+        for s in "${present[@]}"; do
+            IFS='|' read -r _ srv _ <<<"$s"
+            # The clients exit non-zero on any mismatch, short echo or error; echo_pair.sh
+            # fails when either side does (over unix, also when the socket file is left).
+            unix=0
+            [ "$transport" = unix ] && unix=1
+            if ECHO_UNIX=$unix bash tests/echo_pair.sh "$srv" "$cli" "${args[@]}" >"$log" 2>&1; then
+                printf '%-10s' "ok"
+            else
+                printf '%-10s' "FAIL"
+                failed=1
+                sed 's/^/    | /' "$log" >&2
+            fi
+        done
+        echo
+    done
 done
 echo "(each cell: ${args[*]}, every echoed byte verified)"
 exit $failed

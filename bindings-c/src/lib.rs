@@ -24,6 +24,8 @@ pub mod stream;
 
 pub mod tcp;
 
+pub mod unix;
+
 pub mod dns;
 
 pub mod timer;
@@ -42,6 +44,7 @@ mod tests {
         ("stream.rs", include_str!("stream.rs")),
         ("tcp.rs", include_str!("tcp.rs")),
         ("timer.rs", include_str!("timer.rs")),
+        ("unix.rs", include_str!("unix.rs")),
     ];
 
     #[test]

@@ -222,8 +222,14 @@ pub(crate) fn open(st: &EnvState, h: Handle, timeout: u64) -> Value {
         .unwrap_or_else(|_| js::undefined(st.env))
 }
 
-/// A stream connection, from `connect()` or `Server.accept()`. Async-iterable (chunks until
-/// EOF), async-disposable (closes), and `toDuplex()` gives a `stream.Duplex`.
+/// Whether `h` is a Unix connection: TCP-only options are no-ops on it, as `net` makes them
+/// for pipes.
+fn is_unix(rt: &polyio_core::Runtime, h: Handle) -> bool {
+    rt.unix_local_path(h).is_ok()
+}
+
+/// A stream connection (TCP or Unix), from `connect()` or `Server.accept()`. Async-iterable
+/// (chunks until EOF), async-disposable (closes), and `toDuplex()` gives a `stream.Duplex`.
 #[napi]
 pub struct Connection {
     inner: Rc<ConnState>,
@@ -559,7 +565,8 @@ impl Connection {
         }
     }
 
-    /// Sets `TCP_NODELAY` (default `true`): send small writes at once.
+    /// Sets `TCP_NODELAY` (default `true`): send small writes at once. A no-op on a Unix
+    /// connection, as in `net`.
     #[napi(ts_args_type = "noDelay?: boolean")]
     pub fn set_no_delay(&self, env: Env, no_delay: Option<Unknown>) {
         let env = env.raw();
@@ -581,6 +588,7 @@ impl Connection {
         };
         if let Some(st) = state_or_throw(env)
             && !self.inner.closed.get()
+            && !is_unix(&st.rt.borrow(), self.inner.handle)
             && let Err(s) = st.rt.borrow_mut().set_nodelay(self.inner.handle, on)
         {
             js::throw(env, js::status_error(env, s, "setsockopt"));
@@ -626,6 +634,7 @@ impl Connection {
     }
 
     /// Turns TCP keepalive on (probes after `initialDelay` ms idle, default 60000) or off.
+    /// A no-op on a Unix connection, as in `net`.
     #[napi(ts_args_type = "enable?: boolean, initialDelay?: number")]
     pub fn set_keep_alive(
         &self,
@@ -679,25 +688,27 @@ impl Connection {
         let idle = on.then(|| std::time::Duration::from_millis((delay as u64).max(1000)));
         if let Some(st) = state_or_throw(env)
             && !self.inner.closed.get()
+            && !is_unix(&st.rt.borrow(), self.inner.handle)
             && let Err(s) = st.rt.borrow_mut().set_keepalive(self.inner.handle, idle)
         {
             js::throw(env, js::status_error(env, s, "setsockopt"));
         }
     }
 
-    /// The peer's IP address (`undefined` once closed).
+    /// The peer's IP address (`undefined` once closed, and on a Unix connection, as `net`
+    /// gives for a pipe).
     #[napi(getter, ts_return_type = "string | undefined")]
     pub fn remote_address(&self, env: Env) -> Value {
         self.addr(env, true, |env, a| js::string(env, &a.ip().to_string()))
     }
 
-    /// The peer's port (`undefined` once closed).
+    /// The peer's port (`undefined` once closed, and on a Unix connection).
     #[napi(getter, ts_return_type = "number | undefined")]
     pub fn remote_port(&self, env: Env) -> Value {
         self.addr(env, true, |env, a| js::number(env, f64::from(a.port())))
     }
 
-    /// `'IPv4'` or `'IPv6'` (`undefined` once closed).
+    /// `'IPv4'` or `'IPv6'` (`undefined` once closed, and on a Unix connection).
     #[napi(getter, ts_return_type = "'IPv4' | 'IPv6' | undefined")]
     pub fn remote_family(&self, env: Env) -> Value {
         self.addr(env, true, |env, a| {
@@ -705,13 +716,13 @@ impl Connection {
         })
     }
 
-    /// This side's IP address (`undefined` once closed).
+    /// This side's IP address (`undefined` once closed, and on a Unix connection).
     #[napi(getter, ts_return_type = "string | undefined")]
     pub fn local_address(&self, env: Env) -> Value {
         self.addr(env, false, |env, a| js::string(env, &a.ip().to_string()))
     }
 
-    /// This side's port (`undefined` once closed).
+    /// This side's port (`undefined` once closed, and on a Unix connection).
     #[napi(getter, ts_return_type = "number | undefined")]
     pub fn local_port(&self, env: Env) -> Value {
         self.addr(env, false, |env, a| js::number(env, f64::from(a.port())))

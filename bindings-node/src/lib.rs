@@ -1,9 +1,9 @@
 //! polyio for Node: napi-rs over `polyio-core`. One runtime per Node environment, driven
 //! from the environment's own libuv loop (see `env`); each kind of I/O is a module that
-//! submits its ops and settles their completions: `tcp`, `conn` (`Connection`, every stream
-//! kind's), `server` (`Server`, every stream kind's), `timer` (`sleep`), `dns` (`lookup`);
-//! `net` has `connect()` and `listen()`, which pick the kind from their options. `api.js`
-//! adds the JS-only parts (async iterators, `Symbol.asyncDispose`, `toDuplex()`,
+//! submits its ops and settles their completions: `tcp`, `unix`, `conn` (`Connection`,
+//! every stream kind's), `server` (`Server`, every stream kind's), `timer` (`sleep`), `dns`
+//! (`lookup`); `net` has `connect()` and `listen()`, which pick the kind from their options.
+//! `api.js` adds the JS-only parts (async iterators, `Symbol.asyncDispose`, `toDuplex()`,
 //! AbortSignal listeners). No thread hop per operation, no threadsafe function per
 //! operation: results ready at call time settle at once, the rest settle in batches, one
 //! callback scope per loop wakeup.
@@ -22,6 +22,7 @@ mod net;
 mod server;
 mod tcp;
 mod timer;
+mod unix;
 
 use napi::bindgen_prelude::Object;
 use napi::{Env, JsValue};

@@ -50,7 +50,7 @@ fn not_running(env: RawEnv) -> Value {
     js::error(env, "ERR_SERVER_NOT_RUNNING", "Server is not running.")
 }
 
-/// A listening server, from `listen()`. Async-iterable (yields each accepted
+/// A listening server (TCP or Unix), from `listen()`. Async-iterable (yields each accepted
 /// `Connection` until closed) and async-disposable (closes).
 #[napi]
 pub struct Server {
@@ -131,15 +131,23 @@ impl Server {
         st.submitted(id, self.inner.clone(), Op { tag: 0, arg: 0 }, signal)
     }
 
-    /// The bound address, as `net.Server.address()` gives it (`null` once closed).
-    #[napi(ts_return_type = "{ address: string, family: 'IPv4' | 'IPv6', port: number } | null")]
+    /// The bound address, as `net.Server.address()` gives it: `{ address, family, port }`,
+    /// a Unix server's path as a string, `null` once closed.
+    #[napi(
+        ts_return_type = "{ address: string, family: 'IPv4' | 'IPv6', port: number } | string | null"
+    )]
     pub fn address(&self, env: Env) -> Value {
         let env = env.raw();
-        let addr = match (self.inner.closed.get(), state()) {
-            (false, Some(st)) => st.rt.borrow().local_addr(self.inner.handle).ok(),
-            _ => None,
+        let Some(st) = state().filter(|_| !self.inner.closed.get()) else {
+            return js::null(env);
         };
-        match addr {
+        let rt = st.rt.borrow();
+        // A Unix listener: its path, as `net` gives a pipe's (an abstract name keeps its
+        // leading '\0').
+        if let Ok(path) = rt.unix_local_path(self.inner.handle) {
+            return js::string(env, &String::from_utf8_lossy(&path));
+        }
+        match rt.local_addr(self.inner.handle).ok() {
             None => js::null(env),
             Some(a) => {
                 let o = js::object(env);

@@ -3,10 +3,10 @@
 //! addresses of handles as asyncio gives them. The runtime keeps owning the socket: nothing
 //! here can close it.
 
-use polyio_core::Handle;
+use polyio_core::{Handle, Runtime, Status};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::driver::Driver;
 use crate::errors::raise;
@@ -23,6 +23,8 @@ pub struct TransportSocket {
     drv: Py<Driver>,
     h: Handle,
     family: Py<PyAny>,
+    /// A Unix socket (`AF_UNIX`, protocol 0), else TCP.
+    unix: bool,
 }
 
 impl TransportSocket {
@@ -32,23 +34,31 @@ impl TransportSocket {
             Ok(rt) => rt.local_addr(h),
             Err(_) => return Ok(None),
         };
-        let Ok(addr) = addr else { return Ok(None) };
-        let name = if addr.is_ipv6() {
-            "AF_INET6"
-        } else {
-            "AF_INET"
+        let name = match addr {
+            Ok(a) if a.is_ipv6() => "AF_INET6",
+            Ok(_) => "AF_INET",
+            // Not an IP socket: a Unix one, if it still exists.
+            Err(Status::InvalidArgument) => "AF_UNIX",
+            Err(_) => return Ok(None),
         };
         let family = py.import(intern!(py, "socket"))?.getattr(name)?.unbind();
         Ok(Some(TransportSocket {
             drv: drv.clone().unbind(),
             h,
             family,
+            unix: name == "AF_UNIX",
         }))
     }
 
     fn addr(&self, py: Python<'_>, peer: bool) -> PyResult<Py<PyAny>> {
         let mut d = self.drv.bind(py).borrow_mut();
         let rt = d.rt().map_err(|_| closed(py))?;
+        if self.unix {
+            return match unix_addr(py, rt, self.h, peer) {
+                Some(a) => a.map_err(|s| raise(py, s)),
+                None => Err(closed(py)),
+            };
+        }
         let a = if peer {
             rt.peer_addr(self.h)
         } else {
@@ -108,6 +118,9 @@ pub(crate) fn peer_or_local(
     peer: bool,
 ) -> Option<Py<PyAny>> {
     let rt = d.runtime()?;
+    if let Some(a) = unix_addr(py, rt, h, peer) {
+        return a.ok();
+    }
     let a = if peer {
         rt.peer_addr(h)
     } else {
@@ -116,13 +129,44 @@ pub(crate) fn peer_or_local(
     a.ok().and_then(|a| addr_tuple(py, a).ok())
 }
 
+/// The Unix path of `h` (its own, or with `peer` its peer's) as Python's `socket` module
+/// gives an `AF_UNIX` address: a filesystem path as `str` (decoded as `os.fsdecode` does),
+/// an abstract name as `bytes` with its leading NUL, `''` when unbound. `None` when `h` is
+/// not a Unix socket.
+fn unix_addr(
+    py: Python<'_>,
+    rt: &Runtime,
+    h: Handle,
+    peer: bool,
+) -> Option<Result<Py<PyAny>, Status>> {
+    let path = if peer {
+        rt.unix_peer_path(h)
+    } else {
+        rt.unix_local_path(h)
+    };
+    let path = match path {
+        Err(Status::InvalidArgument) => return None,
+        Err(s) => return Some(Err(s)),
+        Ok(p) => p,
+    };
+    let bytes = PyBytes::new(py, &path);
+    if path.first() == Some(&0) {
+        return Some(Ok(bytes.into_any().unbind()));
+    }
+    let decoded = py
+        .import(intern!(py, "os"))
+        .and_then(|os| os.call_method1(intern!(py, "fsdecode"), (bytes,)))
+        .map(Bound::unbind);
+    Some(decoded.map_err(|_| Status::IoError))
+}
+
 fn closed(_py: Python<'_>) -> PyErr {
     pyo3::exceptions::PyOSError::new_err((EBADF, "Bad file descriptor"))
 }
 
 #[pymethods]
 impl TransportSocket {
-    /// `socket.AF_INET` or `socket.AF_INET6`.
+    /// `socket.AF_INET`, `socket.AF_INET6` or `socket.AF_UNIX`.
     #[getter]
     fn family(&self, py: Python<'_>) -> Py<PyAny> {
         self.family.clone_ref(py)
@@ -137,9 +181,12 @@ impl TransportSocket {
             .unbind())
     }
 
-    /// `socket.IPPROTO_TCP`.
+    /// `socket.IPPROTO_TCP` (0 for a Unix socket).
     #[getter]
     fn proto(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if self.unix {
+            return Ok(0i32.into_pyobject(py)?.into_any().unbind());
+        }
         Ok(py
             .import(intern!(py, "socket"))?
             .getattr(intern!(py, "IPPROTO_TCP"))?

@@ -13,7 +13,7 @@
 //! record and wake keys; `socket` the resources; `task` the one op type for futures;
 //! `runtime/` the queue, ids, timers, cancellation and the turn; then one module per kind
 //! of I/O, each an `impl Runtime` block: `stream` (the ops every connected socket shares),
-//! `dns` and `tcp`.
+//! `dns`, `tcp` and `unix`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -31,6 +31,7 @@ mod status;
 mod stream;
 mod task;
 mod tcp;
+mod unix;
 mod wake;
 
 pub use backend::Backend;
@@ -43,4 +44,5 @@ pub use policy::{Backpressure, BadWaterMarks, HIGH_WATER, LOW_WATER, READ_SIZE, 
 pub use runtime::{Options, Runtime, Stats};
 pub use status::{ALL_STATUSES, Status};
 pub use tcp::{ConnectOptions, ListenOptions, MAX_KEEPALIVE_IDLE_SECS};
+pub use unix::{PeerCred, UNIX_PATH_MAX};
 pub use wake::RuntimeWaker;

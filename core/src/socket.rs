@@ -1,33 +1,38 @@
 //! The resources a runtime holds: connected streams and listeners, each with the queues of
-//! operations waiting on it. One enum per role lists every socket kind (TCP today), so the
+//! operations waiting on it. One enum per role lists every socket kind (TCP, Unix), so the
 //! stream ops in `stream.rs` are written once for all of them, as libuv's `stream.c` is.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
 use std::task::{Context, Poll, Waker};
 
 use socket2::SockRef;
 use tokio::io::Interest;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::handle::Handle;
 
 /// A connected stream socket of any kind.
 pub(crate) enum StreamSocket {
     Tcp(TcpStream),
+    Unix(UnixStream),
 }
 
 impl StreamSocket {
     pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             StreamSocket::Tcp(s) => s.poll_read_ready(cx),
+            StreamSocket::Unix(s) => s.poll_read_ready(cx),
         }
     }
 
     pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             StreamSocket::Tcp(s) => s.poll_write_ready(cx),
+            StreamSocket::Unix(s) => s.poll_write_ready(cx),
         }
     }
 
@@ -40,12 +45,14 @@ impl StreamSocket {
     ) -> io::Result<R> {
         match self {
             StreamSocket::Tcp(s) => s.try_io(interest, f),
+            StreamSocket::Unix(s) => s.try_io(interest, f),
         }
     }
 
     pub(crate) fn sock_ref(&self) -> SockRef<'_> {
         match self {
             StreamSocket::Tcp(s) => SockRef::from(s),
+            StreamSocket::Unix(s) => SockRef::from(s),
         }
     }
 }
@@ -54,6 +61,7 @@ impl AsRawFd for StreamSocket {
     fn as_raw_fd(&self) -> RawFd {
         match self {
             StreamSocket::Tcp(s) => s.as_raw_fd(),
+            StreamSocket::Unix(s) => s.as_raw_fd(),
         }
     }
 }
@@ -61,6 +69,13 @@ impl AsRawFd for StreamSocket {
 /// A listening socket of any kind.
 pub(crate) enum ListenSocket {
     Tcp(TcpListener),
+    /// A Unix listener, and the socket file it removes when it closes (none for an abstract
+    /// name). Fields drop in order: the socket closes before its file goes.
+    Unix {
+        listener: UnixListener,
+        /// Dropped after `listener`.
+        file: Option<SocketFile>,
+    },
 }
 
 impl ListenSocket {
@@ -70,12 +85,56 @@ impl ListenSocket {
             ListenSocket::Tcp(l) => l
                 .poll_accept(cx)
                 .map(|r| r.map(|(s, _)| StreamSocket::Tcp(s))),
+            ListenSocket::Unix { listener: l, .. } => l
+                .poll_accept(cx)
+                .map(|r| r.map(|(s, _)| StreamSocket::Unix(s))),
         }
     }
 
     pub(crate) fn sock_ref(&self) -> SockRef<'_> {
         match self {
             ListenSocket::Tcp(l) => SockRef::from(l),
+            ListenSocket::Unix { listener: l, .. } => SockRef::from(l),
+        }
+    }
+}
+
+/// The filesystem entry a Unix listener bound, removed when the listener closes — but only
+/// while the path still names that same socket (same device and inode, as CPython 3.13's
+/// `cleanup_socket` checks), so a file put there since is left alone.
+pub(crate) struct SocketFile {
+    /// `None` once kept ([`keep`](Self::keep)): nothing to remove.
+    path: Option<PathBuf>,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    /// Records the socket file now at `path` (just bound); `None` if it cannot be seen.
+    pub(crate) fn bound_at(path: PathBuf) -> Option<SocketFile> {
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        Some(SocketFile {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            path: Some(path),
+        })
+    }
+
+    /// Leaves the file in place when this is dropped.
+    pub(crate) fn keep(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else { return };
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && meta.file_type().is_socket()
+            && meta.dev() == self.dev
+            && meta.ino() == self.ino
+        {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

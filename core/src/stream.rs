@@ -227,10 +227,11 @@ impl Runtime {
         }
     }
 
-    /// The local address of a connection or listener.
+    /// The local address of a TCP connection or listener (`InvalidArgument` for a Unix
+    /// one: see [`unix_local_path`](Self::unix_local_path)).
     pub fn local_addr(&self, h: Handle) -> Result<SocketAddr, Status> {
         self.with_socket(h, |s| s.local_addr())
-            .and_then(|a| a.as_socket().ok_or(Status::IoError))
+            .and_then(|a| a.as_socket().ok_or(Status::InvalidArgument))
     }
 
     /// The socket's file descriptor, for options the runtime does not wrap (`setsockopt`).
@@ -240,13 +241,14 @@ impl Runtime {
         self.with_socket(h, |s| Ok(s.as_raw_fd()))
     }
 
-    /// The peer address of a connection.
+    /// The peer address of a TCP connection (`InvalidArgument` for a Unix one: see
+    /// [`unix_peer_path`](Self::unix_peer_path)).
     pub fn peer_addr(&self, h: Handle) -> Result<SocketAddr, Status> {
         match self.resources.get(h) {
             Some(Resource::Listener(_)) => Err(Status::NotConnected),
             Some(Resource::Conn(_)) | None => self
                 .with_socket(h, |s| s.peer_addr())
-                .and_then(|a| a.as_socket().ok_or(Status::IoError)),
+                .and_then(|a| a.as_socket().ok_or(Status::InvalidArgument)),
         }
     }
 

@@ -160,17 +160,18 @@ impl Runtime {
         self.add_listener(ListenSocket::Tcp(listener))
     }
 
-    /// Sets or clears `TCP_NODELAY` on a connection.
+    /// Sets or clears `TCP_NODELAY` on a connection (`InvalidArgument` on a Unix one).
     pub fn set_nodelay(&mut self, h: Handle, on: bool) -> Result<(), Status> {
-        self.conn_mut(h)?;
+        self.tcp_conn(h)?;
         self.with_socket(h, |s| s.set_tcp_nodelay(on))
     }
 
     /// Turns TCP keepalive off (`None`) or on with the given idle time before the first
     /// probe: whole seconds from 1 to 32,767 (Linux's limit for `TCP_KEEPIDLE`; a fraction
     /// of a second is dropped). Outside that range: `InvalidArgument`, and nothing changes.
+    /// `InvalidArgument` on a Unix connection.
     pub fn set_keepalive(&mut self, h: Handle, idle: Option<Duration>) -> Result<(), Status> {
-        self.conn_mut(h)?;
+        self.tcp_conn(h)?;
         match idle {
             None => self.with_socket(h, |s| s.set_keepalive(false)),
             Some(d) if !(1..=MAX_KEEPALIVE_IDLE_SECS).contains(&d.as_secs()) => {
@@ -179,6 +180,16 @@ impl Runtime {
             Some(d) => self.with_socket(h, |s| {
                 s.set_tcp_keepalive(&TcpKeepalive::new().with_time(d))
             }),
+        }
+    }
+}
+
+impl Runtime {
+    /// Checks that `h` is a TCP connection: `InvalidArgument` for another kind or a listener.
+    fn tcp_conn(&mut self, h: Handle) -> Result<(), Status> {
+        match self.conn_mut(h)?.stream {
+            StreamSocket::Tcp(_) => Ok(()),
+            StreamSocket::Unix(_) => Err(Status::InvalidArgument),
         }
     }
 }

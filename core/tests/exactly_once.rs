@@ -2,7 +2,8 @@
 //! ends in exactly one completion, no rejected submission ends in any, and no completion
 //! carries an unknown user_data — through cancels, deadlines, closes, full queues and
 //! `shutdown_all`; name lookups and connects by name among them, some on a resolver that
-//! never answers (ended only by cancel, deadline or shutdown). On both backends.
+//! never answers (ended only by cancel, deadline or shutdown). About a third of the
+//! connections are Unix sockets (abstract names), the rest TCP. On both backends.
 //!
 //! Reproduce a failure with the seed it prints: `POLYIO_SEED=<seed> cargo test -p
 //! polyio-core --test exactly_once`.
@@ -145,6 +146,10 @@ struct World {
     listener: Handle,
     port: u16,
     dead_port: u16,
+    unix_listener: Handle,
+    unix_name: Vec<u8>,
+    /// An abstract name nothing listens on: connects to it are refused.
+    dead_name: Vec<u8>,
     conns: Vec<Handle>,
     closed: Vec<Handle>,
     peers: Vec<TcpStream>,
@@ -173,6 +178,12 @@ impl World {
             .unwrap();
         let dead_port = rt.local_addr(dead).unwrap().port();
         rt.close(dead).unwrap();
+        let tag = format!("\0polyio-exactly-once-{}-{backend:?}", std::process::id());
+        let unix_name = format!("{tag}-live").into_bytes();
+        let dead_name = format!("{tag}-dead").into_bytes();
+        let unix_listener = rt
+            .unix_listen(&unix_name, ListenOptions::default())
+            .unwrap();
         World {
             rt,
             rng: Rng(seed),
@@ -185,6 +196,9 @@ impl World {
             listener,
             port,
             dead_port,
+            unix_listener,
+            unix_name,
+            dead_name,
             conns: Vec::new(),
             closed: Vec::new(),
             peers: Vec::new(),
@@ -406,12 +420,28 @@ impl World {
 
     fn open_pair(&mut self) {
         let (a, c) = (self.ud(), self.ud());
-        let l = self.listener;
+        let unix = self.rng.below(3) == 0;
+        let l = if unix {
+            self.unix_listener
+        } else {
+            self.listener
+        };
         let r = self.rt.accept(l, a);
         self.submitted(a, r, OpCode::Accept, l, 0, &[]);
-        let port = self.port;
-        let r = self.rt.tcp_connect("127.0.0.1", port, c);
-        self.submitted(c, r, OpCode::Connect, Handle::NONE, 0, &[]);
+        self.connect(unix, true, c);
+    }
+
+    /// Submits a connect, over Unix or TCP, to the live listener or to nobody.
+    fn connect(&mut self, unix: bool, live: bool, ud: u64) {
+        let r = match (unix, live) {
+            (true, true) => self.rt.unix_connect(&self.unix_name, ud),
+            (true, false) => self.rt.unix_connect(&self.dead_name, ud),
+            (false, true) => self.rt.tcp_connect("127.0.0.1", self.port, ud),
+            (false, false) => self.rt.tcp_connect("127.0.0.1", self.dead_port, ud),
+        };
+        let kind = if unix { "unix" } else { "tcp" };
+        self.count(format!("connect {kind} live={live} {r:?}"));
+        self.submitted(ud, r, OpCode::Connect, Handle::NONE, 0, &[]);
     }
 
     fn collect(&mut self, out: Vec<Completion>) {
@@ -462,8 +492,11 @@ impl World {
                 return (h, Some(Status::BadHandle));
             }
         }
-        if roll < 6 {
+        if roll < 5 {
             return (self.listener, Some(Status::InvalidArgument));
+        }
+        if roll < 6 {
+            return (self.unix_listener, Some(Status::InvalidArgument));
         }
         if roll < 8 {
             return (Handle::from_raw(self.rng.next()), Some(Status::BadHandle));
@@ -560,7 +593,11 @@ impl World {
                     .count();
                 if waiting < 4 && self.conns.len() < MAX_CONNS {
                     let ud = self.ud();
-                    let l = self.listener;
+                    let l = if self.rng.below(3) == 0 {
+                        self.unix_listener
+                    } else {
+                        self.listener
+                    };
                     let r = self.rt.accept(l, ud);
                     self.submitted(ud, r, OpCode::Accept, l, 0, &[]);
                 }
@@ -571,13 +608,9 @@ impl World {
                     return self.check_invariants();
                 }
                 let ud = self.ud();
-                let port = if self.rng.below(10) == 0 {
-                    self.dead_port
-                } else {
-                    self.port
-                };
-                let r = self.rt.tcp_connect("127.0.0.1", port, ud);
-                self.submitted(ud, r, OpCode::Connect, Handle::NONE, 0, &[]);
+                let live = self.rng.below(10) != 0;
+                let unix = self.rng.below(3) == 0;
+                self.connect(unix, live, ud);
             }
             // cancel by user_data
             505..=604 => {
@@ -751,6 +784,12 @@ impl World {
         let port = self.port;
         assert_eq!(
             self.rt.tcp_connect("127.0.0.1", port, ud),
+            Err(Status::Shutdown)
+        );
+        self.rejected.insert(ud);
+        let ud = self.ud();
+        assert_eq!(
+            self.rt.unix_connect(&self.unix_name, ud),
             Err(Status::Shutdown)
         );
         self.rejected.insert(ud);

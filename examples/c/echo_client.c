@@ -7,6 +7,7 @@
  * all any foreign event loop needs to drive polyio.
  *
  *   echo_client [--conns C] [--size BYTES] [--count N] [--show] HOST PORT
+ *   echo_client [options] --unix PATH          (a Unix socket instead of TCP)
  *
  * Each of C connections sends N messages of BYTES bytes, one at a time, and checks that
  * every echoed byte matches. It prints what it exchanged and the round-trip rate.
@@ -120,7 +121,7 @@ static void handle(client *clients, const polyio_completion *cp) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: echo_client [--conns C] [--size BYTES] [--count N] [--show] HOST PORT\n");
+    fprintf(stderr, "usage: echo_client [--conns C] [--size BYTES] [--count N] [--show] HOST PORT | --unix PATH\n");
     return 2;
 }
 
@@ -131,9 +132,12 @@ static double now_s(void) {
 }
 
 int main(int argc, char **argv) {
+    const char *unix_path = NULL;
     int argi = 1;
     for (; argi < argc && strncmp(argv[argi], "--", 2) == 0; argi++) {
-        if (strcmp(argv[argi], "--show") == 0)
+        if (argi + 1 < argc && strcmp(argv[argi], "--unix") == 0)
+            unix_path = argv[++argi];
+        else if (strcmp(argv[argi], "--show") == 0)
             show = 1;
         else if (argi + 1 < argc && strcmp(argv[argi], "--conns") == 0)
             conns = (size_t)strtoull(argv[++argi], NULL, 10);
@@ -144,11 +148,11 @@ int main(int argc, char **argv) {
         else
             return usage();
     }
-    if (argc - argi != 2 || conns == 0 || conns > 10000 || size == 0 || size > (64u << 20))
+    if (argc - argi != (unix_path ? 0 : 2) || conns == 0 || conns > 10000 || size == 0 || size > (64u << 20))
         return usage();
-    const char *host = argv[argi];
-    long port = strtol(argv[argi + 1], NULL, 10);
-    if (port <= 0 || port > 65535)
+    const char *host = unix_path ? NULL : argv[argi];
+    long port = unix_path ? 0 : strtol(argv[argi + 1], NULL, 10);
+    if (!unix_path && (port <= 0 || port > 65535))
         return usage();
 
     polyio_status s = polyio_runtime_new(NULL, &rt);
@@ -164,7 +168,8 @@ int main(int argc, char **argv) {
         clients[i].in = malloc(size);
         if (clients[i].out == NULL || clients[i].in == NULL)
             return 1;
-        s = polyio_tcp_connect(rt, host, (uint16_t)port, UD(i, UD_CONNECT));
+        s = unix_path ? polyio_unix_connect(rt, unix_path, strlen(unix_path), UD(i, UD_CONNECT))
+                      : polyio_tcp_connect(rt, host, (uint16_t)port, UD(i, UD_CONNECT));
         if (s != POLYIO_STATUS_OK) {
             fprintf(stderr, "echo_client: connect: %s\n", polyio_strerror(s));
             return 1;

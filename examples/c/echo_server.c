@@ -1,5 +1,5 @@
 /*
- * echo_server.c: a TCP echo server on polyio.
+ * echo_server.c: a TCP (or Unix socket) echo server on polyio.
  *
  * By default it blocks in polyio_reap(). With --poll it embeds polyio in its own poll()
  * loop instead: it watches polyio_runtime_backend_fd(), sleeps at most
@@ -7,8 +7,10 @@
  * loop (libuv, glib, your own epoll) drives polyio.
  *
  *   echo_server [--poll] [--backend=auto|epoll|thread] [--quiet] HOST PORT
+ *   echo_server [options] --unix PATH
  *
- * PORT 0 picks a free port; the server prints "listening on HOST:PORT" once it accepts.
+ * PORT 0 picks a free port; the server prints "listening on HOST:PORT" (with --unix:
+ * "listening on unix:PATH") once it accepts. The socket file goes when the server stops.
  * SIGINT or SIGTERM stop it cleanly: it frees the runtime and prints what it served.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -118,7 +120,7 @@ static int handle(polyio_handle listener, const polyio_completion *cp) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: echo_server [--poll] [--backend=auto|epoll|thread] [--quiet] HOST PORT\n");
+    fprintf(stderr, "usage: echo_server [--poll] [--backend=auto|epoll|thread] [--quiet] HOST PORT | --unix PATH\n");
     return 2;
 }
 
@@ -126,9 +128,12 @@ int main(int argc, char **argv) {
     int use_poll = 0, quiet = 0;
     polyio_options opts;
     polyio_options_init(&opts);
+    const char *unix_path = NULL;
     int argi = 1;
     for (; argi < argc && strncmp(argv[argi], "--", 2) == 0; argi++) {
-        if (strcmp(argv[argi], "--poll") == 0)
+        if (argi + 1 < argc && strcmp(argv[argi], "--unix") == 0)
+            unix_path = argv[++argi];
+        else if (strcmp(argv[argi], "--poll") == 0)
             use_poll = 1;
         else if (strcmp(argv[argi], "--quiet") == 0)
             quiet = 1;
@@ -141,23 +146,38 @@ int main(int argc, char **argv) {
         else
             return usage();
     }
-    if (argc - argi != 2)
+    const char *host = NULL;
+    long port = 0;
+    if (unix_path == NULL) {
+        if (argc - argi != 2)
+            return usage();
+        host = argv[argi];
+        char *end = NULL;
+        port = strtol(argv[argi + 1], &end, 10);
+        if (*end != '\0' || port < 0 || port > 65535)
+            return usage();
+    } else if (argc != argi) {
         return usage();
-    const char *host = argv[argi];
-    char *end = NULL;
-    long port = strtol(argv[argi + 1], &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535)
-        return usage();
+    }
 
     if (check(polyio_runtime_new(&opts, &rt), "runtime") != 0)
         return 1;
     polyio_handle listener;
-    if (check(polyio_tcp_listen(rt, host, (uint16_t)port, 0, 0, &listener), "listen") != 0) {
+    polyio_status ls = unix_path ? polyio_unix_listen(rt, unix_path, strlen(unix_path), 0, 0, &listener)
+                                 : polyio_tcp_listen(rt, host, (uint16_t)port, 0, 0, &listener);
+    if (check(ls, "listen") != 0) {
         polyio_runtime_free(rt);
         return 1;
     }
+    /* Where it listens, as "HOST:PORT" or "unix:PATH". */
+    char where[128];
     polyio_addr addr;
-    polyio_tcp_local_addr(rt, listener, &addr);
+    if (unix_path != NULL)
+        snprintf(where, sizeof where, "unix:%s", unix_path);
+    else if (polyio_tcp_local_addr(rt, listener, &addr) == POLYIO_STATUS_OK)
+        snprintf(where, sizeof where, "%s:%u", addr.ip, addr.port);
+    else
+        snprintf(where, sizeof where, "?");
     if (check(polyio_accept(rt, listener, 0), "accept") != 0) {
         polyio_runtime_free(rt);
         return 1;
@@ -167,7 +187,7 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    printf("listening on %s:%u (%s backend, %s)\n", addr.ip, addr.port,
+    printf("listening on %s (%s backend, %s)\n", where,
            polyio_runtime_backend(rt) == POLYIO_BACKEND_EPOLL ? "epoll" : "thread",
            use_poll ? "driven by a poll() loop" : "blocking in polyio_reap");
     fflush(stdout);

@@ -3,6 +3,8 @@
 // write with backpressure, AbortSignal and timeouts, `await using`, and a Duplex pipeline.
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import * as polyio from 'polyio'
 import type { Connection, Server } from 'polyio'
 
@@ -30,7 +32,7 @@ async function upperCaseOnce(server: Server): Promise<void> {
 async function main(): Promise<void> {
   const server = await polyio.listen({ host: '127.0.0.1', port: 0 })
   const address = server.address()
-  if (address === null) throw new Error('not listening')
+  if (address === null || typeof address === 'string') throw new Error('not listening on TCP')
   const serving = serve(server)
 
   const conn = await polyio.connect({ host: address.address, port: address.port, noDelay: true, timeout: 2000 })
@@ -51,7 +53,8 @@ async function main(): Promise<void> {
   const upper = await polyio.listen({ host: '127.0.0.1', port: 0 })
   const done = upperCaseOnce(upper)
   {
-    await using c = await polyio.connect({ host: '127.0.0.1', port: upper.address()?.port ?? 0 })
+    const ua = upper.address()
+    await using c = await polyio.connect({ host: '127.0.0.1', port: typeof ua === 'object' ? ua?.port ?? 0 : 0 })
     await c.write('shout')
     await c.end()
     const parts: Buffer[] = []
@@ -60,6 +63,17 @@ async function main(): Promise<void> {
   }
   await done
   await upper.close()
+
+  // A Unix socket: `path` instead of `host` and `port`, as in `net`.
+  const path = join(tmpdir(), `polyio-echo-ts-${process.pid}.sock`)
+  const local = await polyio.listen({ path })
+  const localServing = serve(local)
+  const uc = await polyio.connect({ path })
+  await uc.write('over a Unix socket\n')
+  console.log(`${String(local.address())}: ${(await uc.read())?.toString().trim()}`)
+  await uc.close()
+  await local.close() // removes the socket file
+  await localServing
 }
 
 void main()

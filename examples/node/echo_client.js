@@ -2,6 +2,7 @@
 // echo_client.js: a polyio echo client for Node.
 //
 //   node examples/node/echo_client.js [--conns C] [--size BYTES] [--count N] [--show] HOST PORT
+//   node examples/node/echo_client.js [options] --unix PATH      (a Unix socket instead of TCP)
 //
 // Each of C connections sends N messages of BYTES bytes, one at a time, and checks that
 // every echoed byte matches, with the same messages as examples/c/echo_client.c. Prints the round-trip rate.
@@ -10,19 +11,20 @@ const polyio = require('../../bindings-node');
 
 /** @param {string[]} argv */
 function parseArgs(argv) {
-  const o = { conns: 1, size: 64, count: 1000, show: false, host: '', port: 0 };
+  const o = { conns: 1, size: 64, count: 1000, show: false, host: '', port: 0, unix: '' };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--show') o.show = true;
+    else if (a === '--unix') o.unix = argv[++i] ?? '';
     else if (a === '--conns' || a === '--size' || a === '--count') o[/** @type {'conns' | 'size' | 'count'} */ (a.slice(2))] = Number(argv[++i]);
     else rest.push(a);
   }
-  if (rest.length !== 2 || !(o.conns > 0 && o.size > 0 && o.count >= 0)) {
-    console.error('usage: echo_client [--conns C] [--size BYTES] [--count N] [--show] HOST PORT');
+  if (rest.length !== (o.unix ? 0 : 2) || !(o.conns > 0 && o.size > 0 && o.count >= 0)) {
+    console.error('usage: echo_client [--conns C] [--size BYTES] [--count N] [--show] HOST PORT | --unix PATH');
     process.exit(2);
   }
-  [o.host, o.port] = [rest[0], Number(rest[1])];
+  if (!o.unix) [o.host, o.port] = [rest[0], Number(rest[1])];
   return o;
 }
 
@@ -48,7 +50,7 @@ async function readExactly(conn, n) {
  * @param {number} idx
  */
 async function client(o, idx) {
-  const conn = await polyio.connect({ host: o.host, port: o.port, noDelay: true });
+  const conn = await polyio.connect(o.unix ? { path: o.unix } : { host: o.host, port: o.port, noDelay: true });
   const msg = Buffer.alloc(o.size);
   for (let n = 0; n < o.count; n++) {
     // The same bytes examples/c/echo_client.c sends: 'a' + (idx*7 + n*13 + i) % 26.

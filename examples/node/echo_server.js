@@ -2,11 +2,13 @@
 // echo_server.js: a polyio echo server for Node.
 //
 //   node examples/node/echo_server.js HOST PORT      (PORT 0: an ephemeral port)
+//   node examples/node/echo_server.js --unix PATH    (a Unix socket; its file goes on close)
 //
-// Prints "listening on HOST:PORT", serves each connection with `for await` over its
-// chunks and `await conn.write(chunk)` (awaiting gives backpressure), and on SIGTERM or
-// SIGINT prints what it served and exits. The polyio runtime is driven from this
-// process's own libuv loop: no extra thread, no per-operation hop.
+// Prints "listening on HOST:PORT" (or "listening on unix:PATH"), serves each connection
+// with `for await` over its chunks and `await conn.write(chunk)` (awaiting gives
+// backpressure), and on SIGTERM or SIGINT prints what it served and exits. The polyio
+// runtime is driven from this process's own libuv loop: no extra thread, no per-operation
+// hop.
 'use strict';
 const polyio = require('../../bindings-node');
 
@@ -35,10 +37,13 @@ async function serve(conn, stats) {
 }
 
 async function main() {
-  const [host = '127.0.0.1', portArg = '7000'] = process.argv.slice(2);
-  const server = await polyio.listen({ host, port: Number(portArg) });
+  const args = process.argv.slice(2);
+  const unixPath = args[0] === '--unix' ? args[1] : undefined;
+  const [host = '127.0.0.1', portArg = '7000'] = args;
+  const server = await polyio.listen(unixPath ? { path: unixPath } : { host, port: Number(portArg) });
   const addr = server.address();
-  console.log(`listening on ${addr?.address}:${addr?.port} (polyio, node ${process.version})`);
+  const where = typeof addr === 'string' ? `unix:${addr}` : `${addr?.address}:${addr?.port}`;
+  console.log(`listening on ${where} (polyio, node ${process.version})`);
   const stats = { conns: 0, bytes: 0, failed: 0 };
   const stop = () => void server.close();
   process.once('SIGTERM', stop);

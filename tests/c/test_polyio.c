@@ -9,7 +9,8 @@
  * caps the largest echo at 1 MiB and the many-ops tests at 200 operations.
  *
  * Every test that needs a server starts it itself on 127.0.0.1 port 0 and reads the port
- * back with polyio_tcp_local_addr. Every wait is bounded (WAIT_MS without progress fails
+ * back with polyio_tcp_local_addr; a Unix socket test binds in a mkdtemp directory or an
+ * abstract name of its own. Every wait is bounded (WAIT_MS without progress fails
  * the test) and a watchdog alarm ends the run if a library call itself hangs, so a bug
  * fails instead of hanging. Timing is asserted only as "did not complete before X", where
  * that is the point of the test.
@@ -3059,6 +3060,251 @@ done:
     free_runtime(rt);
 }
 
+/* ---- Unix domain sockets ------------------------------------------------------------ */
+
+/* A fresh directory for socket files (removed by the test). */
+static bool make_temp_dir(char *dir, size_t cap) {
+    snprintf(dir, cap, "/tmp/polyio-c-XXXXXX");
+    return CHECK(mkdtemp(dir) != NULL);
+}
+
+static bool path_exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* Listens on `path` (len bytes), accepts and connects; fills `p` (port 0). */
+static bool make_unix_pair(polyio_runtime *rt, const char *path, size_t len, tcp_pair *p) {
+    memset(p, 0, sizeof *p);
+    if (!CHECK_ST(polyio_unix_listen(rt, path, len, 0, 0, &p->listener), OK))
+        return false;
+    uint64_t ua = ud_next(), uc = ud_next();
+    polyio_completion ca, cc;
+    if (!CHECK_ST(polyio_accept(rt, p->listener, ua), OK) || !CHECK_ST(polyio_unix_connect(rt, path, len, uc), OK))
+        return false;
+    if (!WAIT_FOR(rt, uc, &cc) || !WAIT_FOR(rt, ua, &ca))
+        return false;
+    CHECK_EQ(cc.op, POLYIO_OP_CONNECT);
+    if (!CHECK_ST(cc.result, OK) || !CHECK_ST(ca.result, OK))
+        return false;
+    p->client = cc.handle;
+    p->server = ca.handle;
+    return true;
+}
+
+static void unix_echo(uint32_t backend) {
+    char dir[64], path[128], got[POLYIO_UNIX_PATH_MAX + 1];
+    uint8_t *data = malloc(256 * KiB), *back = malloc(256 * KiB);
+    tcp_pair p = {0};
+    size_t len = 0;
+    polyio_runtime *rt = new_runtime(backend);
+    REQUIRE(rt && data && back && make_temp_dir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/echo.sock", dir);
+    REQUIRE(make_unix_pair(rt, path, strlen(path), &p));
+    REQUIRE(path_exists(path));
+    fill_random(data, 256 * KiB, 11);
+    uint64_t uw = ud_next();
+    polyio_completion cw;
+    REQUIRE_ST(polyio_write(rt, p.client, data, 256 * KiB, uw), OK);
+    REQUIRE(read_exact(rt, p.server, back, 256 * KiB));
+    REQUIRE(WAIT_FOR(rt, uw, &cw));
+    CHECK_EQ(cw.result, (int64_t)(256 * KiB));
+    CHECK(memcmp(data, back, 256 * KiB) == 0);
+    REQUIRE(write_all(rt, p.server, back, 1000));
+    REQUIRE(read_exact(rt, p.client, data, 1000));
+    CHECK(memcmp(data, back, 1000) == 0);
+
+    /* Paths: the listener and the accepted end carry the path, the client is unnamed. */
+    memset(got, 'x', sizeof got);
+    REQUIRE_ST(polyio_unix_local_path(rt, p.listener, got, sizeof got, &len), OK);
+    CHECK_EQ(len, strlen(path));
+    CHECK(strcmp(got, path) == 0);
+    REQUIRE_ST(polyio_unix_peer_path(rt, p.client, got, sizeof got, &len), OK);
+    CHECK(len == strlen(path) && memcmp(got, path, len) == 0);
+    REQUIRE_ST(polyio_unix_local_path(rt, p.client, got, sizeof got, &len), OK);
+    CHECK_EQ(len, 0);
+    CHECK_EQ(got[0], 0);
+    CHECK_ST(polyio_unix_peer_path(rt, p.listener, got, sizeof got, &len), POLYIO_STATUS_NOT_CONNECTED);
+
+    /* Peer credentials: both ends are this process. */
+    polyio_peercred cred = {-1, 0, 0};
+    REQUIRE_ST(polyio_unix_peercred(rt, p.client, &cred), OK);
+    CHECK_EQ(cred.pid, getpid());
+    CHECK_EQ(cred.uid, getuid());
+    CHECK_EQ(cred.gid, getgid());
+    REQUIRE_ST(polyio_unix_peercred(rt, p.server, &cred), OK);
+    CHECK_EQ(cred.pid, getpid());
+    CHECK_ST(polyio_unix_peercred(rt, p.listener, &cred), POLYIO_STATUS_NOT_CONNECTED);
+
+    /* TCP-only calls say INVALID_ARGUMENT. */
+    polyio_addr a;
+    CHECK_ST(polyio_tcp_nodelay(rt, p.client, true), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_tcp_keepalive(rt, p.client, true, 10), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_tcp_local_addr(rt, p.client, &a), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_tcp_peer_addr(rt, p.server, &a), POLYIO_STATUS_INVALID_ARGUMENT);
+
+    /* EOF after the client's shutdown; closing the listener removes its file. */
+    uint64_t us = ud_next(), ur = ud_next();
+    polyio_completion c;
+    REQUIRE_ST(polyio_shutdown(rt, p.client, us), OK);
+    REQUIRE(WAIT_FOR(rt, us, &c));
+    REQUIRE_ST(polyio_read(rt, p.server, back, 16, ur), OK);
+    REQUIRE(WAIT_FOR(rt, ur, &c));
+    CHECK_EQ(c.result, 0);
+    close_handle(rt, &p.listener);
+    CHECK(!path_exists(path));
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+    rmdir(dir);
+    free(data);
+    free(back);
+}
+
+static void test_unix_echo_epoll(void) { unix_echo(POLYIO_BACKEND_EPOLL); }
+static void test_unix_echo_thread(void) { unix_echo(POLYIO_BACKEND_THREAD); }
+
+static void test_unix_abstract(void) {
+    char name[64], got[POLYIO_UNIX_PATH_MAX + 1];
+    size_t len = 0;
+    tcp_pair p = {0};
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    /* A leading NUL, and another one inside: every byte of the length counts. */
+    int n = snprintf(name, sizeof name, "@polyio-c-%d@abstract", (int)getpid());
+    REQUIRE(n > 0 && (size_t)n < sizeof name);
+    size_t name_len = (size_t)n;
+    name[0] = '\0';
+    *strchr(name + 1, '@') = '\0';
+    REQUIRE(make_unix_pair(rt, name, name_len, &p));
+    REQUIRE_ST(polyio_unix_peer_path(rt, p.client, got, sizeof got, &len), OK);
+    CHECK_EQ(len, name_len);
+    CHECK(memcmp(got, name, name_len) == 0);
+    uint8_t msg[5] = "hello", in[5];
+    REQUIRE(write_all(rt, p.client, msg, 5));
+    REQUIRE(read_exact(rt, p.server, in, 5));
+    CHECK(memcmp(msg, in, 5) == 0);
+    /* Nobody listens once it is closed: refused, in the completion. */
+    close_handle(rt, &p.listener);
+    uint64_t ud = ud_next();
+    polyio_completion c;
+    REQUIRE_ST(polyio_unix_connect(rt, name, name_len, ud), OK);
+    REQUIRE(WAIT_FOR(rt, ud, &c));
+    CHECK_ST(c.result, POLYIO_STATUS_CONNECTION_REFUSED);
+    /* A name that differs only past the inner NUL is another name. */
+    name[name_len - 1] = 'X';
+    ud = ud_next();
+    REQUIRE_ST(polyio_unix_connect(rt, name, name_len, ud), OK);
+    REQUIRE(WAIT_FOR(rt, ud, &c));
+    CHECK_ST(c.result, POLYIO_STATUS_CONNECTION_REFUSED);
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+}
+
+static void test_unix_connect_missing(void) {
+    char dir[64], path[128];
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt && make_temp_dir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/nobody.sock", dir);
+    uint64_t ud = ud_next();
+    polyio_completion c;
+    REQUIRE_ST(polyio_unix_connect(rt, path, strlen(path), ud), OK);
+    REQUIRE(WAIT_FOR(rt, ud, &c));
+    CHECK_EQ(c.op, POLYIO_OP_CONNECT);
+    CHECK_ST(c.result, POLYIO_STATUS_NOT_FOUND);
+    CHECK_EQ(c.handle, POLYIO_HANDLE_NONE);
+done:
+    free_runtime(rt);
+    rmdir(dir);
+}
+
+static void test_unix_listen_busy_and_free_removes(void) {
+    char dir[64], path[128];
+    polyio_handle l = POLYIO_HANDLE_NONE, l2 = 12345;
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt && make_temp_dir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/busy.sock", dir);
+    REQUIRE_ST(polyio_unix_listen(rt, path, strlen(path), 16, 0, &l), OK);
+    CHECK_ST(polyio_unix_listen(rt, path, strlen(path), 16, 0, &l2), POLYIO_STATUS_ADDRESS_IN_USE);
+    CHECK_EQ(l2, 12345); /* out-params are written only on success */
+    CHECK(path_exists(path));
+    free_runtime(rt);
+    rt = NULL;
+    CHECK(!path_exists(path));
+done:
+    free_runtime(rt);
+    rmdir(dir);
+}
+
+static void test_unix_hostile_arguments(void) {
+    char longest[POLYIO_UNIX_PATH_MAX + 2], buf[8];
+    size_t len = 777;
+    polyio_handle l = 12345;
+    polyio_peercred cred = {-7, 7, 7};
+    tcp_pair p = {0};
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    const polyio_status INVAL = POLYIO_STATUS_INVALID_ARGUMENT;
+    /* NULL runtime, NULL path (whatever the length), empty path. */
+    CHECK_ST(polyio_unix_connect(NULL, "/tmp/x", 6, 1), INVAL);
+    CHECK_ST(polyio_unix_connect(rt, NULL, 0, 1), INVAL);
+    CHECK_ST(polyio_unix_connect(rt, NULL, 6, 1), INVAL);
+    CHECK_ST(polyio_unix_connect(rt, "/tmp/x", 0, 1), INVAL);
+    CHECK_ST(polyio_unix_listen(NULL, "/tmp/x", 6, 0, 0, &l), INVAL);
+    CHECK_ST(polyio_unix_listen(rt, NULL, 6, 0, 0, &l), INVAL);
+    CHECK_ST(polyio_unix_listen(rt, "/tmp/x", 0, 0, 0, &l), INVAL);
+    /* Too long: a filesystem path of 108 bytes, an abstract name of 109. */
+    memset(longest, 'a', sizeof longest);
+    longest[0] = '/';
+    CHECK_ST(polyio_unix_connect(rt, longest, POLYIO_UNIX_PATH_MAX, 1), INVAL);
+    CHECK_ST(polyio_unix_listen(rt, longest, POLYIO_UNIX_PATH_MAX, 0, 0, &l), INVAL);
+    CHECK_ST(polyio_unix_connect(rt, longest, SIZE_MAX, 1), INVAL);
+    longest[0] = '\0';
+    CHECK_ST(polyio_unix_connect(rt, longest, POLYIO_UNIX_PATH_MAX + 1, 1), INVAL);
+    CHECK_ST(polyio_unix_listen(rt, longest, POLYIO_UNIX_PATH_MAX + 1, 0, 0, &l), INVAL);
+    /* A filesystem path with a NUL inside (the kernel would cut it there). */
+    CHECK_ST(polyio_unix_connect(rt, "/tmp/a\0b", 8, 1), INVAL);
+    CHECK_ST(polyio_unix_listen(rt, "/tmp/a\0b", 8, 0, 0, &l), INVAL);
+    /* NULL out, negative backlog, any flag (REUSEPORT included). */
+    CHECK_ST(polyio_unix_listen(rt, "\0polyio-hostile", 15, 0, 0, NULL), INVAL);
+    CHECK_ST(polyio_unix_listen(rt, "\0polyio-hostile", 15, -1, 0, &l), INVAL);
+    CHECK_ST(polyio_unix_listen(rt, "\0polyio-hostile", 15, 0, POLYIO_LISTEN_REUSEPORT, &l), INVAL);
+    CHECK_ST(polyio_unix_listen(rt, "\0polyio-hostile", 15, 0, 0x80, &l), INVAL);
+    CHECK_EQ(l, 12345);
+    /* Nothing was submitted. */
+    CHECK_EQ(in_flight(rt), 0);
+    polyio_completion c;
+    CHECK_EQ(polyio_turn(rt, &c, 1), 0);
+
+    /* The accessors: NULL pointers, a buffer too small, TCP handles, stale handles. */
+    REQUIRE(make_pair(rt, &p));
+    CHECK_ST(polyio_unix_peercred(rt, p.client, &cred), INVAL);
+    CHECK_ST(polyio_unix_peercred(NULL, p.client, &cred), INVAL);
+    CHECK_ST(polyio_unix_local_path(rt, p.client, buf, sizeof buf, &len), INVAL);
+    CHECK_ST(polyio_unix_peer_path(rt, p.listener, buf, sizeof buf, &len), INVAL);
+    CHECK_ST(polyio_unix_peercred(rt, 0xdeadbeef, &cred), POLYIO_STATUS_BAD_HANDLE);
+    close_pair(rt, &p);
+    /* An abstract name of 27 bytes, unique to this process: "@polyio-c-hostile-NNNNNNNNN". */
+    char name[28];
+    snprintf(name, sizeof name, "@polyio-c-hostile-%09u", (unsigned)getpid() % 1000000000u);
+    name[0] = '\0';
+    REQUIRE(make_unix_pair(rt, name, sizeof name - 1, &p));
+    CHECK_ST(polyio_unix_peercred(rt, p.client, NULL), INVAL);
+    CHECK_ST(polyio_unix_local_path(rt, p.listener, NULL, 64, &len), INVAL);
+    CHECK_ST(polyio_unix_local_path(rt, p.listener, buf, sizeof buf, NULL), INVAL);
+    CHECK_ST(polyio_unix_local_path(rt, p.listener, buf, sizeof buf, &len), INVAL); /* 27 bytes > 8 */
+    CHECK_ST(polyio_unix_local_path(NULL, p.listener, buf, sizeof buf, &len), INVAL);
+    CHECK_EQ(len, 777);
+    CHECK_EQ(cred.pid, -7);
+    /* Exactly the path's length fits (no room for a NUL: none is written). */
+    char exact[sizeof name - 1];
+    CHECK_ST(polyio_unix_local_path(rt, p.listener, exact, sizeof exact, &len), OK);
+    CHECK_EQ(len, sizeof name - 1);
+    CHECK(memcmp(exact, name, len) == 0);
+    close_pair(rt, &p);
+done:
+    close_pair(rt, &p);
+    free_runtime(rt);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -3124,6 +3370,12 @@ static const struct {
     {"wake_remembered", test_wake_remembered},
     {"cancel_completed_unreaped", test_cancel_completed_unreaped},
     {"keepalive_bounds", test_keepalive_bounds},
+    {"unix_echo_epoll", test_unix_echo_epoll},
+    {"unix_echo_thread", test_unix_echo_thread},
+    {"unix_abstract", test_unix_abstract},
+    {"unix_connect_missing", test_unix_connect_missing},
+    {"unix_listen_busy_and_free_removes", test_unix_listen_busy_and_free_removes},
+    {"unix_hostile_arguments", test_unix_hostile_arguments},
 };
 
 static void on_alarm(int sig) {

@@ -1,7 +1,8 @@
 """polyio for asyncio: asyncio's streams and protocols on polyio's Rust engine.
 
 A drop-in for ``asyncio.open_connection`` / ``start_server`` / ``loop.create_connection`` /
-``loop.create_server``, ``loop.getaddrinfo`` and ``asyncio.sleep``, on the default event loop or uvloop. One polyio
+``loop.create_server``, their Unix socket twins (``open_unix_connection``, ...),
+``loop.getaddrinfo`` and ``asyncio.sleep``, on the default event loop or uvloop. One polyio
 runtime serves each event loop and is driven from the loop's own thread: its backend fd is
 watched with ``loop.add_reader`` and every ready operation completes in one batch, with no
 thread hop per read or write.
@@ -27,6 +28,12 @@ from polyio._api import (
     start_server,
 )
 from polyio._polyio import __version__
+from polyio._unix import (
+    create_unix_connection,
+    create_unix_server,
+    open_unix_connection,
+    start_unix_server,
+)
 
 __all__ = [
     "IncompleteReadError",
@@ -38,8 +45,12 @@ __all__ = [
     "__version__",
     "create_connection",
     "create_server",
+    "create_unix_connection",
+    "create_unix_server",
     "getaddrinfo",
     "open_connection",
+    "open_unix_connection",
     "sleep",
     "start_server",
+    "start_unix_server",
 ]

@@ -1,7 +1,7 @@
 """The native half of polyio (``polyio._polyio``). Internal: use the ``polyio`` package.
 
 ``Driver`` is one event loop's polyio runtime, driven from the loop's own thread;
-``Conn`` is one TCP connection: an asyncio transport, and in stream mode the buffer behind
+``Conn`` is one connection (TCP or Unix): an asyncio transport, and in stream mode the buffer behind
 ``polyio.StreamReader`` / ``polyio.StreamWriter``.
 """
 
@@ -83,6 +83,12 @@ class Driver:
         """Starts a name lookup (``host`` already IDNA-encoded): (future of
         ``(family, type, proto, canonname, sockaddr)`` tuples, user_data for ``cancel``). A
         host polyio's host rule rejects raises ``OSError(EINVAL)``."""
+    def unix_connect(self, path: bytes) -> tuple[asyncio.Future[int], int]:
+        """Starts a connect to the Unix socket at ``path`` (a leading NUL: an abstract name):
+        (future of the connection handle, user_data for ``cancel``)."""
+    def unix_listen(self, path: bytes, backlog: int, cleanup: bool) -> int:
+        """Binds the Unix socket ``path`` and listens; returns the listener handle. Closing
+        it removes the socket file unless ``cleanup`` is false."""
     def sleep(self, delay: float, result: Any) -> tuple[asyncio.Future[Any], int]:
         """Starts a timer: (future resolving to ``result``, user_data for ``cancel``)."""
     def cancel(self, user_data: int) -> None:
@@ -110,7 +116,7 @@ class Driver:
 
 @final
 class Conn:
-    """A TCP connection: asyncio's transport API, plus the stream-reader operations (each
+    """A TCP or Unix connection: asyncio's transport API, plus the stream-reader operations (each
     returns ``bytes`` when the buffer can answer now, else a future of them).
 
     Its ``__class__`` attribute is ``polyio.Transport``, a subclass of ``asyncio.Transport``,
@@ -178,13 +184,13 @@ class TransportSocket:
 
     @property
     def family(self) -> socket.AddressFamily:
-        """``socket.AF_INET`` or ``socket.AF_INET6``."""
+        """``socket.AF_INET``, ``socket.AF_INET6`` or ``socket.AF_UNIX``."""
     @property
     def type(self) -> socket.SocketKind:
         """``socket.SOCK_STREAM``."""
     @property
     def proto(self) -> int:
-        """``socket.IPPROTO_TCP``."""
+        """``socket.IPPROTO_TCP`` (0 for a Unix socket)."""
     def fileno(self) -> int:
         """The socket's fd (owned by polyio: do not close it), or -1 once closed."""
     def getsockname(self) -> Any:
