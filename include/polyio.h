@@ -102,6 +102,7 @@ enum polyio_status
     POLYIO_STATUS_NOT_FOUND = -2,
     POLYIO_STATUS_IO_ERROR = -5,
     POLYIO_STATUS_BAD_HANDLE = -9,
+    POLYIO_STATUS_TRY_AGAIN = -11,
     POLYIO_STATUS_NO_MEMORY = -12,
     POLYIO_STATUS_PERMISSION_DENIED = -13,
     POLYIO_STATUS_BUSY = -16,
@@ -816,7 +817,7 @@ polyio_status polyio_tcp_peer_addr(const struct polyio_runtime *rt,
  * caller may free them on return. Completes (op CONNECT) with result 0 and the new
  * connection in `handle`, or an error: NOT_FOUND (no socket at that path),
  * CONNECTION_REFUSED (a socket file nobody listens on, or not a socket), PERMISSION_DENIED,
- * IO_ERROR (EAGAIN: the listener's backlog is full; a Unix connect does not wait for room),
+ * TRY_AGAIN (EAGAIN: the listener's backlog is full; a Unix connect does not wait for room),
  * CANCELED. Read, write, shut down and close the
  * connection as any other; TCP-only calls (`polyio_tcp_nodelay`, `polyio_tcp_keepalive`,
  * `polyio_tcp_local_addr`, `polyio_tcp_peer_addr`) return INVALID_ARGUMENT on it.

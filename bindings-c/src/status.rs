@@ -15,6 +15,7 @@ pub enum polyio_status {
     NotFound = -2,
     IoError = -5,
     BadHandle = -9,
+    TryAgain = -11,
     NoMemory = -12,
     PermissionDenied = -13,
     Busy = -16,

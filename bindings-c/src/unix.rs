@@ -44,7 +44,7 @@ unsafe fn path_bytes<'a>(path: *const c_char, path_len: usize) -> Option<&'a [u8
 /// caller may free them on return. Completes (op CONNECT) with result 0 and the new
 /// connection in `handle`, or an error: NOT_FOUND (no socket at that path),
 /// CONNECTION_REFUSED (a socket file nobody listens on, or not a socket), PERMISSION_DENIED,
-/// IO_ERROR (EAGAIN: the listener's backlog is full; a Unix connect does not wait for room),
+/// TRY_AGAIN (EAGAIN: the listener's backlog is full; a Unix connect does not wait for room),
 /// CANCELED. Read, write, shut down and close the
 /// connection as any other; TCP-only calls (`polyio_tcp_nodelay`, `polyio_tcp_keepalive`,
 /// `polyio_tcp_local_addr`, `polyio_tcp_peer_addr`) return INVALID_ARGUMENT on it.

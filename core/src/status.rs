@@ -22,6 +22,7 @@ macro_rules! status_table {
             (NotFound, -2, "ENOENT", "not found (no operation or entry matches)"),
             (IoError, -5, "EIO", "input/output error"),
             (BadHandle, -9, "EBADF", "bad handle (stale, closed, foreign or never issued)"),
+            (TryAgain, -11, "EAGAIN", "resource temporarily unavailable (try again)"),
             (NoMemory, -12, "ENOMEM", "out of memory"),
             (PermissionDenied, -13, "EACCES", "permission denied"),
             (Busy, -16, "EBUSY", "resource busy"),

@@ -34,7 +34,7 @@ impl Runtime {
     /// Connects to the Unix stream socket at `path`: a filesystem path, or a Linux abstract
     /// name when its first byte is NUL. Completes with `result = 0` and the new connection's
     /// handle, or an error (`NotFound`: no socket there; `ConnectionRefused`: nothing listens;
-    /// `PermissionDenied`; `IoError` for EAGAIN: the listener's backlog is full — a Unix
+    /// `PermissionDenied`; `TryAgain` (EAGAIN): the listener's backlog is full — a Unix
     /// connect does not wait for room, as in libuv). `InvalidArgument` at once for an empty path, a path longer than
     /// `sun_path` (107 bytes for a filesystem path, 108 with an abstract name's NUL), or a
     /// filesystem path with a NUL inside.
