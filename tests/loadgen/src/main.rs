@@ -612,6 +612,61 @@ mod tests {
         assert!(matches!(args(&["--help"]), Ok(None)));
     }
 
+    /// Listens at a fresh Unix socket path and echoes one connection on a thread, passing
+    /// each read through `mangle`; returns the path and the thread.
+    fn unix_echo(name: &str, mangle: fn(&mut [u8])) -> (PathBuf, std::thread::JoinHandle<()>) {
+        let path =
+            std::env::temp_dir().join(format!("polyio-loadgen-{name}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let server = std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                mangle(&mut buf[..n]);
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        });
+        (path, server)
+    }
+
+    fn unix_args(path: &Path) -> Args {
+        Args {
+            target: Target::Unix(path.to_owned()),
+            conns: 1,
+            size: 1024,
+            secs: 0.3,
+            warmup_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn drives_a_unix_socket_echo() {
+        let (path, server) = unix_echo("echo", |_| {});
+        let code = run(&unix_args(&path));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(code, ExitCode::SUCCESS);
+        // The run closed its connection, so the server has seen end of stream.
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn a_corrupted_unix_socket_echo_is_a_mismatch() {
+        let (path, server) = unix_echo("corrupt", |b| b[0] ^= 0x40);
+        let code = run(&unix_args(&path));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            code,
+            ExitCode::from(3),
+            "exit status 3 means an echo mismatch"
+        );
+        server.join().expect("server thread");
+    }
+
     #[test]
     fn percentiles_use_nearest_rank() {
         let v: Vec<u32> = (1..=100).collect();
