@@ -11,8 +11,8 @@ Environment:
   BENCH_TRANSPORTS    transports to run, space or comma separated (default "tcp unix"):
                       tcp is 127.0.0.1 on a free port; unix is a Unix stream socket at a
                       fresh path in a temporary folder per cell, removed after it. A server
-                      without a Unix-socket mode (no "argv_unix"), or whose probe for it
-                      fails, is skipped on unix and listed as such in echo.md
+                      without a Unix-socket mode (no "argv_unix") is skipped on unix and
+                      listed as such in echo.md
   BENCH_SECS          measured seconds per cell (default 5)
   BENCH_WARMUP_SECS   unmeasured warm-up per cell (default 1)
   BENCH_SERVERS       servers to run, space or comma separated (default: all in SERVERS
@@ -61,9 +61,6 @@ ROOT = Path(__file__).resolve().parents[2]
 #             with a "/" is a path relative to the repo root, otherwise a command on PATH.
 #   argv_unix (optional) the same server on a Unix stream socket: "{path}" is the socket's
 #             path (which does not exist yet). Without it the server does not run on unix.
-#   unix_api  (optional) (what, probe): a command template (run in the repo root, "{path}" a
-#             fresh socket path) that exits 0 only when the server's Unix-socket mode
-#             exists; otherwise the server is skipped on unix as missing `what`.
 #   env       (optional) extra environment variables, values templated like argv.
 #   cwd       (optional) working directory, relative to the repo root.
 #   requires  (optional) paths (relative to the root) that must exist, beyond argv[0];
@@ -73,35 +70,6 @@ ROOT = Path(__file__).resolve().parents[2]
 #             req/s ratios for each pair that ran.
 # The server must be the process itself (exec, not a wrapper that forks), so that its CPU
 # time can be read from /proc/<pid>/stat.
-# The probes of the polyio servers' Unix-socket modes.
-_C_UNIX_API = (
-    "--unix (polyio_unix_listen) in examples/c/echo_server.c",
-    ["grep", "-q", "-e", "--unix", "examples/c/echo_server.c"],
-)
-_PY_UNIX_API = (
-    "polyio.start_unix_server / polyio.create_unix_server",
-    [
-        ".venv/bin/python",
-        "-c",
-        "import polyio; polyio.start_unix_server; polyio.create_unix_server",
-    ],
-)
-# Listens on the path and checks that a socket appeared there: a listen() that ignores
-# `path` (and binds TCP instead) fails it.
-_NODE_UNIX_PROBE = """
-const path = process.argv[1];
-require('./bindings-node').listen({ path }).then(async (server) => {
-  const ok = require('node:fs').statSync(path, { throwIfNoEntry: false })?.isSocket() ?? false;
-  await server.close();
-  process.exit(ok ? 0 : 1);
-}, () => process.exit(1));
-"""
-_NODE_UNIX_API = (
-    "polyio.listen({ path })",
-    # The script's own braces are doubled: every probe word is a template.
-    ["node", "-e", _NODE_UNIX_PROBE.replace("{", "{{").replace("}", "}}"), "{path}"],
-)
-
 SERVERS: dict[str, dict[str, Any]] = {
     "tokio": {
         "argv": ["target/release/tokio-echo", "{host}", "{port}"],
@@ -116,21 +84,18 @@ SERVERS: dict[str, dict[str, Any]] = {
     "polyio-c": {
         "argv": ["build/release/examples/echo_server", "{host}", "{port}"],
         "argv_unix": ["build/release/examples/echo_server", "--unix", "{path}"],
-        "unix_api": _C_UNIX_API,
         "note": "polyio C example, blocking in polyio_reap",
         "peers": ["tokio", "libuv"],
     },
     "polyio-c-poll": {
         "argv": ["build/release/examples/echo_server", "--poll", "{host}", "{port}"],
         "argv_unix": ["build/release/examples/echo_server", "--poll", "--unix", "{path}"],
-        "unix_api": _C_UNIX_API,
         "note": "polyio C example driven by a foreign poll() loop",
         "peers": ["tokio", "libuv"],
     },
     "polyio-node": {
         "argv": ["node", "examples/node/echo_server.js", "{host}", "{port}"],
         "argv_unix": ["node", "examples/node/echo_server.js", "--unix", "{path}"],
-        "unix_api": _NODE_UNIX_API,
         "requires": ["bindings-node/polyio.linux-x64-gnu.node"],
         "note": "polyio Node binding (examples/node/echo_server.js: for await + await write)",
         "peers": ["node-net"],
@@ -149,7 +114,6 @@ SERVERS: dict[str, dict[str, Any]] = {
             "--unix",
             "{path}",
         ],
-        "unix_api": _C_UNIX_API,
         "note": "polyio C example on the fallback backend (a reactor thread + eventfd)",
         "peers": ["tokio", "libuv", "polyio-c"],
         "default": False,
@@ -190,8 +154,6 @@ for _name, (_kind, _note) in _PY_NOTES.items():
             "--unix",
             "{path}",
         ]
-    if _kind.startswith("polyio"):
-        SERVERS[_name]["unix_api"] = _PY_UNIX_API
 SERVERS["polyio-py-streams-asyncio"] = {
     "argv": [".venv/bin/python", "tests/bench/py_echo.py", "polyio-streams", "{host}", "{port}"],
     "argv_unix": [
@@ -201,7 +163,6 @@ SERVERS["polyio-py-streams-asyncio"] = {
         "--unix",
         "{path}",
     ],
-    "unix_api": _PY_UNIX_API,
     "env": {"POLYIO_LOOP": "asyncio"},
     "requires": ["tests/bench/py_echo.py"],
     "note": "polyio streams on asyncio's default loop",
@@ -218,7 +179,6 @@ DEFAULT_SIZES = (1024, 10240, 102400)
 DEFAULT_CONNS = (1, 10)
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
-PROBE_TIMEOUT_S = 30.0
 LOADGEN_BOUND = 0.95  # loadgen CPU / wall seconds at or above this flags the cell
 NOISY = 0.10  # other processes' CPU on the pinned CPUs / wall at or above this flags the cell
 # Hypervisor steal on the pinned CPUs / wall at or above this flags the cell: on a shared
@@ -296,9 +256,7 @@ def server_argv(spec: dict[str, Any], transport: str) -> list[str] | None:
 
 
 def missing_parts(spec: dict[str, Any], transport: str = "tcp") -> list[str]:
-    """What a server entry needs on `transport` that is not there (empty when it can run).
-
-    On unix this runs the entry's unix_api probe, once the files it needs are there."""
+    """What a server entry needs on `transport` that is not there (empty when it can run)."""
     argv = server_argv(spec, transport)
     if argv is None:
         return ["a Unix-socket mode (no argv_unix)"]
@@ -308,35 +266,7 @@ def missing_parts(spec: dict[str, Any], transport: str = "tcp") -> list[str]:
     for req in spec.get("requires", []):
         if not (ROOT / req).exists():
             missing.append(req)
-    if not missing and transport == "unix" and "unix_api" in spec:
-        what, probe = spec["unix_api"]
-        if not probe_ok(tuple(probe)):
-            missing.append(what)
     return missing
-
-
-_probes: dict[tuple[str, ...], bool] = {}
-
-
-def probe_ok(template: tuple[str, ...]) -> bool:
-    """Whether a unix_api probe command exits 0 (run once per command, at a fresh path)."""
-    if template not in _probes:
-        with tempfile.TemporaryDirectory(prefix="polyio-bench-") as tmp:
-            argv = [expand(a, HOST, 0, str(Path(tmp) / "probe.sock")) for a in template]
-            argv[0] = resolve_program(argv[0]) or argv[0]
-            try:
-                done = subprocess.run(
-                    argv,
-                    cwd=ROOT,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=PROBE_TIMEOUT_S,
-                    check=False,
-                )
-                _probes[template] = done.returncode == 0
-            except (OSError, subprocess.TimeoutExpired):
-                _probes[template] = False
-    return _probes[template]
 
 
 # ---------------------------------------------------------------------------- processes
