@@ -81,7 +81,7 @@ def measure(name: str, secs: float, conns: int, top: int) -> None:
             )  # fmt: skip
         try:
             bench.READY_TIMEOUT_S = max(bench.READY_TIMEOUT_S, 60)  # valgrind starts slowly
-            bench.wait_ready(srv, host, port, log)
+            bench.wait_ready(srv, bench.Endpoint("tcp", host, port), log)
             lg = [str(bench.ROOT / "target/release/polyio-loadgen"), "--host", host,
                   "--port", str(port), "--conns", str(conns), "--size", "1024",
                   "--warmup-secs", "0"]  # fmt: skip

@@ -1,8 +1,9 @@
 /*
  * libuv_echo: the libuv peer of the polyio echo benchmarks (tests/bench/run.py).
- * A plain uv_tcp echo server: 64 KiB read buffers, one uv_write per read, TCP_NODELAY.
+ * A plain uv_tcp echo server (TCP_NODELAY), or with --unix a uv_pipe one on a Unix socket
+ * path: 64 KiB read buffers, one uv_write per read.
  *
- * Usage: libuv_echo HOST PORT
+ * Usage: libuv_echo HOST PORT | libuv_echo --unix PATH
  * Build: gcc -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o build/bench/libuv_echo
  */
 #include <errno.h>
@@ -66,30 +67,62 @@ static void on_read(uv_stream_t *client, ssize_t nread, const uv_buf_t *buf) {
         uv_close((uv_handle_t *)client, on_close);
 }
 
+/* A new client handle of the listener's kind (a TCP socket or a pipe), or NULL. */
+static uv_stream_t *new_client(uv_stream_t *server) {
+    if (server->type == UV_NAMED_PIPE) {
+        uv_pipe_t *pipe = malloc(sizeof *pipe);
+        if (pipe)
+            uv_pipe_init(server->loop, pipe, 0);
+        return (uv_stream_t *)pipe;
+    }
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    if (tcp)
+        uv_tcp_init(server->loop, tcp);
+    return (uv_stream_t *)tcp;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
     if (status < 0) {
         fprintf(stderr, "libuv_echo: connection error: %s\n", uv_strerror(status));
         return;
     }
-    uv_tcp_t *client = malloc(sizeof *client);
+    uv_stream_t *client = new_client(server);
     if (!client)
         return;
-    uv_tcp_init(server->loop, client);
-    if (uv_accept(server, (uv_stream_t *)client) != 0) {
+    if (uv_accept(server, client) != 0) {
         uv_close((uv_handle_t *)client, on_close);
         return;
     }
-    uv_tcp_nodelay(client, 1);
-    int rc = uv_read_start((uv_stream_t *)client, on_alloc, on_read);
+    if (client->type == UV_TCP)
+        uv_tcp_nodelay((uv_tcp_t *)client, 1);
+    int rc = uv_read_start(client, on_alloc, on_read);
     if (rc < 0)
         uv_close((uv_handle_t *)client, on_close);
 }
 
+/* Serves on the Unix socket at `path` (which must not exist yet). */
+static int serve_pipe(const char *path) {
+    uv_loop_t *loop = uv_default_loop();
+    uv_pipe_t server;
+    int rc;
+    uv_pipe_init(loop, &server, 0);
+    if ((rc = uv_pipe_bind(&server, path)) < 0)
+        die("bind", rc);
+    if ((rc = uv_listen((uv_stream_t *)&server, 1024, on_connection)) < 0)
+        die("listen", rc);
+    return uv_run(loop, UV_RUN_DEFAULT);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: libuv_echo HOST PORT\n");
+        fprintf(stderr, "usage: libuv_echo HOST PORT | libuv_echo --unix PATH\n");
         return 2;
     }
+    /* A client that exits with an echo in flight must not kill the server. */
+    signal(SIGPIPE, SIG_IGN);
+    if (strcmp(argv[1], "--unix") == 0)
+        return serve_pipe(argv[2]);
+
     const char *host = argv[1];
     char *end = NULL;
     errno = 0;
@@ -109,9 +142,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "libuv_echo: invalid address \"%s\": %s\n", host, uv_strerror(rc));
         return 2;
     }
-
-    /* A client that exits with an echo in flight must not kill the server. */
-    signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t *loop = uv_default_loop();
     uv_tcp_t server;

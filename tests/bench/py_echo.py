@@ -2,12 +2,15 @@
 """Echo servers for the benchmark, one per Python way of doing it.
 
     py_echo.py KIND HOST PORT
+    py_echo.py KIND --unix PATH      (a Unix stream socket at PATH; not pyo3-async-runtimes)
 
 KIND: polyio-streams | polyio-protocol (polyio, on uvloop unless POLYIO_LOOP=asyncio),
 asyncio-streams | asyncio-protocol (asyncio's own, default loop), uvloop-streams |
 uvloop-protocol (asyncio's API on uvloop), pyo3-async-runtimes (one future_into_py per read
 and per write; tests/bench/pyo3-async-runtimes-echo). Every streams server runs the same
-handler: read up to 64 KiB, write it back, drain. Stops cleanly on SIGTERM.
+handler: read up to 64 KiB, write it back, drain. On a path, the servers come from
+start_unix_server / create_unix_server (asyncio's, uvloop's through asyncio, or polyio's).
+Stops cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -43,11 +46,13 @@ class EchoProtocol(asyncio.Protocol):
         return False
 
 
-async def serve(kind: str, host: str, port: int) -> None:
+async def serve(kind: str, host: str, port: int, path: str | None) -> None:
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
     if kind == "pyo3-async-runtimes":
+        if path is not None:
+            raise SystemExit("py_echo.py: pyo3-async-runtimes serves TCP only")
         import pyar_echo
 
         listener = await pyar_echo.listen(host, port)
@@ -66,34 +71,50 @@ async def serve(kind: str, host: str, port: int) -> None:
         await stop
         acceptor.cancel()
         return
+    # asyncio's stream functions are module-level and its create_*server loop methods;
+    # polyio has all four at module level.
+    streams_api: Any
+    protocol_api: Any
     if kind.startswith("polyio"):
         import polyio
 
-        api: Any = polyio
-        create_server = polyio.create_server
+        streams_api = protocol_api = polyio
     else:
-        api = asyncio
-        create_server = loop.create_server  # type: ignore[assignment]
-    if kind.endswith("streams"):
-        server = await api.start_server(stream_handler, host, port)
+        streams_api, protocol_api = asyncio, loop
+    server: Any
+    if path is not None:
+        if kind.endswith("streams"):
+            server = await streams_api.start_unix_server(stream_handler, path)
+        else:
+            server = await protocol_api.create_unix_server(EchoProtocol, path)
+        print(f"listening on {path}", flush=True)
     else:
-        server = await create_server(EchoProtocol, host, port)
-    print(f"listening on {host}:{server.sockets[0].getsockname()[1]}", flush=True)
+        if kind.endswith("streams"):
+            server = await streams_api.start_server(stream_handler, host, port)
+        else:
+            server = await protocol_api.create_server(EchoProtocol, host, port)
+        print(f"listening on {host}:{server.sockets[0].getsockname()[1]}", flush=True)
     await stop
     server.close()
 
 
 def main() -> None:
-    kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if len(sys.argv) != 4:
+        raise SystemExit("usage: py_echo.py KIND HOST PORT | py_echo.py KIND --unix PATH")
+    kind = sys.argv[1]
+    if sys.argv[2] == "--unix":
+        host, port, path = "", 0, sys.argv[3]
+    else:
+        host, port, path = sys.argv[2], int(sys.argv[3]), None
     use_uvloop = kind.startswith("uvloop") or (
         kind.startswith("polyio") and os.environ.get("POLYIO_LOOP", "uvloop") == "uvloop"
     )
     if use_uvloop:
         import uvloop
 
-        uvloop.run(serve(kind, host, port))
+        uvloop.run(serve(kind, host, port, path))
     else:
-        asyncio.run(serve(kind, host, port))
+        asyncio.run(serve(kind, host, port, path))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Echo benchmark runner: every server in SERVERS, side by side, in one run.
 
-For each message size x connection count x server it starts the server pinned to one CPU,
-drives it with polyio-loadgen pinned to the other, and records req/s, latency and the CPU
-each side used. Results land in target/bench/ as echo.json, echo.svg and echo.md; the table
-is also printed. Standard library only (Python 3.11). The method: docs/benchmarks.md.
+For each transport x message size x connection count x server it starts the server pinned
+to one CPU, drives it with polyio-loadgen pinned to the other, and records req/s, latency and
+the CPU each side used. Results land in target/bench/ as echo.json, echo.svg and echo.md
+(one table per transport; ratios compare servers on the same transport); the tables are
+also printed. Standard library only (Python 3.11). The method: docs/benchmarks.md.
 
 Environment:
+  BENCH_TRANSPORTS    transports to run, space or comma separated (default "tcp unix"):
+                      tcp is 127.0.0.1 on a free port; unix is a Unix stream socket at a
+                      fresh path in a temporary folder per cell, removed after it. A server
+                      without a Unix-socket mode (no "argv_unix") is skipped on unix and
+                      listed as such in echo.md
   BENCH_SECS          measured seconds per cell (default 5)
   BENCH_WARMUP_SECS   unmeasured warm-up per cell (default 1)
   BENCH_SERVERS       servers to run, space or comma separated (default: all in SERVERS
@@ -27,6 +33,7 @@ Environment:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import html
 import json
@@ -42,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The servers, by name. Each entry:
 #   argv      command template; "{host}", "{port}" and "{root}" are substituted. A first word
 #             with a "/" is a path relative to the repo root, otherwise a command on PATH.
+#   argv_unix (optional) the same server on a Unix stream socket: "{path}" is the socket's
+#             path (which does not exist yet). Without it the server does not run on unix.
 #   env       (optional) extra environment variables, values templated like argv.
 #   cwd       (optional) working directory, relative to the repo root.
 #   requires  (optional) paths (relative to the root) that must exist, beyond argv[0];
@@ -63,34 +73,47 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVERS: dict[str, dict[str, Any]] = {
     "tokio": {
         "argv": ["target/release/tokio-echo", "{host}", "{port}"],
+        "argv_unix": ["target/release/tokio-echo", "--unix", "{path}"],
         "note": "raw tokio, current-thread runtime (the ceiling)",
     },
     "libuv": {
         "argv": ["build/bench/libuv_echo", "{host}", "{port}"],
-        "note": "Debian libuv1, uv_read_start/uv_write",
+        "argv_unix": ["build/bench/libuv_echo", "--unix", "{path}"],
+        "note": "Debian libuv1, uv_read_start/uv_write (uv_tcp_t; uv_pipe_t on unix)",
     },
     "polyio-c": {
         "argv": ["build/release/examples/echo_server", "{host}", "{port}"],
+        "argv_unix": ["build/release/examples/echo_server", "--unix", "{path}"],
         "note": "polyio C example, blocking in polyio_reap",
         "peers": ["tokio", "libuv"],
     },
     "polyio-c-poll": {
         "argv": ["build/release/examples/echo_server", "--poll", "{host}", "{port}"],
+        "argv_unix": ["build/release/examples/echo_server", "--poll", "--unix", "{path}"],
         "note": "polyio C example driven by a foreign poll() loop",
         "peers": ["tokio", "libuv"],
     },
     "polyio-node": {
         "argv": ["node", "examples/node/echo_server.js", "{host}", "{port}"],
+        "argv_unix": ["node", "examples/node/echo_server.js", "--unix", "{path}"],
         "requires": ["bindings-node/polyio.linux-x64-gnu.node"],
         "note": "polyio Node binding (examples/node/echo_server.js: for await + await write)",
         "peers": ["node-net"],
     },
     "node-net": {
         "argv": ["node", "tests/bench/node_net_echo.js", "{host}", "{port}"],
-        "note": "node:net, socket.on('data', d => socket.write(d)), setNoDelay",
+        "argv_unix": ["node", "tests/bench/node_net_echo.js", "--unix", "{path}"],
+        "note": "node:net, socket.on('data', d => socket.write(d)), setNoDelay (on unix: "
+        "server.listen(path))",
     },
     "polyio-c-thread": {
         "argv": ["build/release/examples/echo_server", "--backend=thread", "{host}", "{port}"],
+        "argv_unix": [
+            "build/release/examples/echo_server",
+            "--backend=thread",
+            "--unix",
+            "{path}",
+        ],
         "note": "polyio C example on the fallback backend (a reactor thread + eventfd)",
         "peers": ["tokio", "libuv", "polyio-c"],
         "default": False,
@@ -98,7 +121,8 @@ SERVERS: dict[str, dict[str, Any]] = {
 }
 
 # Python servers: the venv's interpreter (make python-release builds polyio and the
-# pyo3-async-runtimes peer into it) running tests/bench/py_echo.py.
+# pyo3-async-runtimes peer into it) running tests/bench/py_echo.py. On unix each uses the
+# *_unix_server twin of its call (start_unix_server, create_unix_server).
 _PY_NOTES = {
     "polyio-py-streams": ("polyio-streams", "polyio streams (open_connection/start_server API) on uvloop"),
     "polyio-py-protocol": ("polyio-protocol", "polyio create_server + asyncio.Protocol on uvloop"),
@@ -122,8 +146,23 @@ for _name, (_kind, _note) in _PY_NOTES.items():
         "note": _note,
         "peers": _PY_PEERS.get(_name, []),
     }
+    if _kind != "pyo3-async-runtimes":  # its listener is TCP only
+        SERVERS[_name]["argv_unix"] = [
+            ".venv/bin/python",
+            "tests/bench/py_echo.py",
+            _kind,
+            "--unix",
+            "{path}",
+        ]
 SERVERS["polyio-py-streams-asyncio"] = {
     "argv": [".venv/bin/python", "tests/bench/py_echo.py", "polyio-streams", "{host}", "{port}"],
+    "argv_unix": [
+        ".venv/bin/python",
+        "tests/bench/py_echo.py",
+        "polyio-streams",
+        "--unix",
+        "{path}",
+    ],
     "env": {"POLYIO_LOOP": "asyncio"},
     "requires": ["tests/bench/py_echo.py"],
     "note": "polyio streams on asyncio's default loop",
@@ -131,8 +170,10 @@ SERVERS["polyio-py-streams-asyncio"] = {
     "default": False,
 }
 
-# The chart's bars are relative to the first of these that ran.
+# The chart's bars are relative to the first of these that ran on the same transport.
 REFERENCES = ("tokio", "libuv")
+
+TRANSPORTS = ("tcp", "unix")
 
 DEFAULT_SIZES = (1024, 10240, 102400)
 DEFAULT_CONNS = (1, 10)
@@ -151,9 +192,10 @@ class BenchError(Exception):
 
 @dataclass
 class Cell:
-    """One measurement: a server at one (size, conns)."""
+    """One measurement: a server on one transport at one (size, conns)."""
 
     server: str
+    transport: str
     size: int
     conns: int
     result: dict[str, Any] = field(default_factory=dict)
@@ -193,9 +235,9 @@ def env_number(name: str, default: float) -> float:
     return value
 
 
-def expand(template: str, host: str, port: int) -> str:
-    """Substitutes {host}, {port} and {root} in one template string."""
-    return template.format(host=host, port=port, root=ROOT)
+def expand(template: str, host: str, port: int, path: str = "") -> str:
+    """Substitutes {host}, {port}, {path} and {root} in one template string."""
+    return template.format(host=host, port=port, path=path, root=ROOT)
 
 
 def resolve_program(word: str) -> str | None:
@@ -207,12 +249,20 @@ def resolve_program(word: str) -> str | None:
     return shutil.which(word)
 
 
-def missing_parts(spec: dict[str, Any]) -> list[str]:
-    """What a server entry needs that is not there (empty when it can run)."""
+def server_argv(spec: dict[str, Any], transport: str) -> list[str] | None:
+    """A server entry's command template on `transport`; None when it has no such mode."""
+    argv: list[str] | None = spec["argv"] if transport == "tcp" else spec.get("argv_unix")
+    return argv
+
+
+def missing_parts(spec: dict[str, Any], transport: str = "tcp") -> list[str]:
+    """What a server entry needs on `transport` that is not there (empty when it can run)."""
+    argv = server_argv(spec, transport)
+    if argv is None:
+        return ["a Unix-socket mode (no argv_unix)"]
     missing = []
-    first = spec["argv"][0]
-    if resolve_program(first) is None:
-        missing.append(first)
+    if resolve_program(argv[0]) is None:
+        missing.append(argv[0])
     for req in spec.get("requires", []):
         if not (ROOT / req).exists():
             missing.append(req)
@@ -226,7 +276,56 @@ def free_port(host: str) -> int:
     """A port that was free a moment ago (bound to port 0, then closed)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Endpoint:
+    """Where a server under test listens: host:port on tcp, a socket path on unix."""
+
+    transport: str
+    host: str = HOST
+    port: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        return self.path if self.transport == "unix" else f"{self.host}:{self.port}"
+
+    def argv(self, template: list[str]) -> list[str]:
+        """A command template with this endpoint (and the repo root) substituted."""
+        return [expand(a, self.host, self.port, self.path) for a in template]
+
+    def loadgen_args(self) -> list[str]:
+        """polyio-loadgen's options that point it here."""
+        if self.transport == "unix":
+            return ["--unix", self.path]
+        return ["--host", self.host, "--port", str(self.port)]
+
+    def try_connect(self) -> bool:
+        """Whether a connection to the server succeeds now (it is closed at once)."""
+        try:
+            if self.transport == "unix":
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(0.5)
+                    s.connect(self.path)
+            else:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    pass
+        except OSError:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def fresh_endpoint(transport: str) -> Iterator[Endpoint]:
+    """A free port on HOST (tcp), or a path in a new temporary folder that is removed
+    afterwards with whatever the server left in it (unix)."""
+    if transport == "tcp":
+        yield Endpoint("tcp", HOST, free_port(HOST))
+        return
+    with tempfile.TemporaryDirectory(prefix="polyio-bench-") as tmp:
+        yield Endpoint("unix", path=str(Path(tmp) / "echo.sock"))
 
 
 def pinned(cpu: str | None, argv: list[str]) -> list[str]:
@@ -295,21 +394,18 @@ def tail(path: Path, lines: int = 8) -> str:
     return "".join(f"\n    | {line}" for line in text)
 
 
-def wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, log: Path) -> None:
+def wait_ready(proc: subprocess.Popen[bytes], ep: Endpoint, log: Path) -> None:
     """Returns once the server accepts a connection; raises after READY_TIMEOUT_S."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         code = proc.poll()
         if code is not None:
             raise BenchError(f"server exited with status {code} before accepting{tail(log)}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            pass
+        if ep.try_connect():
+            return
         if time.monotonic() >= deadline:
             raise BenchError(
-                f"server did not accept a connection on {host}:{port} "
+                f"server did not accept a connection on {ep} "
                 f"within {READY_TIMEOUT_S:g} s{tail(log)}"
             )
         time.sleep(0.05)
@@ -339,13 +435,18 @@ class Settings:
     repeats: int = 1
 
 
-def run_cell(name: str, spec: dict[str, Any], size: int, conns: int, st: Settings) -> dict:
-    """Measures one server at one (size, conns); raises BenchError on failure."""
-    port = free_port(HOST)
-    argv = [expand(a, HOST, port) for a in spec["argv"]]
+def run_cell(
+    ep: Endpoint, name: str, spec: dict[str, Any], size: int, conns: int, st: Settings
+) -> dict[str, Any]:
+    """Measures one server listening at `ep` at one (size, conns); raises BenchError on
+    failure."""
+    template = server_argv(spec, ep.transport)
+    if template is None:
+        raise BenchError(f"{name} has no {ep.transport} mode")
+    argv = ep.argv(template)
     argv[0] = resolve_program(argv[0]) or argv[0]
     env = dict(os.environ)
-    env.update({k: expand(str(v), HOST, port) for k, v in spec.get("env", {}).items()})
+    env.update({k: ep.argv([str(v)])[0] for k, v in spec.get("env", {}).items()})
     cwd = ROOT / spec["cwd"] if spec.get("cwd") else ROOT
 
     with tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log") as logf:
@@ -359,11 +460,12 @@ def run_cell(name: str, spec: dict[str, Any], size: int, conns: int, st: Setting
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_ready(proc, HOST, port, log)
+            wait_ready(proc, ep, log)
             cpu0 = proc_cpu_secs(proc.pid)
             lg_argv = [
                 st.loadgen,
-                *("--host", HOST, "--port", str(port), "--conns", str(conns)),
+                *ep.loadgen_args(),
+                *("--conns", str(conns)),
                 *("--size", str(size), "--secs", str(st.secs)),
                 *("--warmup-secs", str(st.warmup)),
             ]
@@ -412,6 +514,7 @@ def run_cell(name: str, spec: dict[str, Any], size: int, conns: int, st: Setting
     stolen = bool(pinned_cpus) and wall > 0 and steal / wall >= STOLEN
     return {
         "server": name,
+        "transport": ep.transport,
         "size": size,
         "conns": conns,
         "rps": res["rps"],
@@ -530,27 +633,36 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"]
 
 
-def svg_chart(cells: list[Cell], servers: list[str], sizes: list[int], conns: list[int]) -> str:
-    """A grouped bar chart of req/s relative to the reference server, one group per cell."""
-    ok = {(c.server, c.size, c.conns): c.result for c in cells if c.error is None}
-    ref = next((r for r in REFERENCES if r in servers), servers[0])
-    groups = [(s, n) for s in sizes for n in conns]
-    ratios: dict[tuple[str, int, int], float] = {}
-    for size, n in groups:
-        base = ok.get((ref, size, n))
-        for s in servers:
-            r = ok.get((s, size, n))
+def svg_chart(
+    cells: list[Cell], plan: dict[str, list[str]], sizes: list[int], conns: list[int]
+) -> str:
+    """A grouped bar chart of req/s relative to the reference server of the same transport,
+    one group per (transport, size, conns); `plan` lists each transport's servers."""
+    ok = {(c.server, c.transport, c.size, c.conns): c.result for c in cells if c.error is None}
+    servers = list(dict.fromkeys(s for names in plan.values() for s in names))
+    refs = {t: next((r for r in REFERENCES if r in names), names[0]) for t, names in plan.items()}
+    groups = [(t, s, n) for t in plan for s in sizes for n in conns]
+    ratios: dict[tuple[str, str, int, int], float] = {}
+    for t, size, n in groups:
+        base = ok.get((refs[t], t, size, n))
+        for s in plan[t]:
+            r = ok.get((s, t, size, n))
             if r and base and base["rps"] > 0:
-                ratios[(s, size, n)] = r["rps"] / base["rps"]
+                ratios[(s, t, size, n)] = r["rps"] / base["rps"]
     top = max([1.2, *(v * 1.1 for v in ratios.values())])
     step = 0.25 if top <= 2 else 0.5 if top <= 4 else 1.0
+    one_ref = len(set(refs.values())) == 1
+    ref = next(iter(refs.values())) if one_ref else "reference"
+    title_ref = ref if one_ref else ", ".join(f"{r} on {t}" for t, r in refs.items())
+    # With several transports each group's label gets a second line naming its transport.
+    label_lines = 2 if len(plan) > 1 else 1
 
     bar_w, gap, left, right, top_pad, plot_h = 18, 28, 60, 20, 50, 300
     bars_w = bar_w * len(servers)
     group_w = max(bars_w + gap, 96)  # room for the group's label
     width = max(left + group_w * len(groups) + right, 640)  # room for the title
     legend_h = 22 * ((len(servers) + 3) // 4)
-    height = top_pad + plot_h + 50 + legend_h
+    height = top_pad + plot_h + 36 + 14 * label_lines + legend_h
 
     def y(v: float) -> float:
         return top_pad + plot_h - v / top * plot_h
@@ -560,7 +672,7 @@ def svg_chart(cells: list[Cell], servers: list[str], sizes: list[int], conns: li
         f'font-family="sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">'
-        f"Echo req/s relative to {html.escape(ref)} (higher is better; * = loadgen-bound, "
+        f"Echo req/s relative to {html.escape(title_ref)} (higher is better; * = loadgen-bound, "
         "! = noisy)</text>",
     ]
     v = 0.0
@@ -579,15 +691,15 @@ def svg_chart(cells: list[Cell], servers: list[str], sizes: list[int], conns: li
         f'<line x1="{left}" x2="{width - right}" y1="{y(1):.1f}" y2="{y(1):.1f}" '
         'stroke="#333" stroke-dasharray="4 3"/>'
     )
-    for gi, (size, n) in enumerate(groups):
+    for gi, (t, size, n) in enumerate(groups):
         gx = left + gi * group_w + (group_w - bars_w) / 2
         for si, s in enumerate(servers):
-            val = ratios.get((s, size, n))
+            val = ratios.get((s, t, size, n))
             if val is None:
                 continue
             x = gx + si * bar_w
-            res = ok[(s, size, n)]
-            tip = f"{s} {fmt_size(size)} x{n}: {fmt_rps(res['rps'])} req/s ({val:.2f}x)"
+            res = ok[(s, t, size, n)]
+            tip = f"{s} {t} {fmt_size(size)} x{n}: {fmt_rps(res['rps'])} req/s ({val:.2f}x)"
             out.append(
                 f'<rect x="{x:.1f}" y="{y(val):.1f}" width="{bar_w - 2}" '
                 f'height="{y(0) - y(val):.1f}" fill="{PALETTE[si % len(PALETTE)]}">'
@@ -602,10 +714,15 @@ def svg_chart(cells: list[Cell], servers: list[str], sizes: list[int], conns: li
             f'<text x="{gx + bars_w / 2:.1f}" y="{y(0) + 16:.1f}" '
             f'text-anchor="middle">{fmt_size(size)} x{n}</text>'
         )
+        if label_lines > 1:
+            out.append(
+                f'<text x="{gx + bars_w / 2:.1f}" y="{y(0) + 30:.1f}" '
+                f'text-anchor="middle">{html.escape(t)}</text>'
+            )
     out.append(
         f'<line x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#333"/>'
     )
-    ly = top_pad + plot_h + 40
+    ly = top_pad + plot_h + 26 + 14 * label_lines
     for si, s in enumerate(servers):
         lx = left + (si % 4) * 160
         row_y = ly + (si // 4) * 22
@@ -646,8 +763,20 @@ def command_line() -> str:
     return " ".join([*env, "python3", shlex.quote(script), *map(shlex.quote, sys.argv[1:])])
 
 
+# Each transport's table heading.
+TRANSPORT_TITLES = {
+    "tcp": f"TCP on {HOST}",
+    "unix": "Unix stream sockets (a fresh socket path per cell)",
+}
+
+
 def write_markdown(
-    path: Path, table: str, cells: list[Cell], servers: list[str], skipped: dict, st: Settings
+    path: Path,
+    tables: str,
+    cells: list[Cell],
+    plan: dict[str, list[str]],
+    skipped: dict[tuple[str, str], list[str]],
+    st: Settings,
 ) -> None:
     lines = [
         "# Echo benchmark",
@@ -664,22 +793,26 @@ def write_markdown(
         "Servers:",
         "",
     ]
-    lines += [f"- `{s}`: {SERVERS[s].get('note', '')}" for s in servers]
-    lines += [f"- `{s}`: skipped, missing {', '.join(m)}" for s, m in skipped.items()]
+    servers = list(dict.fromkeys(s for names in plan.values() for s in names))
+    for s in servers:
+        on = ", ".join(t for t, names in plan.items() if s in names)
+        lines.append(f"- `{s}` ({on}): {SERVERS[s].get('note', '')}")
+    lines += [f"- `{s}` on {t}: skipped, missing {', '.join(m)}" for (s, t), m in skipped.items()]
     lines += [
         "",
-        table,
-        "",
+        tables,
         LEGEND + ".",
         "",
-        "Ratios are req/s over the named server's, measured in the same run. "
-        "Latencies in microseconds.",
+        "Ratios are req/s over the named server's on the same transport, measured in the same "
+        "run. Latencies in microseconds.",
         "1-connection cells mostly measure process wake-up; judge designs at 10 connections.",
     ]
     failed = [c for c in cells if c.error]
     if failed:
         lines += ["", "Failed cells:", ""]
-        lines += [f"- {c.server} {fmt_size(c.size)} x{c.conns}: {c.error}" for c in failed]
+        lines += [
+            f"- {c.server} {c.transport} {fmt_size(c.size)} x{c.conns}: {c.error}" for c in failed
+        ]
     lines += ["", "Chart: `echo.svg`; raw numbers: `echo.json`.", ""]
     path.write_text("\n".join(lines))
 
@@ -708,12 +841,13 @@ def median_cell(name: str, runs: list[Cell]) -> Cell:
     return pick
 
 
-def measure(name: str, size: int, conns: int, st: Settings) -> Cell:
+def measure(name: str, transport: str, size: int, conns: int, st: Settings) -> Cell:
     """Runs one cell and prints a progress line; failures are kept in the cell."""
-    cell = Cell(name, size, conns)
-    head = f"  {name:>14} {fmt_size(size):>8} x{conns:<3}"
+    cell = Cell(name, transport, size, conns)
+    head = f"  {name:>14} {transport:>4} {fmt_size(size):>8} x{conns:<3}"
     try:
-        r = cell.result = run_cell(name, SERVERS[name], size, conns, st)
+        with fresh_endpoint(transport) as ep:
+            r = cell.result = run_cell(ep, name, SERVERS[name], size, conns, st)
     except BenchError as e:
         cell.error = str(e)
         print(f"{head} FAILED: {e}", file=sys.stderr)
@@ -765,6 +899,13 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    transports = list(dict.fromkeys(env_list("BENCH_TRANSPORTS") or TRANSPORTS))
+    if any(t not in TRANSPORTS for t in transports):
+        print(
+            f"run.py: BENCH_TRANSPORTS: known transports are {', '.join(TRANSPORTS)}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         sizes = [parse_size(w) for w in env_list("BENCH_SIZES") or map(str, DEFAULT_SIZES)]
         conns = [int(w) for w in env_list("BENCH_CONNS") or map(str, DEFAULT_CONNS)]
@@ -791,63 +932,75 @@ def main() -> int:
         print("run.py: BENCH_SECS must be positive", file=sys.stderr)
         return 2
 
-    servers, skipped = [], {}
-    for name in dict.fromkeys(names):
-        missing = missing_parts(SERVERS[name])
-        if missing:
-            skipped[name] = missing
-            print(f"run.py: skipping {name}: {', '.join(missing)} not found", file=sys.stderr)
-        else:
-            servers.append(name)
-    if not servers:
+    # The servers each transport runs, in BENCH_SERVERS order.
+    plan: dict[str, list[str]] = {}
+    skipped: dict[tuple[str, str], list[str]] = {}
+    for t in transports:
+        for name in dict.fromkeys(names):
+            missing = missing_parts(SERVERS[name], t)
+            if missing:
+                skipped[(name, t)] = missing
+                print(
+                    f"run.py: skipping {name} on {t}: {', '.join(missing)} not found",
+                    file=sys.stderr,
+                )
+            else:
+                plan.setdefault(t, []).append(name)
+    if not plan:
         print("run.py: no server to run", file=sys.stderr)
         return 1
 
-    total = len(sizes) * len(conns) * len(servers) * repeats
+    runs = sum(len(servers) for servers in plan.values())
+    total = len(sizes) * len(conns) * runs * repeats
     print(
-        f"echo benchmark: {len(servers)} server(s) x {len(sizes)} size(s) x {len(conns)} "
-        f"conn count(s) x {repeats} round(s), {st.secs:g} s each (+{st.warmup:g} s warm-up), ~"
-        f"{total * (st.secs + st.warmup + 0.5):.0f} s",
+        f"echo benchmark: {runs} server run(s) on {', '.join(plan)} x {len(sizes)} size(s) x "
+        f"{len(conns)} conn count(s) x {repeats} round(s), {st.secs:g} s each "
+        f"(+{st.warmup:g} s warm-up), ~{total * (st.secs + st.warmup + 0.5):.0f} s",
         file=sys.stderr,
     )
     cells: list[Cell] = []
-    for size in sizes:
-        for n in conns:
-            rounds: list[list[Cell]] = []
-            for k in range(repeats):
-                order = servers[k % len(servers) :] + servers[: k % len(servers)]
-                # All servers of one round run back to back; if other processes disturbed
-                # any of them, the whole round runs again so its ratios stay side by side.
-                for attempt in range(retries + 1):
-                    group = [measure(name, size, n, st) for name in order]
-                    if not any(c.result.get("noisy") for c in group) or attempt == retries:
-                        break
-                    print(
-                        f"  {'':>14} {fmt_size(size):>8} x{n:<3} noisy, running again",
-                        file=sys.stderr,
-                    )
-                rounds.append(group)
-            cells += [median_cell(name, [c for g in rounds for c in g]) for name in servers]
+    for t, servers in plan.items():
+        for size in sizes:
+            for n in conns:
+                rounds: list[list[Cell]] = []
+                for k in range(repeats):
+                    order = servers[k % len(servers) :] + servers[: k % len(servers)]
+                    # All servers of one round run back to back; if other processes disturbed
+                    # any of them, the whole round runs again so its ratios stay side by side.
+                    for attempt in range(retries + 1):
+                        group = [measure(name, t, size, n, st) for name in order]
+                        if not any(c.result.get("noisy") for c in group) or attempt == retries:
+                            break
+                        print(
+                            f"  {'':>14} {t:>4} {fmt_size(size):>8} x{n:<3} noisy, running again",
+                            file=sys.stderr,
+                        )
+                    rounds.append(group)
+                cells += [median_cell(name, [c for g in rounds for c in g]) for name in servers]
 
     out = ROOT / opts.out
     out.mkdir(parents=True, exist_ok=True)
-    header, rows = table_rows(cells, servers, sizes, conns)
-    cost_header, costs = cost_rows(cells, servers, sizes, conns)
+    md_tables = []
+    for t, servers in plan.items():
+        mine = [c for c in cells if c.transport == t]
+        header, rows = table_rows(mine, servers, sizes, conns)
+        cost_header, costs = cost_rows(mine, servers, sizes, conns)
+        cost_title = "Server CPU per request, microseconds (median over rounds; lower is better):"
+        print(f"\n{TRANSPORT_TITLES[t]}:\n")
+        print(text_table(header, rows))
+        print(f"\n{cost_title}")
+        print(text_table(cost_header, costs))
+        md_tables.append(
+            f"## {TRANSPORT_TITLES[t]}\n\n{markdown_table(header, rows)}\n\n{cost_title}\n\n"
+            f"{markdown_table(cost_header, costs)}\n"
+        )
     print()
-    print(text_table(header, rows))
     print(LEGEND.replace("`", ""))
-    print("\nServer CPU per request, microseconds (median over rounds; lower is better):")
-    print(text_table(cost_header, costs))
     (out / "echo.json").write_text(
         json.dumps([c.result for c in cells if c.error is None], indent=1) + "\n"
     )
-    (out / "echo.svg").write_text(svg_chart(cells, servers, sizes, conns))
-    table = markdown_table(header, rows)
-    table += (
-        "\n\nServer CPU per request, microseconds (median over rounds; lower is better):\n\n"
-        + markdown_table(cost_header, costs)
-    )
-    write_markdown(out / "echo.md", table, cells, servers, skipped, st)
+    (out / "echo.svg").write_text(svg_chart(cells, plan, sizes, conns))
+    write_markdown(out / "echo.md", "\n".join(md_tables), cells, plan, skipped, st)
     print(f"\nwrote {os.path.relpath(out, Path.cwd())}/echo.{{json,svg,md}}")
 
     failed = [c for c in cells if c.error]

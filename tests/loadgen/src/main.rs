@@ -1,6 +1,7 @@
 //! polyio-loadgen: the vmbench-style ping-pong load generator behind the echo benchmarks.
-//! C connections each send an M-byte message and wait for its whole echo, verifying every
-//! byte; one mio event loop drives them all and one JSON line on stdout reports the result.
+//! C connections (TCP, or a Unix stream socket with `--unix`) each send an M-byte message and
+//! wait for its whole echo, verifying every byte; one mio event loop drives them all and one
+//! JSON line on stdout reports the result.
 //!
 //! Exit status: 0 on success, 1 when connections failed (the JSON line is still printed),
 //! 2 on bad arguments, 3 when an echo did not match what was sent.
@@ -9,19 +10,24 @@ mod pattern;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdTcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use pattern::{Pattern, verify};
 
 const USAGE: &str = "\
-usage: polyio-loadgen --port PORT [--host HOST] [--conns C] [--size BYTES] [--secs D] [--warmup-secs W]
+usage: polyio-loadgen (--port PORT [--host HOST] | --unix PATH) [--conns C] [--size BYTES]
+                      [--secs D] [--warmup-secs W]
 
   --host HOST         server address (default 127.0.0.1)
-  --port PORT         server port (required)
+  --port PORT         server port (required for TCP)
+  --unix PATH         connect to the Unix stream socket at PATH instead of TCP
   --conns C           concurrent connections, one request in flight each (default 1)
   --size BYTES        message size in bytes (default 1024)
   --secs D            measured duration in seconds, fractions allowed (default 5)
@@ -35,11 +41,28 @@ const READ_CHUNK: usize = 128 * 1024;
 /// How long one connect may take before the run gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// A TCP address, resolved when the run starts.
+    Tcp { host: String, port: u16 },
+    /// The filesystem path of a Unix stream socket.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Target::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 /// Command-line options.
 #[derive(Debug, Clone)]
 struct Args {
-    host: String,
-    port: u16,
+    target: Target,
     conns: u32,
     size: usize,
     secs: f64,
@@ -48,15 +71,8 @@ struct Args {
 
 /// Parses `--key value` / `--key=value` options; `Ok(None)` means help was asked for.
 fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut args = Args {
-        host: "127.0.0.1".to_owned(),
-        port: 0,
-        conns: 1,
-        size: 1024,
-        secs: 5.0,
-        warmup_secs: 1.0,
-    };
-    let mut port = None;
+    let (mut host, mut port, mut unix) = (None, None, None);
+    let (mut conns, mut size, mut secs, mut warmup_secs) = (1u32, 1024usize, 5.0f64, 1.0f64);
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
         if arg == "-h" || arg == "--help" {
@@ -71,39 +87,50 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             None => it.next().ok_or_else(|| format!("{key} needs a value")),
         };
         match key.as_str() {
-            "--host" => args.host = value()?,
+            "--host" => host = Some(value()?),
             "--port" => port = Some(parse_num::<u16>(&key, &value()?)?),
-            "--conns" => args.conns = parse_num(&key, &value()?)?,
-            "--size" => args.size = parse_num(&key, &value()?)?,
-            "--secs" => args.secs = parse_num(&key, &value()?)?,
-            "--warmup-secs" => args.warmup_secs = parse_num(&key, &value()?)?,
+            "--unix" => unix = Some(value()?),
+            "--conns" => conns = parse_num(&key, &value()?)?,
+            "--size" => size = parse_num(&key, &value()?)?,
+            "--secs" => secs = parse_num(&key, &value()?)?,
+            "--warmup-secs" => warmup_secs = parse_num(&key, &value()?)?,
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
-    args.port = match port {
-        Some(0) => return Err("--port must be 1..65535".to_owned()),
-        Some(p) => p,
-        None => return Err("--port is required".to_owned()),
+    let target = match (unix, port) {
+        (Some(_), _) if host.is_some() || port.is_some() => {
+            return Err("--unix excludes --host and --port".to_owned());
+        }
+        (Some(path), _) if path.is_empty() => return Err("--unix needs a path".to_owned()),
+        (Some(path), _) => Target::Unix(PathBuf::from(path)),
+        (None, Some(0)) => return Err("--port must be 1..65535".to_owned()),
+        (None, Some(port)) => Target::Tcp {
+            host: host.unwrap_or_else(|| "127.0.0.1".to_owned()),
+            port,
+        },
+        (None, None) => return Err("--port (or --unix) is required".to_owned()),
     };
-    if args.conns == 0 || args.conns > 10_000 {
-        return Err(format!("--conns must be 1..10000, got {}", args.conns));
+    if conns == 0 || conns > 10_000 {
+        return Err(format!("--conns must be 1..10000, got {conns}"));
     }
-    if args.size == 0 || args.size > 64 * 1024 * 1024 {
+    if size == 0 || size > 64 * 1024 * 1024 {
+        return Err(format!("--size must be 1..67108864 bytes, got {size}"));
+    }
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("--secs must be in (0, 86400], got {secs}"));
+    }
+    if !(warmup_secs.is_finite() && (0.0..=3_600.0).contains(&warmup_secs)) {
         return Err(format!(
-            "--size must be 1..67108864 bytes, got {}",
-            args.size
+            "--warmup-secs must be in [0, 3600], got {warmup_secs}"
         ));
     }
-    if !(args.secs.is_finite() && args.secs > 0.0 && args.secs <= 86_400.0) {
-        return Err(format!("--secs must be in (0, 86400], got {}", args.secs));
-    }
-    if !(args.warmup_secs.is_finite() && (0.0..=3_600.0).contains(&args.warmup_secs)) {
-        return Err(format!(
-            "--warmup-secs must be in [0, 3600], got {}",
-            args.warmup_secs
-        ));
-    }
-    Ok(Some(args))
+    Ok(Some(Args {
+        target,
+        conns,
+        size,
+        secs,
+        warmup_secs,
+    }))
 }
 
 /// Parses one numeric option value, naming the option on failure.
@@ -144,11 +171,12 @@ impl Recorder {
     }
 }
 
-/// One client connection: its socket, its messages and the request in flight.
+/// One client connection: its socket (a mio TCP or Unix stream), its messages and the
+/// request in flight.
 #[derive(Debug)]
-struct Conn {
+struct Conn<S> {
     id: u32,
-    stream: TcpStream,
+    stream: S,
     pattern: Pattern,
     /// Number of the request in flight (also picks its message).
     req: u64,
@@ -163,7 +191,7 @@ struct Conn {
     write_ready: bool,
 }
 
-impl Conn {
+impl<S: Read + Write> Conn<S> {
     /// Writes and reads as far as the socket allows, completing and starting requests.
     fn drive(&mut self, scratch: &mut [u8], rec: &mut Recorder) -> Result<(), ConnError> {
         let size = self.pattern.size();
@@ -238,8 +266,8 @@ impl Conn {
     }
 }
 
-/// Resolves `host:port` and opens one non-blocking TCP_NODELAY connection.
-fn connect(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+/// Opens one non-blocking TCP_NODELAY connection to the first of `addrs` that accepts.
+fn connect_tcp(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to connect to");
     for addr in addrs {
         match StdTcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
@@ -252,6 +280,13 @@ fn connect(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
         }
     }
     Err(last)
+}
+
+/// Opens one non-blocking connection to the Unix stream socket at `path`.
+fn connect_unix(path: &Path) -> io::Result<UnixStream> {
+    let s = StdUnixStream::connect(path)?;
+    s.set_nonblocking(true)?;
+    Ok(UnixStream::from_std(s))
 }
 
 /// User plus system CPU seconds this process has used, from getrusage(RUSAGE_SELF).
@@ -284,17 +319,30 @@ fn json_f64(v: Option<f64>) -> String {
     }
 }
 
-/// Runs the benchmark; returns the process exit code.
+/// Runs the benchmark against `args.target`; returns the process exit code.
 fn run(args: &Args) -> ExitCode {
-    let target = format!("{}:{}", args.host, args.port);
-    let addrs: Vec<SocketAddr> = match (args.host.as_str(), args.port).to_socket_addrs() {
-        Ok(a) => a.collect(),
-        Err(e) => {
-            eprintln!("polyio-loadgen: cannot resolve {target}: {e}");
-            return ExitCode::from(1);
+    match &args.target {
+        Target::Tcp { host, port } => {
+            let addrs: Vec<SocketAddr> = match (host.as_str(), *port).to_socket_addrs() {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    eprintln!("polyio-loadgen: cannot resolve {}: {e}", args.target);
+                    return ExitCode::from(1);
+                }
+            };
+            run_with(args, || connect_tcp(&addrs))
         }
-    };
+        Target::Unix(path) => run_with(args, || connect_unix(path)),
+    }
+}
 
+/// Runs the benchmark over connections that `connect` opens; returns the process exit code.
+fn run_with<S, F>(args: &Args, mut connect: F) -> ExitCode
+where
+    S: Read + Write + Source,
+    F: FnMut() -> io::Result<S>,
+{
+    let target = &args.target;
     let mut poll = match Poll::new() {
         Ok(p) => p,
         Err(e) => {
@@ -302,10 +350,10 @@ fn run(args: &Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut conns: Vec<Option<Conn>> = Vec::with_capacity(args.conns as usize);
+    let mut conns: Vec<Option<Conn<S>>> = Vec::with_capacity(args.conns as usize);
     let now = Instant::now();
     for id in 0..args.conns {
-        let mut stream = match connect(&addrs) {
+        let mut stream = match connect() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("polyio-loadgen: cannot connect connection {id} to {target}: {e}");
@@ -500,12 +548,56 @@ mod tests {
         ])
         .expect("valid")
         .expect("not help");
-        assert_eq!(a.host, "::1");
-        assert_eq!(a.port, 9000);
+        assert_eq!(
+            a.target,
+            Target::Tcp {
+                host: "::1".to_owned(),
+                port: 9000
+            }
+        );
         assert_eq!(a.conns, 10);
         assert_eq!(a.size, 102_400);
         assert_eq!(a.secs, 2.5);
         assert_eq!(a.warmup_secs, 0.0);
+    }
+
+    #[test]
+    fn host_defaults_to_ipv4_loopback() {
+        let a = args(&["--port", "7000"]).expect("valid").expect("not help");
+        assert_eq!(
+            a.target,
+            Target::Tcp {
+                host: "127.0.0.1".to_owned(),
+                port: 7000
+            }
+        );
+    }
+
+    #[test]
+    fn parses_a_unix_path() {
+        let a = args(&["--unix", "/tmp/echo.sock", "--conns=10", "--size", "1024"])
+            .expect("valid")
+            .expect("not help");
+        assert_eq!(a.target, Target::Unix(PathBuf::from("/tmp/echo.sock")));
+        assert_eq!(a.conns, 10);
+        assert_eq!(a.size, 1024);
+        let b = args(&["--unix=rel/echo.sock"])
+            .expect("valid")
+            .expect("not help");
+        assert_eq!(b.target, Target::Unix(PathBuf::from("rel/echo.sock")));
+    }
+
+    #[test]
+    fn rejects_a_unix_path_mixed_with_tcp_or_empty() {
+        assert!(args(&["--unix", "/tmp/s", "--port", "7000"]).is_err());
+        assert!(args(&["--port", "7000", "--unix", "/tmp/s"]).is_err());
+        assert!(args(&["--unix", "/tmp/s", "--host", "127.0.0.1"]).is_err());
+        assert!(args(&["--unix", ""]).is_err());
+        assert!(args(&["--unix"]).is_err(), "--unix needs a value");
+        assert!(
+            args(&["--host", "127.0.0.1"]).is_err(),
+            "port or path is required"
+        );
     }
 
     #[test]
@@ -518,6 +610,61 @@ mod tests {
         assert!(args(&["--port", "1", "--size"]).is_err());
         assert!(args(&["--port", "1", "--bogus", "1"]).is_err());
         assert!(matches!(args(&["--help"]), Ok(None)));
+    }
+
+    /// Listens at a fresh Unix socket path and echoes one connection on a thread, passing
+    /// each read through `mangle`; returns the path and the thread.
+    fn unix_echo(name: &str, mangle: fn(&mut [u8])) -> (PathBuf, std::thread::JoinHandle<()>) {
+        let path =
+            std::env::temp_dir().join(format!("polyio-loadgen-{name}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let server = std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                mangle(&mut buf[..n]);
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        });
+        (path, server)
+    }
+
+    fn unix_args(path: &Path) -> Args {
+        Args {
+            target: Target::Unix(path.to_owned()),
+            conns: 1,
+            size: 1024,
+            secs: 0.3,
+            warmup_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn drives_a_unix_socket_echo() {
+        let (path, server) = unix_echo("echo", |_| {});
+        let code = run(&unix_args(&path));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(code, ExitCode::SUCCESS);
+        // The run closed its connection, so the server has seen end of stream.
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn a_corrupted_unix_socket_echo_is_a_mismatch() {
+        let (path, server) = unix_echo("corrupt", |b| b[0] ^= 0x40);
+        let code = run(&unix_args(&path));
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            code,
+            ExitCode::from(3),
+            "exit status 3 means an echo mismatch"
+        );
+        server.join().expect("server thread");
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! tokio-echo: the raw-tokio echo server that the echo benchmarks use as their ceiling.
 //! A current-thread runtime, one task per connection, a 64 KiB buffer, read then write_all,
-//! TCP_NODELAY: the least a tokio program can do per request. Usage: `tokio-echo HOST PORT`.
+//! TCP_NODELAY: the least a tokio program can do per request.
+//! Usage: `tokio-echo HOST PORT` or `tokio-echo --unix PATH` (a Unix stream socket).
 
 use std::process::ExitCode;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
 
 /// Per-connection read buffer size.
 const BUF_SIZE: usize = 64 * 1024;
 
 /// Echoes everything `stream` sends until it closes or fails.
-async fn echo(mut stream: TcpStream) {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
         let n = match stream.read(&mut buf).await {
@@ -24,8 +25,8 @@ async fn echo(mut stream: TcpStream) {
     }
 }
 
-/// Accepts connections forever, spawning an echo task for each.
-async fn serve(listener: TcpListener) {
+/// Accepts TCP connections forever, spawning an echo task for each.
+async fn serve_tcp(listener: TcpListener) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -42,16 +43,20 @@ async fn serve(listener: TcpListener) {
     }
 }
 
+/// Accepts Unix-socket connections forever, spawning an echo task for each.
+async fn serve_unix(listener: UnixListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(echo(stream));
+            }
+            Err(e) => eprintln!("tokio-echo: accept failed: {e}"),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let [_, host, port] = argv.as_slice() else {
-        eprintln!("usage: tokio-echo HOST PORT");
-        return ExitCode::from(2);
-    };
-    let Ok(port) = port.parse::<u16>() else {
-        eprintln!("tokio-echo: invalid port {port:?}");
-        return ExitCode::from(2);
-    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -62,15 +67,36 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = rt.block_on(async {
-        let listener = TcpListener::bind((host.as_str(), port)).await?;
-        serve(listener).await;
-        std::io::Result::Ok(())
-    });
+    let (addr, result) = match argv.as_slice() {
+        [_, flag, path] if flag == "--unix" => (
+            path.clone(),
+            rt.block_on(async {
+                serve_unix(UnixListener::bind(path)?).await;
+                std::io::Result::Ok(())
+            }),
+        ),
+        [_, host, port] => {
+            let Ok(port) = port.parse::<u16>() else {
+                eprintln!("tokio-echo: invalid port {port:?}");
+                return ExitCode::from(2);
+            };
+            (
+                format!("{host}:{port}"),
+                rt.block_on(async {
+                    serve_tcp(TcpListener::bind((host.as_str(), port)).await?).await;
+                    std::io::Result::Ok(())
+                }),
+            )
+        }
+        _ => {
+            eprintln!("usage: tokio-echo HOST PORT | tokio-echo --unix PATH");
+            return ExitCode::from(2);
+        }
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tokio-echo: cannot serve on {host}:{port}: {e}");
+            eprintln!("tokio-echo: cannot serve on {addr}: {e}");
             ExitCode::from(1)
         }
     }
