@@ -401,6 +401,7 @@ impl World {
                     }
                 }
             }
+            OpCode::Send | OpCode::Recv => panic!("this workload submits no UDP op: {c:?}"),
         }
     }
 
