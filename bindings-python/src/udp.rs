@@ -502,7 +502,7 @@ impl Datagram {
                 let Some(d) = self.drv.as_ref() else {
                     return Ok(default);
                 };
-                match TransportSocket::new(py, d.bind(py), self.h)? {
+                match TransportSocket::new_datagram(py, d.bind(py), self.h)? {
                     Some(s) => Ok(Py::new(py, s)?.into_any()),
                     None => Ok(default),
                 }

@@ -243,7 +243,9 @@ def test_arguments(compare: Callable[..., Any]) -> None:
         facts.append(b.get_extra_info("sockname")[1] == port)
         # allow_broadcast sets SO_BROADCAST.
         c, _ = await api.endpoint(Recorder, local_addr=(HOST, 0), allow_broadcast=True)
-        facts.append(bool(c.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST)))
+        csock = c.get_extra_info("socket")
+        facts.append(bool(csock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST)))
+        facts += [csock.family, csock.type]  # proto: asyncio's is 17, uvloop's 0
         for t in (a, b, c):
             t.close()
         await asyncio.sleep(0.01)

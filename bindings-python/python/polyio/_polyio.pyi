@@ -201,10 +201,10 @@ class TransportSocket:
         """``socket.AF_INET``, ``socket.AF_INET6`` or ``socket.AF_UNIX``."""
     @property
     def type(self) -> socket.SocketKind:
-        """``socket.SOCK_STREAM``."""
+        """``socket.SOCK_STREAM`` (``socket.SOCK_DGRAM`` for a UDP socket)."""
     @property
     def proto(self) -> int:
-        """``socket.IPPROTO_TCP`` (0 for a Unix socket)."""
+        """``socket.IPPROTO_TCP`` (``IPPROTO_UDP`` for a UDP socket, 0 for a Unix one)."""
     def fileno(self) -> int:
         """The socket's fd (owned by polyio: do not close it), or -1 once closed."""
     def getsockname(self) -> Any:
