@@ -69,7 +69,7 @@ lib: ## Build libpolyio (debug) into target/debug
 lib-release: ## Build libpolyio (release) into target/release
 	$(CARGO) build --release -p polyio
 
-EXAMPLES := echo_server echo_client
+EXAMPLES := echo_server echo_client udp_echo_server udp_echo_client
 
 .PHONY: examples examples-release
 examples: lib ## Build the C examples (debug) into build/examples
