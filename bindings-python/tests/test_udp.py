@@ -290,3 +290,20 @@ def test_many_datagrams_from_many_senders(run: Callable[[Any], Any]) -> None:
         await asyncio.sleep(0.01)
 
     run(scenario())
+
+
+def test_a_refused_send_goes_to_error_received(compare: Callable[..., Any]) -> None:
+    """A send the kernel refuses (a broadcast without allow_broadcast) reaches
+    error_received, and the endpoint lives on."""
+
+    async def scenario(api: SimpleNamespace) -> Any:
+        t, p = await api.endpoint(Recorder, local_addr=(HOST, 0))
+        t.sendto(b"to all", ("255.255.255.255", 9))
+        exc = await asyncio.wait_for(p.got.get(), 10)
+        facts = [type(exc).__name__, getattr(exc, "errno", None), t.is_closing()]
+        t.close()
+        await asyncio.wait_for(p.lost, 10)
+        facts.append(p.events)
+        return facts
+
+    assert compare(scenario)[0] == "PermissionError"
