@@ -833,8 +833,8 @@ async def create_datagram_endpoint(
         if not pairs:
             raise ValueError("can not get address information")
     errors: list[OSError] = []
+    protocol = protocol_factory()
     for local, remote in pairs:
-        protocol = protocol_factory()
         try:
             transport = drv.udp_endpoint(
                 protocol,
