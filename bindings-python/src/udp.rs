@@ -351,7 +351,11 @@ impl Datagram {
             }
         }
         let to = match to {
-            Some(a) => Some(sockaddr_of(a)?),
+            // The tuple datagram_received was given (an echo replying): no parsing.
+            Some(a) => match &s.last_from {
+                Some((known, t)) if a.is(t.bind(py)) => Some(*known),
+                _ => Some(sockaddr_of(a)?),
+            },
             None => s.target,
         };
         let (h, u) = (s.h, ud(s.id, OP_SEND));
