@@ -69,7 +69,7 @@ lib: ## Build libpolyio (debug) into target/debug
 lib-release: ## Build libpolyio (release) into target/release
 	$(CARGO) build --release -p polyio
 
-EXAMPLES := echo_server echo_client
+EXAMPLES := echo_server echo_client udp_echo_server udp_echo_client
 
 .PHONY: examples examples-release
 examples: lib ## Build the C examples (debug) into build/examples
@@ -194,7 +194,7 @@ bench-build: deps-bench examples-release python-release node-build
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o $(BUILD)/bench/libuv_echo
 
-bench: bench-build ## Echo benchmark side by side over TCP and Unix sockets, 3 rounds of 3 s per cell (BENCH_SERVERS, BENCH_TRANSPORTS, BENCH_SIZES, BENCH_REPEATS, BENCH_SECS narrow it); writes target/bench/
+bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP, 3 rounds of 3 s per cell (BENCH_SERVERS, BENCH_TRANSPORTS, BENCH_SIZES, BENCH_REPEATS, BENCH_SECS narrow it); writes target/bench/
 	BENCH_REPEATS=$${BENCH_REPEATS:-3} BENCH_SECS=$${BENCH_SECS:-3} python3 tests/bench/run.py
 	$(CARGO) bench -p polyio-core --bench roundtrip -- --quick
 

@@ -102,3 +102,38 @@ export interface Server extends AsyncIterable<Connection> {
   /** Same as `close()`. */
   [Symbol.asyncDispose](): Promise<void>
 }
+
+/** Options of {@link bindUdp}. */
+export interface UdpBindOptions {
+  /** `'udp4'` or `'udp6'`, as `dgram.createSocket`. */
+  type: 'udp4' | 'udp6'
+  /** Port, 0 (default) for an ephemeral one. */
+  port?: number
+  /** Address to bind (default the family's any-address, `'0.0.0.0'` or `'::'`); a name is resolved. */
+  address?: string
+  /** Set `SO_REUSEADDR` (several sockets on one multicast address and port). */
+  reuseAddr?: boolean
+  /** Set `SO_REUSEPORT`, so several sockets (one per thread or worker) share the port. */
+  reusePort?: boolean
+  /** Set `IPV6_V6ONLY` on a `'udp6'` socket. */
+  ipv6Only?: boolean
+  /** Aborting it closes the socket. */
+  signal?: AbortSignal
+}
+
+/** A datagram received, with its sender's address (as `dgram`'s `rinfo`). */
+export interface UdpMessage {
+  data: Buffer
+  address: string
+  family: 'IPv4' | 'IPv6'
+  port: number
+  /** The datagram's length (`data.length`). */
+  size: number
+}
+
+export interface UdpSocket extends AsyncIterable<UdpMessage> {
+  /** Yields each datagram `recv()` gives until the socket is closed. */
+  [Symbol.asyncIterator](): AsyncIterator<UdpMessage>
+  /** Same as `close()`: `await using sock = await bindUdp(...)`. */
+  [Symbol.asyncDispose](): Promise<void>
+}

@@ -103,6 +103,54 @@ export interface Server extends AsyncIterable<Connection> {
   [Symbol.asyncDispose](): Promise<void>
 }
 
+/** Options of {@link bindUdp}. */
+export interface UdpBindOptions {
+  /** `'udp4'` or `'udp6'`, as `dgram.createSocket`. */
+  type: 'udp4' | 'udp6'
+  /** Port, 0 (default) for an ephemeral one. */
+  port?: number
+  /** Address to bind (default the family's any-address, `'0.0.0.0'` or `'::'`); a name is resolved. */
+  address?: string
+  /** Set `SO_REUSEADDR` (several sockets on one multicast address and port). */
+  reuseAddr?: boolean
+  /** Set `SO_REUSEPORT`, so several sockets (one per thread or worker) share the port. */
+  reusePort?: boolean
+  /** Set `IPV6_V6ONLY` on a `'udp6'` socket. */
+  ipv6Only?: boolean
+  /** Aborting it closes the socket. */
+  signal?: AbortSignal
+}
+
+/** A datagram received, with its sender's address (as `dgram`'s `rinfo`). */
+export interface UdpMessage {
+  data: Buffer
+  address: string
+  family: 'IPv4' | 'IPv6'
+  port: number
+  /** The datagram's length (`data.length`). */
+  size: number
+}
+
+export interface UdpSocket extends AsyncIterable<UdpMessage> {
+  /** Yields each datagram `recv()` gives until the socket is closed. */
+  [Symbol.asyncIterator](): AsyncIterator<UdpMessage>
+  /** Same as `close()`: `await using sock = await bindUdp(...)`. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+export type TypedArray =
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -217,6 +265,84 @@ export declare class Server {
   /** Whether `close()` has run. */
   get closed(): boolean
 }
+
+/**
+ * A bound UDP socket, from `bindUdp()`. Async-iterable (yields each datagram as
+ * `{ data, address, port, family, size }` until closed) and async-disposable (closes).
+ */
+export declare class UdpSocket {
+  /**
+   * Sends `data` (a Buffer, TypedArray, DataView or string) as one datagram to
+   * `address:port` (`address` defaults to the loopback address of the socket's family and
+   * may be a name), or with neither to the connected peer. Resolves with the bytes sent;
+   * rejects with `'ECONNREFUSED'` (an earlier datagram to a connected peer was refused),
+   * `'EMSGSIZE'`, `'EACCES'` (a broadcast without `setBroadcast(true)`),
+   * `'ERR_SOCKET_DGRAM_NOT_RUNNING'` once closed, ... as Node spells them.
+   */
+  send(data: Buffer | ArrayBufferView | string, port?: number, address?: string): Promise<number>
+  /**
+   * Receives one datagram: resolves with `{ data, address, port, family, size }` (the
+   * sender's address, as `dgram`'s `rinfo`). Receives queue and complete in order. With a
+   * `signal`, an abort rejects with an `AbortError` and takes no datagram. A connected
+   * socket whose earlier datagram was refused rejects with `'ECONNREFUSED'`; after
+   * `close()` a receive rejects with `'ERR_SOCKET_DGRAM_NOT_RUNNING'`.
+   */
+  recv(options?: { signal?: AbortSignal }): Promise<UdpMessage>
+  /**
+   * Associates the socket with `address:port` (`address` defaults to the loopback
+   * address; names are resolved), as `dgram`'s `connect()`: sends without an address go
+   * there and only its datagrams are received. Rejects with
+   * `'ERR_SOCKET_DGRAM_IS_CONNECTED'` when connected already.
+   */
+  connect(port: number, address?: string): Promise<void>
+  /**
+   * Dissolves the association made by `connect()`; throws
+   * `'ERR_SOCKET_DGRAM_NOT_CONNECTED'` when there is none.
+   */
+  disconnect(): void
+  /**
+   * The bound address, as `dgram`'s `address()`; throws
+   * `'ERR_SOCKET_DGRAM_NOT_RUNNING'` once closed.
+   */
+  address(): { address: string, family: 'IPv4' | 'IPv6', port: number }
+  /**
+   * The connected peer's address, as `dgram`'s `remoteAddress()`; throws
+   * `'ERR_SOCKET_DGRAM_NOT_CONNECTED'` when not connected.
+   */
+  remoteAddress(): { address: string, family: 'IPv4' | 'IPv6', port: number }
+  /** Allows or forbids sends to a broadcast address (`SO_BROADCAST`). */
+  setBroadcast(flag: boolean): void
+  /** Sets the unicast TTL (1 to 255); returns it. Throws `'EINVAL'` out of range. */
+  setTTL(ttl: number): number
+  /** Sets the multicast TTL (0 to 255); returns it. */
+  setMulticastTTL(ttl: number): number
+  /** Whether multicast sends loop back to this host; returns `flag`. */
+  setMulticastLoopback(flag: boolean): boolean
+  /**
+   * Joins multicast group `multicastAddress` on the interface with address
+   * `multicastInterface` (default: the system's choice).
+   */
+  addMembership(multicastAddress: string, multicastInterface?: string | undefined | null): void
+  /** Leaves a group joined with `addMembership`. */
+  dropMembership(multicastAddress: string, multicastInterface?: string | undefined | null): void
+  /**
+   * Closes the socket: pending receives reject with `'ERR_SOCKET_DGRAM_NOT_RUNNING'`
+   * (an iterator ends), pending sends too. Closing twice is harmless.
+   */
+  close(): Promise<void>
+  /** Whether `close()` has run. */
+  get closed(): boolean
+}
+
+/**
+ * Binds a UDP socket, as `dgram.createSocket({ type, reuseAddr })` followed by `bind()`:
+ * `type` is `'udp4'` or `'udp6'`; `address` defaults to the any-address of that family and
+ * may be a name; `port` 0 (the default) picks an ephemeral port. `reusePort` sets
+ * `SO_REUSEPORT`, `ipv6Only` sets `IPV6_V6ONLY`. Rejects with `'EADDRINUSE'`, `'EACCES'`,
+ * ... as Node spells them, or `'ABORT_ERR'` for an already aborted `signal`; aborting
+ * `signal` later closes the socket.
+ */
+export declare function bindUdp(options: UdpBindOptions): Promise<UdpSocket>
 
 /**
  *  Opens a TCP connection to `host:port` (`host` defaults to `'localhost'`; names are

@@ -1,14 +1,15 @@
-//! What every operation shares: the handle type, the completion record with its op kinds
-//! and flags, the address records it may carry (a lookup's `polyio_addrinfo` list), and
-//! the multi-shot read payloads lent to C until `polyio_buffer_release` (a process-wide
-//! registry by never-reused id, so no release is UB).
+//! What every operation shares: the handle type, the completion record with its op kinds,
+//! flags and the address records it may carry (a received datagram's `polyio_addr`, a
+//! lookup's `polyio_addrinfo` list), and the multi-shot read payloads lent to C until
+//! `polyio_buffer_release` (a process-wide registry by never-reused id, so no release is UB).
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use polyio_core::{AddrInfo, Completion, Runtime};
+use polyio_core::{AddrInfo, Completion, Runtime, Status};
 
 use crate::status::polyio_status;
 
@@ -40,6 +41,26 @@ pub const POLYIO_COMPLETION_MORE: u32 = 2;
 /// caller should close the connection rather than write on.
 pub const POLYIO_COMPLETION_PARTIAL: u32 = 4;
 
+/// Completion flag: a received datagram was longer than the buffer (`polyio_udp_recv`'s
+/// `cap`, `polyio_udp_recv_multishot`'s `cap`): `result` bytes of it were kept, the rest is
+/// lost.
+pub const POLYIO_COMPLETION_TRUNC: u32 = 8;
+
+/// Writes `addr` to `*out` (INVALID_ARGUMENT when `out` is NULL, the error otherwise).
+pub(crate) fn write_addr(out: *mut polyio_addr, addr: Result<SocketAddr, Status>) -> polyio_status {
+    if out.is_null() {
+        return polyio_status::InvalidArgument;
+    }
+    match addr {
+        Ok(a) => {
+            // SAFETY: checked non-NULL; the caller promised it is writable.
+            unsafe { out.write(polyio_addr::from_socket(a)) };
+            polyio_status::Ok
+        }
+        Err(s) => s.into(),
+    }
+}
+
 /// The kind of operation a completion ends.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +73,10 @@ pub enum polyio_op {
     Timer = 6,
     /// `polyio_getaddrinfo`: the completion's `addrinfo` holds the addresses.
     Lookup = 7,
+    /// `polyio_udp_send`.
+    Send = 8,
+    /// `polyio_udp_recv`, `polyio_udp_recv_multishot`.
+    Recv = 9,
 }
 
 /// One finished operation (or, flagged `POLYIO_COMPLETION_MORE`, one step of a multi-shot
@@ -70,8 +95,9 @@ pub struct polyio_completion {
     pub op: u32,
     /// `POLYIO_COMPLETION_*` bits.
     pub flags: u32,
-    /// The bytes a `polyio_read_multishot` chunk read (its `POLYIO_COMPLETION_MORE`
-    /// completions); NULL in every other completion. polyio lends this buffer to the caller:
+    /// The bytes a `polyio_read_multishot` chunk read or a `polyio_udp_recv_multishot`
+    /// datagram holds (their `POLYIO_COMPLETION_MORE` completions, when not empty); NULL in
+    /// every other completion. polyio lends this buffer to the caller:
     /// it stays valid and unchanged (also across turns, reaps and `polyio_runtime_free`)
     /// until the caller passes `payload_id` to `polyio_buffer_release`. Never `free` it and
     /// never write to it; a payload that is never released is leaked.
@@ -88,6 +114,9 @@ pub struct polyio_completion {
     /// the caller now owns and must free with `polyio_addrinfo_free`. NULL in every other
     /// completion.
     pub addrinfo: *mut polyio_addrinfo,
+    /// For a received datagram (op RECV, `result >= 0`): where it came from. Part of the
+    /// record (copied out with it, nothing to free); family 0 in every other completion.
+    pub addr: polyio_addr,
 }
 
 /// A socket address in text form.
@@ -97,25 +126,49 @@ pub struct polyio_addr {
     /// The IP address, NUL-terminated (`"127.0.0.1"`, `"::1"`).
     pub ip: [c_char; 46],
     pub port: u16,
-    /// 4 or 6.
+    /// 4 or 6; 0 in a completion that carries no address.
     pub family: u8,
 }
 
-impl From<std::net::SocketAddr> for polyio_addr {
-    fn from(addr: std::net::SocketAddr) -> polyio_addr {
+impl From<SocketAddr> for polyio_addr {
+    fn from(addr: SocketAddr) -> polyio_addr {
+        polyio_addr::from_socket(addr)
+    }
+}
+
+impl polyio_addr {
+    /// The record that carries no address (family 0).
+    pub(crate) const NONE: polyio_addr = polyio_addr {
+        ip: [0; 46],
+        port: 0,
+        family: 0,
+    };
+
+    /// `addr` in text form, formatted without a heap allocation (it runs per datagram).
+    pub(crate) fn from_socket(addr: SocketAddr) -> polyio_addr {
+        use std::io::Write;
+        let mut text = [0u8; 46];
+        // The longest IPv6 text is 45 bytes: it fits, leaving the NUL.
+        let _ = write!(&mut text[..45], "{}", addr.ip());
         let mut rec = polyio_addr {
             ip: [0; 46],
             port: addr.port(),
             family: if addr.is_ipv4() { 4 } else { 6 },
         };
-        for (dst, src) in rec
-            .ip
-            .iter_mut()
-            .zip(addr.ip().to_string().bytes().take(45))
-        {
+        for (dst, src) in rec.ip.iter_mut().zip(text) {
             *dst = src as c_char;
         }
         rec
+    }
+
+    /// The address this record names; `None` when it is not a valid IP literal with a
+    /// NUL inside `ip`.
+    pub(crate) fn socket_addr(&self) -> Option<SocketAddr> {
+        let len = self.ip.iter().position(|&c| c == 0)?;
+        // SAFETY: `c_char` and `u8` have one size and alignment; `len` is within `ip`.
+        let bytes = unsafe { std::slice::from_raw_parts(self.ip.as_ptr().cast::<u8>(), len) };
+        let ip: std::net::IpAddr = std::str::from_utf8(bytes).ok()?.parse().ok()?;
+        Some(SocketAddr::new(ip, self.port))
     }
 }
 
@@ -237,6 +290,7 @@ pub(crate) unsafe fn write_records(
             payload_id,
             partial: c.partial,
             addrinfo: c.addrs.map_or(std::ptr::null_mut(), |a| addrinfo_list(&a)),
+            addr: c.addr.map_or(polyio_addr::NONE, polyio_addr::from_socket),
         };
         // SAFETY: `i < done.len()` and the caller promised room for that many at `out`.
         unsafe { out.add(i).write(rec) };
@@ -300,6 +354,24 @@ mod tests {
         assert_eq!(POLYIO_COMPLETION_INLINE, polyio_core::FLAG_INLINE);
         assert_eq!(POLYIO_COMPLETION_MORE, polyio_core::FLAG_MORE);
         assert_eq!(POLYIO_COMPLETION_PARTIAL, polyio_core::FLAG_PARTIAL);
+        assert_eq!(POLYIO_COMPLETION_TRUNC, polyio_core::FLAG_TRUNC);
+        assert_eq!(polyio_op::Send as u32, polyio_core::OpCode::Send as u32);
+        assert_eq!(polyio_op::Recv as u32, polyio_core::OpCode::Recv as u32);
+    }
+
+    #[test]
+    fn addresses_round_trip_through_the_text_record() {
+        for text in [
+            "127.0.0.1:9",
+            "[::1]:65535",
+            "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:1",
+        ] {
+            let a: SocketAddr = text.parse().unwrap();
+            assert_eq!(polyio_addr::from_socket(a).socket_addr(), Some(a));
+        }
+        let mut bad = polyio_addr::NONE;
+        bad.ip = [b'1' as c_char; 46];
+        assert_eq!(bad.socket_addr(), None);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub mod dns;
 
 pub mod timer;
 
+pub mod udp;
+
 #[cfg(test)]
 mod tests {
     /// Every source file of this crate, by name.
@@ -44,6 +46,7 @@ mod tests {
         ("stream.rs", include_str!("stream.rs")),
         ("tcp.rs", include_str!("tcp.rs")),
         ("timer.rs", include_str!("timer.rs")),
+        ("udp.rs", include_str!("udp.rs")),
         ("unix.rs", include_str!("unix.rs")),
     ];
 

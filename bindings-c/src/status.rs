@@ -22,6 +22,7 @@ pub enum polyio_status {
     InvalidArgument = -22,
     TooManyOpenFiles = -24,
     BrokenPipe = -32,
+    MessageTooLong = -90,
     AddressInUse = -98,
     AddressNotAvailable = -99,
     NetworkUnreachable = -101,

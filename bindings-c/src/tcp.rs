@@ -4,9 +4,9 @@
 use std::ffi::{CStr, c_char};
 use std::time::Duration;
 
-use polyio_core::{Handle, ListenOptions, Status};
+use polyio_core::{Handle, ListenOptions};
 
-use crate::completion::polyio_addr;
+use crate::completion::{polyio_addr, write_addr};
 use crate::runtime::{polyio_handle, polyio_runtime};
 use crate::status::{polyio_status, status_of};
 
@@ -176,19 +176,6 @@ pub unsafe extern "C" fn polyio_tcp_keepalive(
                 .set_keepalive(Handle::from_raw(h), idle),
         )
     })
-}
-
-fn write_addr(out: *mut polyio_addr, addr: Result<std::net::SocketAddr, Status>) -> polyio_status {
-    if out.is_null() {
-        return polyio_status::InvalidArgument;
-    }
-    let addr = match addr {
-        Ok(a) => a,
-        Err(s) => return s.into(),
-    };
-    // SAFETY: checked non-NULL; the caller promised it is writable.
-    unsafe { out.write(polyio_addr::from(addr)) };
-    polyio_status::Ok
 }
 
 /// Writes the local address of a connection or listener to `*out` (for a listener bound to

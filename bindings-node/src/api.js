@@ -1,9 +1,10 @@
 // The JS half of polyio's Node binding, run once per environment by the addon (env.rs)
-// with its exports. It adds what is natural in JS and not in Rust: async iterators,
-// Symbol.asyncDispose, toDuplex(), and the AbortSignal listeners that cancel core ops.
+// with its exports. It adds what is natural in JS and not in Rust: async iterators (of
+// connections, servers and UDP sockets), Symbol.asyncDispose, toDuplex(), and the
+// AbortSignal listeners that cancel core ops.
 function polyioApi(binding) {
   'use strict';
-  const { Connection, Server } = binding;
+  const { Connection, Server, UdpSocket } = binding;
   const cancel = binding.__cancel;
   const watchers = new Map(); // op id -> [signal, listener]
   const reasons = new Map(); // op id -> signal.reason, for ops whose signal fired
@@ -146,6 +147,21 @@ function polyioApi(binding) {
     }
   });
   define(Server.prototype, asyncDispose, function dispose() {
+    return this.close();
+  });
+
+  // As for connections: a plain iterator over the native `__next()`, one receive per step.
+  define(UdpSocket.prototype, Symbol.asyncIterator, function datagrams() {
+    const sock = this;
+    return {
+      next: () => sock.__next(),
+      return: (value) => Promise.resolve({ value, done: true }),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  });
+  define(UdpSocket.prototype, asyncDispose, function dispose() {
     return this.close();
   });
 

@@ -2,7 +2,8 @@
 //! from the environment's own libuv loop (see `env`); each kind of I/O is a module that
 //! submits its ops and settles their completions: `tcp`, `unix`, `conn` (`Connection`,
 //! every stream kind's), `server` (`Server`, every stream kind's), `timer` (`sleep`), `dns`
-//! (`lookup`); `net` has `connect()` and `listen()`, which pick the kind from their options.
+//! (`lookup`), `udp` (`bindUdp()`, `UdpSocket`); `net` has `connect()` and `listen()`,
+//! which pick the kind from their options.
 //! `api.js` adds the JS-only parts (async iterators, `Symbol.asyncDispose`, `toDuplex()`,
 //! AbortSignal listeners). No thread hop per operation, no threadsafe function per
 //! operation: results ready at call time settle at once, the rest settle in batches, one
@@ -22,6 +23,7 @@ mod net;
 mod server;
 mod tcp;
 mod timer;
+mod udp;
 mod unix;
 
 use napi::bindgen_prelude::Object;
@@ -32,6 +34,7 @@ use crate::js::Value;
 
 pub use conn::Connection;
 pub use server::Server;
+pub use udp::UdpSocket;
 
 #[napi(module_exports)]
 pub fn init(env: Env, exports: Object) -> napi::Result<()> {

@@ -3,9 +3,9 @@
 //! One [`driver::Driver`] per event loop owns a polyio-core runtime and is driven from the
 //! loop's own thread (its backend fd in `loop.add_reader`, its next timeout in `loop.call_at`).
 //! Each kind of I/O is a module that adds its methods to the driver and settles its own
-//! completions: `timer`, `dns`, `tcp`, `unix`, and `stream` (connections of every stream
-//! kind, [`conn::Conn`], with `transport` and `reader` for their asyncio APIs).
-//! `python/polyio/` wraps these classes.
+//! completions: `timer`, `dns`, `tcp`, `unix`, `udp` (datagram endpoints), and `stream`
+//! (connections of every stream kind, [`conn::Conn`], with `transport` and `reader` for
+//! their asyncio APIs). `python/polyio/` wraps these classes.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -23,6 +23,7 @@ mod stream;
 mod tcp;
 mod timer;
 mod transport;
+mod udp;
 mod unix;
 
 use pyo3::prelude::*;
@@ -34,6 +35,7 @@ fn _polyio(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<conn::Conn>()?;
     m.add_class::<drain::Drain>()?;
     m.add_class::<sock::TransportSocket>()?;
+    m.add_class::<udp::Datagram>()?;
     m.add_function(wrap_pyfunction!(errors::status_error, m)?)?;
     m.add("DEFAULT_LIMIT", conn::DEFAULT_LIMIT)?;
     // Status codes come from core's one table: Python never spells a code itself.

@@ -23,8 +23,10 @@ pub struct TransportSocket {
     drv: Py<Driver>,
     h: Handle,
     family: Py<PyAny>,
-    /// A Unix socket (`AF_UNIX`, protocol 0), else TCP.
+    /// A Unix socket (`AF_UNIX`, protocol 0), else TCP (or UDP, with `datagram`).
     unix: bool,
+    /// A UDP socket (`SOCK_DGRAM`, `IPPROTO_UDP`).
+    datagram: bool,
 }
 
 impl TransportSocket {
@@ -47,6 +49,19 @@ impl TransportSocket {
             h,
             family,
             unix: name == "AF_UNIX",
+            datagram: false,
+        }))
+    }
+
+    /// [`new`](Self::new) for a UDP socket's handle.
+    pub fn new_datagram(
+        py: Python<'_>,
+        drv: &Bound<'_, Driver>,
+        h: Handle,
+    ) -> PyResult<Option<Self>> {
+        Ok(Self::new(py, drv, h)?.map(|s| TransportSocket {
+            datagram: true,
+            ..s
         }))
     }
 
@@ -172,25 +187,29 @@ impl TransportSocket {
         self.family.clone_ref(py)
     }
 
-    /// `socket.SOCK_STREAM`.
+    /// `socket.SOCK_STREAM` (`socket.SOCK_DGRAM` for a UDP socket).
     #[getter(r#type)]
     fn get_type(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(py
-            .import(intern!(py, "socket"))?
-            .getattr(intern!(py, "SOCK_STREAM"))?
-            .unbind())
+        let name = if self.datagram {
+            intern!(py, "SOCK_DGRAM")
+        } else {
+            intern!(py, "SOCK_STREAM")
+        };
+        Ok(py.import(intern!(py, "socket"))?.getattr(name)?.unbind())
     }
 
-    /// `socket.IPPROTO_TCP` (0 for a Unix socket).
+    /// `socket.IPPROTO_TCP` (`IPPROTO_UDP` for a UDP socket, 0 for a Unix one).
     #[getter]
     fn proto(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         if self.unix {
             return Ok(0i32.into_pyobject(py)?.into_any().unbind());
         }
-        Ok(py
-            .import(intern!(py, "socket"))?
-            .getattr(intern!(py, "IPPROTO_TCP"))?
-            .unbind())
+        let name = if self.datagram {
+            intern!(py, "IPPROTO_UDP")
+        } else {
+            intern!(py, "IPPROTO_TCP")
+        };
+        Ok(py.import(intern!(py, "socket"))?.getattr(name)?.unbind())
     }
 
     /// The socket's fd (still owned by polyio: do not close it), or -1 once closed.

@@ -13,7 +13,7 @@
 //! record and wake keys; `socket` the resources; `task` the one op type for futures;
 //! `runtime/` the queue, ids, timers, cancellation and the turn; then one module per kind
 //! of I/O, each an `impl Runtime` block: `stream` (the ops every connected socket shares),
-//! `dns`, `tcp` and `unix`.
+//! `dns`, `tcp`, `udp` and `unix`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -31,6 +31,7 @@ mod status;
 mod stream;
 mod task;
 mod tcp;
+mod udp;
 mod unix;
 mod wake;
 
@@ -39,10 +40,11 @@ pub use buf::{ReadBuf, WriteBuf};
 pub use dns::{AddrInfo, LookupHints, MAX_HOST_LEN, Query, Resolve, SystemResolver};
 pub use handle::Handle;
 pub use idmap::{IdHasher, IdMap};
-pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, OpCode};
+pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, FLAG_TRUNC, OpCode};
 pub use policy::{Backpressure, BadWaterMarks, HIGH_WATER, LOW_WATER, READ_SIZE, WaterMarks};
 pub use runtime::{Options, Runtime, Stats};
 pub use status::{ALL_STATUSES, Status};
 pub use tcp::{ConnectOptions, ListenOptions, MAX_KEEPALIVE_IDLE_SECS};
+pub use udp::UdpOptions;
 pub use unix::{PeerCred, UNIX_PATH_MAX};
 pub use wake::RuntimeWaker;

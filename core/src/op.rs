@@ -2,6 +2,7 @@
 //! it is in flight (`Op`, `OpState`), what it ends in (`Completion`), and how a tokio waker
 //! names the thing to progress (`Key`). Every kind of I/O keeps its op states here.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::buf::{ReadBuf, WriteBuf};
@@ -19,6 +20,9 @@ pub const FLAG_MORE: u32 = 2;
 /// [`Completion::partial`] says how many. Set on a write that sent part of its buffer; the
 /// stream's framing is then broken, and the consumer should close the connection.
 pub const FLAG_PARTIAL: u32 = 4;
+/// A received datagram was longer than the buffer: the completion holds its first
+/// `result` bytes and the rest is lost (`MSG_TRUNC`).
+pub const FLAG_TRUNC: u32 = 8;
 
 /// What kind of operation a completion ends.
 #[repr(u32)]
@@ -33,6 +37,11 @@ pub enum OpCode {
     /// A name lookup (`Runtime::getaddrinfo`): `result` is the number of addresses, in
     /// [`Completion::addrs`].
     Lookup = 7,
+    /// A datagram sent (`Runtime::udp_send`): `result` is its length.
+    Send = 8,
+    /// A datagram received (`Runtime::udp_recv`, `Runtime::udp_recv_multishot`): `result`
+    /// is its length (up to the buffer's), [`Completion::addr`] where it came from.
+    Recv = 9,
 }
 
 /// One finished operation.
@@ -55,6 +64,9 @@ pub struct Completion {
     /// A lookup's addresses, in the resolver's order (`None` for every other op and for a
     /// failed lookup).
     pub addrs: Option<Box<[AddrInfo]>>,
+    /// A received datagram's source address (`None` for every other op, and for a failed
+    /// receive).
+    pub addr: Option<SocketAddr>,
 }
 
 impl Completion {
@@ -88,6 +100,16 @@ pub(crate) enum OpState {
     Task(Task),
     /// A timer op.
     Timer(TimerKey),
+    /// A datagram receive into the submitter's buffer.
+    Recv(ReadBuf),
+    /// A multi-shot datagram receive: each datagram (its first `cap` bytes) completes with
+    /// FLAG_MORE.
+    RecvMulti { cap: usize },
+    /// A datagram send, to `to` or (`None`) to the connected peer.
+    Send {
+        buf: WriteBuf,
+        to: Option<SocketAddr>,
+    },
 }
 
 /// One operation in flight.
@@ -126,6 +148,10 @@ pub(crate) enum Key {
     Write(Handle),
     Accept(Handle),
     Task(Handle),
+    /// A UDP socket's receive queue.
+    Recv(Handle),
+    /// A UDP socket's send queue.
+    Send(Handle),
 }
 
 // A key packs into a u64 for the ready queue: the low three bits say what to progress, the
@@ -138,6 +164,8 @@ const KIND_READ: u64 = 0;
 const KIND_WRITE: u64 = 1;
 const KIND_ACCEPT: u64 = 2;
 const KIND_TASK: u64 = 3;
+const KIND_RECV: u64 = 4;
+const KIND_SEND: u64 = 5;
 
 impl Key {
     pub(crate) fn encode(self) -> u64 {
@@ -146,6 +174,8 @@ impl Key {
             Key::Write(h) => (KIND_WRITE, h),
             Key::Accept(h) => (KIND_ACCEPT, h),
             Key::Task(h) => (KIND_TASK, h),
+            Key::Recv(h) => (KIND_RECV, h),
+            Key::Send(h) => (KIND_SEND, h),
         };
         ((h.into_raw() & HANDLE_MASK) << KIND_BITS) | kind
     }
@@ -159,6 +189,8 @@ impl Key {
             KIND_WRITE => Some(Key::Write(h)),
             KIND_ACCEPT => Some(Key::Accept(h)),
             KIND_TASK => Some(Key::Task(h)),
+            KIND_RECV => Some(Key::Recv(h)),
+            KIND_SEND => Some(Key::Send(h)),
             _ => None,
         }
     }
@@ -171,7 +203,14 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         let h = Handle::from_raw((7u64 << 48) | (0xABCDEF << 24) | 0x123456);
-        for k in [Key::Read(h), Key::Write(h), Key::Accept(h), Key::Task(h)] {
+        for k in [
+            Key::Read(h),
+            Key::Write(h),
+            Key::Accept(h),
+            Key::Task(h),
+            Key::Recv(h),
+            Key::Send(h),
+        ] {
             assert_eq!(Key::decode(k.encode(), 7), Some(k));
         }
         assert_eq!(Key::decode(7, 7), None);

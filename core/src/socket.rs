@@ -1,17 +1,21 @@
 //! The resources a runtime holds: connected streams and listeners, each with the queues of
 //! operations waiting on it. One enum per role lists every socket kind (TCP, Unix), so the
 //! stream ops in `stream.rs` are written once for all of them, as libuv's `stream.c` is.
+//! UDP sockets are a resource of their own, with receive and send queues.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use socket2::SockRef;
-use tokio::io::Interest;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::io::{Interest, Ready};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 
 use crate::handle::Handle;
 
@@ -156,10 +160,27 @@ pub(crate) struct Listener {
     pub(crate) waker: Waker,
 }
 
+/// A UDP socket: its queued receives and sends (op ids, in submission order), the wakers
+/// that queue its receive and send keys, and, once connected, the watch that sees an error
+/// the kernel queued on it (an ICMP port unreachable raises EPOLLERR without EPOLLIN, which
+/// tokio's read readiness does not report).
+pub(crate) struct Udp {
+    pub(crate) socket: Arc<UdpSocket>,
+    pub(crate) errors: Option<ErrorWatch>,
+    pub(crate) recvs: VecDeque<Handle>,
+    pub(crate) sends: VecDeque<Handle>,
+    pub(crate) recv_waker: Waker,
+    pub(crate) send_waker: Waker,
+}
+
+/// Resolves when a socket has an error pending (tokio's `ready(Interest::ERROR)`).
+pub(crate) type ErrorWatch = Pin<Box<dyn Future<Output = io::Result<Ready>> + Send>>;
+
 /// Anything a handle from the resource table names.
 pub(crate) enum Resource {
     Conn(Conn),
     Listener(Listener),
+    Udp(Udp),
 }
 
 impl Resource {
@@ -167,6 +188,7 @@ impl Resource {
         match self {
             Resource::Conn(c) => c.stream.sock_ref(),
             Resource::Listener(l) => l.socket.sock_ref(),
+            Resource::Udp(u) => SockRef::from(&*u.socket),
         }
     }
 }

@@ -29,6 +29,7 @@ macro_rules! status_table {
             (InvalidArgument, -22, "EINVAL", "invalid argument"),
             (TooManyOpenFiles, -24, "EMFILE", "too many open files"),
             (BrokenPipe, -32, "EPIPE", "broken pipe"),
+            (MessageTooLong, -90, "EMSGSIZE", "message too long (a datagram past the limit)"),
             (AddressInUse, -98, "EADDRINUSE", "address already in use"),
             (AddressNotAvailable, -99, "EADDRNOTAVAIL", "address not available"),
             (NetworkUnreachable, -101, "ENETUNREACH", "network is unreachable"),

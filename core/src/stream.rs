@@ -141,7 +141,7 @@ impl Runtime {
                 .iter()
                 .filter(|id| self.q.op(**id).is_some())
                 .count(),
-            Some(Resource::Listener(_)) | None => 0,
+            Some(Resource::Listener(_) | Resource::Udp(_)) | None => 0,
         }
     }
 
@@ -151,7 +151,7 @@ impl Runtime {
         self.admit()?;
         match self.resources.get(listener) {
             Some(Resource::Listener(_)) => {}
-            Some(Resource::Conn(_)) => return Err(Status::InvalidArgument),
+            Some(Resource::Conn(_) | Resource::Udp(_)) => return Err(Status::InvalidArgument),
             None => return Err(Status::BadHandle),
         }
         let id = self.new_op(user_data, OpCode::Accept, listener, OpState::Accept)?;
@@ -160,7 +160,7 @@ impl Runtime {
                 l.accepts.push_back(id);
                 l.accepts.len() == 1
             }
-            Some(Resource::Conn(_)) | None => false,
+            Some(Resource::Conn(_) | Resource::Udp(_)) | None => false,
         };
         if first {
             self.inline(|rt| rt.progress_accept(listener));
@@ -209,7 +209,7 @@ impl Runtime {
     pub(crate) fn conn_mut(&mut self, h: Handle) -> Result<&mut Conn, Status> {
         match self.resources.get_mut(h) {
             Some(Resource::Conn(c)) => Ok(c),
-            Some(Resource::Listener(_)) => Err(Status::InvalidArgument),
+            Some(Resource::Listener(_) | Resource::Udp(_)) => Err(Status::InvalidArgument),
             None => Err(Status::BadHandle),
         }
     }
@@ -227,8 +227,8 @@ impl Runtime {
         }
     }
 
-    /// The local address of a TCP connection or listener (`InvalidArgument` for a Unix
-    /// one: see [`unix_local_path`](Self::unix_local_path)).
+    /// The local address of a TCP connection or listener, or of a UDP socket
+    /// (`InvalidArgument` for a Unix one: see [`unix_local_path`](Self::unix_local_path)).
     pub fn local_addr(&self, h: Handle) -> Result<SocketAddr, Status> {
         self.with_socket(h, |s| s.local_addr())
             .and_then(|a| a.as_socket().ok_or(Status::InvalidArgument))
@@ -241,12 +241,13 @@ impl Runtime {
         self.with_socket(h, |s| Ok(s.as_raw_fd()))
     }
 
-    /// The peer address of a TCP connection (`InvalidArgument` for a Unix one: see
+    /// The peer address of a TCP connection or of a connected UDP socket (`NotConnected`
+    /// for one that is not; `InvalidArgument` for a Unix one: see
     /// [`unix_peer_path`](Self::unix_peer_path)).
     pub fn peer_addr(&self, h: Handle) -> Result<SocketAddr, Status> {
         match self.resources.get(h) {
             Some(Resource::Listener(_)) => Err(Status::NotConnected),
-            Some(Resource::Conn(_)) | None => self
+            Some(Resource::Conn(_) | Resource::Udp(_)) | None => self
                 .with_socket(h, |s| s.peer_addr())
                 .and_then(|a| a.as_socket().ok_or(Status::InvalidArgument)),
         }

@@ -3,7 +3,9 @@
 //! carries an unknown user_data — through cancels, deadlines, closes, full queues and
 //! `shutdown_all`; name lookups and connects by name among them, some on a resolver that
 //! never answers (ended only by cancel, deadline or shutdown). About a third of the
-//! connections are Unix sockets (abstract names), the rest TCP. On both backends.
+//! connections are Unix sockets (abstract names), the rest TCP; beside them a few UDP
+//! sockets send datagrams to one another under single and multi-shot receives. On both
+//! backends.
 //!
 //! Reproduce a failure with the seed it prints: `POLYIO_SEED=<seed> cargo test -p
 //! polyio-core --test exactly_once`.
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use polyio_core::{
     AddrInfo, Backend, Completion, FLAG_MORE, Handle, ListenOptions, LookupHints, OpCode, Options,
-    Query, ReadBuf, Resolve, Runtime, Status, WriteBuf,
+    Query, ReadBuf, Resolve, Runtime, Status, UdpOptions, WriteBuf,
 };
 
 const EVENTS: usize = 12_000;
@@ -129,7 +131,7 @@ struct Pending {
     may_cancel: bool,
     /// A deadline was set on it: `TimedOut` is allowed.
     deadline: bool,
-    /// A multi-shot read: completions flagged MORE, then its one last completion.
+    /// A multi-shot read or receive: completions flagged MORE, then its one last completion.
     multi: bool,
 }
 
@@ -151,6 +153,8 @@ struct World {
     /// An abstract name nothing listens on: connects to it are refused.
     dead_name: Vec<u8>,
     conns: Vec<Handle>,
+    /// Open UDP sockets (a few, sending to one another).
+    udps: Vec<Handle>,
     closed: Vec<Handle>,
     peers: Vec<TcpStream>,
     shutting_down: bool,
@@ -200,6 +204,7 @@ impl World {
             unix_name,
             dead_name,
             conns: Vec::new(),
+            udps: Vec::new(),
             closed: Vec::new(),
             peers: Vec::new(),
             shutting_down: false,
@@ -285,8 +290,14 @@ impl World {
                 .pending
                 .get(&ud)
                 .unwrap_or_else(|| panic!("a MORE completion for no pending op: {c:?}"));
-            assert!(p.multi && c.op == OpCode::Read, "{c:?} {p:?}");
-            assert!(c.result > 0 && c.result as usize <= p.len, "{c:?}");
+            assert!(p.multi && c.op == p.op, "{c:?} {p:?}");
+            if c.op == OpCode::Recv {
+                // A datagram (maybe empty, maybe cut to the cap), with its source.
+                assert!(c.result >= 0 && c.result as usize <= p.len, "{c:?}");
+                assert!(c.addr.is_some(), "{c:?}");
+            } else {
+                assert!(c.result > 0 && c.result as usize <= p.len, "{c:?}");
+            }
             assert_eq!(c.buf.as_ref().map(Vec::len), Some(c.result as usize));
             if self.shutting_down {
                 assert!(
@@ -295,7 +306,7 @@ impl World {
                 );
                 self.queued_at_shutdown -= 1;
             }
-            self.count("complete Read MORE".into());
+            self.count(format!("complete {:?} MORE", c.op));
             self.reaped_more += 1;
             if let Some(buf) = c.buf {
                 self.rt.recycle(buf);
@@ -399,6 +410,32 @@ impl World {
                     } else {
                         self.close(c.handle);
                     }
+                }
+            }
+            OpCode::Recv if p.multi => {
+                assert_eq!(c.handle, p.target, "{c:?}");
+                assert!(c.buf.is_none() && c.addr.is_none(), "{c:?}");
+                assert!(
+                    c.result < 0,
+                    "a multi-shot receive ends only with an error: {c:?}"
+                );
+            }
+            OpCode::Recv => {
+                assert_eq!(c.handle, p.target, "{c:?}");
+                let buf = c.buf.as_ref().expect("an owned receive buffer comes back");
+                if c.result >= 0 {
+                    assert!(c.result as usize <= p.len, "{c:?}");
+                    assert_eq!(buf.len(), c.result as usize, "{c:?}");
+                    assert!(c.addr.is_some(), "{c:?}");
+                } else {
+                    assert!(buf.is_empty() && c.addr.is_none(), "{c:?}");
+                }
+            }
+            OpCode::Send => {
+                assert_eq!(c.handle, p.target, "{c:?}");
+                assert_eq!(c.buf.as_ref().map(Vec::len), Some(p.len), "{c:?}");
+                if c.result >= 0 {
+                    assert_eq!(c.result as usize, p.len, "a datagram goes whole: {c:?}");
                 }
             }
         }
@@ -522,7 +559,94 @@ impl World {
         }
     }
 
+    /// A UDP socket on 127.0.0.1, kept in `udps`.
+    fn open_udp(&mut self) {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        match self.rt.udp_bind(addr, UdpOptions::default()) {
+            Ok(h) => self.udps.push(h),
+            Err(e) => assert_eq!(e, Status::Shutdown),
+        }
+    }
+
+    /// A handle for a UDP op: usually a live UDP socket, sometimes a closed one, a
+    /// connection or listener, or a made-up value. Returns it with the error it must get.
+    fn udp_target(&mut self) -> (Handle, Option<Status>) {
+        let roll = self.rng.below(100);
+        if roll < 4 {
+            if let Some(h) = self.rng.pick(&self.closed) {
+                return (h, Some(Status::BadHandle));
+            }
+        }
+        if roll < 6 {
+            return (self.listener, Some(Status::InvalidArgument));
+        }
+        if roll < 8 {
+            if let Some(h) = self.rng.pick(&self.conns) {
+                return (h, Some(Status::InvalidArgument));
+            }
+        }
+        match self.rng.pick(&self.udps) {
+            Some(h) => (h, None),
+            None => (Handle::NONE, Some(Status::BadHandle)),
+        }
+    }
+
+    /// One UDP event: a receive (single or multi-shot), a send to another socket, or a
+    /// close and re-bind.
+    fn udp_step(&mut self) {
+        match self.rng.below(10) {
+            0..=3 => {
+                let (h, bad) = self.udp_target();
+                let cap = self.rng.range(1, 2048);
+                let ud = self.ud();
+                let multi = self.rng.below(4) == 0;
+                let r = if multi {
+                    self.rt.udp_recv_multishot(h, cap, ud)
+                } else {
+                    self.rt.udp_recv(h, ReadBuf::with_capacity(cap), ud)
+                };
+                let errs = bad.map(|e| vec![e]).unwrap_or_default();
+                if bad.is_some() {
+                    assert!(r.is_err(), "receive on a bad target {h:?} accepted");
+                }
+                self.submitted(ud, r, OpCode::Recv, h, cap, &errs);
+                if let Some(p) = self.pending.get_mut(&ud) {
+                    p.multi = multi;
+                }
+            }
+            4..=8 => {
+                let (h, bad) = self.udp_target();
+                let to = self
+                    .rng
+                    .pick(&self.udps)
+                    .and_then(|t| self.rt.local_addr(t).ok())
+                    .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9));
+                let len = self.rng.range(0, 1500);
+                let ud = self.ud();
+                let r = self
+                    .rt
+                    .udp_send(h, WriteBuf::from_vec(vec![ud as u8; len]), Some(to), ud);
+                let errs = bad.map(|e| vec![e]).unwrap_or_default();
+                if bad.is_some() {
+                    assert!(r.is_err(), "send on a bad target {h:?} accepted");
+                }
+                self.submitted(ud, r, OpCode::Send, h, len, &errs);
+            }
+            _ => {
+                if let Some(h) = self.rng.pick(&self.udps) {
+                    self.close(h);
+                    self.udps.retain(|u| *u != h);
+                }
+                self.open_udp();
+            }
+        }
+        self.check_invariants();
+    }
+
     fn step(&mut self) {
+        if self.rng.below(8) == 0 {
+            return self.udp_step();
+        }
         let ev = self.rng.below(1000);
         match ev {
             // read
@@ -834,6 +958,9 @@ fn run(backend: Backend) {
     // A few pairs to start with.
     for _ in 0..4 {
         w.open_pair();
+    }
+    for _ in 0..3 {
+        w.open_udp();
     }
     for i in 0..EVENTS {
         report.event = i;

@@ -118,6 +118,9 @@ def main() -> int:
         if name not in bench.SERVERS:
             print(f"instructions.py: unknown server {name!r}", file=sys.stderr)
             return 2
+        if "argv" not in bench.SERVERS[name]:
+            print(f"instructions.py: {name} has no TCP mode (it runs on udp only)", file=sys.stderr)
+            return 2
     secs = float(os.environ.get("BENCH_SECS", "5"))
     conns = int(os.environ.get("BENCH_CONNS", "10"))
     top = int(os.environ.get("TOP", "0"))

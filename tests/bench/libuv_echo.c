@@ -1,9 +1,10 @@
 /*
  * libuv_echo: the libuv peer of the polyio echo benchmarks (tests/bench/run.py).
  * A plain uv_tcp echo server (TCP_NODELAY), or with --unix a uv_pipe one on a Unix socket
- * path: 64 KiB read buffers, one uv_write per read.
+ * path: 64 KiB read buffers, one uv_write per read. With --udp, a uv_udp_t that sends each
+ * datagram back with uv_udp_send (uv_udp_recv_start's buffers, one per datagram).
  *
- * Usage: libuv_echo HOST PORT | libuv_echo --unix PATH
+ * Usage: libuv_echo HOST PORT | libuv_echo --unix PATH | libuv_echo --udp HOST PORT
  * Build: gcc -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o build/bench/libuv_echo
  */
 #include <errno.h>
@@ -100,6 +101,51 @@ static void on_connection(uv_stream_t *server, int status) {
         uv_close((uv_handle_t *)client, on_close);
 }
 
+/* One datagram send in flight: the request and the receive buffer it sends back. */
+typedef struct {
+    uv_udp_send_t req;
+    uv_buf_t buf;
+} udp_send_t;
+
+static void on_udp_send(uv_udp_send_t *req, int status) {
+    (void)status; /* a datagram that cannot go back is dropped */
+    udp_send_t *s = (udp_send_t *)req;
+    free(s->buf.base);
+    free(s);
+}
+
+static void on_udp_recv(uv_udp_t *sock, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                        unsigned flags) {
+    (void)flags;
+    if (nread < 0 || from == NULL) { /* an error, or nothing more to read now */
+        free(buf->base);
+        return;
+    }
+    udp_send_t *s = malloc(sizeof *s);
+    if (!s) {
+        free(buf->base);
+        return;
+    }
+    s->buf = uv_buf_init(buf->base, (unsigned int)nread);
+    if (uv_udp_send(&s->req, sock, &s->buf, 1, from, on_udp_send) < 0) {
+        free(s->buf.base);
+        free(s);
+    }
+}
+
+/* Serves UDP on `addr`. */
+static int serve_udp(const struct sockaddr *addr) {
+    uv_loop_t *loop = uv_default_loop();
+    uv_udp_t sock;
+    int rc;
+    uv_udp_init(loop, &sock);
+    if ((rc = uv_udp_bind(&sock, addr, 0)) < 0)
+        die("bind", rc);
+    if ((rc = uv_udp_recv_start(&sock, on_alloc, on_udp_recv)) < 0)
+        die("recv_start", rc);
+    return uv_run(loop, UV_RUN_DEFAULT);
+}
+
 /* Serves on the Unix socket at `path` (which must not exist yet). */
 static int serve_pipe(const char *path) {
     uv_loop_t *loop = uv_default_loop();
@@ -114,14 +160,19 @@ static int serve_pipe(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: libuv_echo HOST PORT | libuv_echo --unix PATH\n");
+    int udp = argc == 4 && strcmp(argv[1], "--udp") == 0;
+    if (argc != 3 && !udp) {
+        fprintf(stderr, "usage: libuv_echo HOST PORT | libuv_echo --unix PATH | libuv_echo --udp HOST PORT\n");
         return 2;
     }
     /* A client that exits with an echo in flight must not kill the server. */
     signal(SIGPIPE, SIG_IGN);
-    if (strcmp(argv[1], "--unix") == 0)
+    if (!udp && strcmp(argv[1], "--unix") == 0)
         return serve_pipe(argv[2]);
+    if (udp) {
+        argv++;
+        argc--;
+    }
 
     const char *host = argv[1];
     char *end = NULL;
@@ -143,6 +194,8 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    if (udp)
+        return serve_udp((const struct sockaddr *)&addr);
     uv_loop_t *loop = uv_default_loop();
     uv_tcp_t server;
     uv_tcp_init(loop, &server);

@@ -3,6 +3,7 @@
 
     py_echo.py KIND HOST PORT
     py_echo.py KIND --unix PATH      (a Unix stream socket at PATH; not pyo3-async-runtimes)
+    py_echo.py KIND --udp HOST PORT  (a datagram protocol; the *-protocol kinds only)
 
 KIND: polyio-streams | polyio-protocol (polyio, on uvloop unless POLYIO_LOOP=asyncio),
 asyncio-streams | asyncio-protocol (asyncio's own, default loop), uvloop-streams |
@@ -10,7 +11,8 @@ uvloop-protocol (asyncio's API on uvloop), pyo3-async-runtimes (one future_into_
 and per write; tests/bench/pyo3-async-runtimes-echo). Every streams server runs the same
 handler: read up to 64 KiB, write it back, drain. On a path, the servers come from
 start_unix_server / create_unix_server (asyncio's, uvloop's through asyncio, or polyio's).
-Stops cleanly on SIGTERM.
+With --udp, a DatagramProtocol that sends each datagram back from datagram_received, on
+create_datagram_endpoint (the loop's, or polyio's). Stops cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -44,6 +46,31 @@ class EchoProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         return False
+
+
+class EchoDatagram(asyncio.DatagramProtocol):
+    def connection_made(self, transport: Any) -> None:
+        self.t = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.t.sendto(data, addr)
+
+
+async def serve_udp(kind: str, host: str, port: int) -> None:
+    if not kind.endswith("protocol"):
+        raise SystemExit("py_echo.py: --udp serves the *-protocol kinds only")
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    if kind.startswith("polyio"):
+        import polyio
+
+        t, _ = await polyio.create_datagram_endpoint(EchoDatagram, local_addr=(host, port))
+    else:
+        t, _ = await loop.create_datagram_endpoint(EchoDatagram, local_addr=(host, port))
+    print(f"listening on {host}:{t.get_extra_info('sockname')[1]} (udp)", flush=True)
+    await stop
+    t.close()
 
 
 async def serve(kind: str, host: str, port: int, path: str | None) -> None:
@@ -99,8 +126,14 @@ async def serve(kind: str, host: str, port: int, path: str | None) -> None:
 
 
 def main() -> None:
+    udp = len(sys.argv) == 5 and sys.argv[2] == "--udp"
+    if udp:
+        del sys.argv[2]
     if len(sys.argv) != 4:
-        raise SystemExit("usage: py_echo.py KIND HOST PORT | py_echo.py KIND --unix PATH")
+        raise SystemExit(
+            "usage: py_echo.py KIND HOST PORT | py_echo.py KIND --unix PATH | "
+            "py_echo.py KIND --udp HOST PORT"
+        )
     kind = sys.argv[1]
     if sys.argv[2] == "--unix":
         host, port, path = "", 0, sys.argv[3]
@@ -109,12 +142,13 @@ def main() -> None:
     use_uvloop = kind.startswith("uvloop") or (
         kind.startswith("polyio") and os.environ.get("POLYIO_LOOP", "uvloop") == "uvloop"
     )
+    coro = serve_udp(kind, host, port) if udp else serve(kind, host, port, path)
     if use_uvloop:
         import uvloop
 
-        uvloop.run(serve(kind, host, port, path))
+        uvloop.run(coro)
     else:
-        asyncio.run(serve(kind, host, port, path))
+        asyncio.run(coro)
 
 
 if __name__ == "__main__":

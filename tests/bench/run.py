@@ -8,11 +8,13 @@ the CPU each side used. Results land in target/bench/ as echo.json, echo.svg and
 also printed. Standard library only (Python 3.11). The method: docs/benchmarks.md.
 
 Environment:
-  BENCH_TRANSPORTS    transports to run, space or comma separated (default "tcp unix"):
+  BENCH_TRANSPORTS    transports to run, space or comma separated (default "tcp unix udp"):
                       tcp is 127.0.0.1 on a free port; unix is a Unix stream socket at a
-                      fresh path in a temporary folder per cell, removed after it. A server
-                      without a Unix-socket mode (no "argv_unix") is skipped on unix and
-                      listed as such in echo.md
+                      fresh path in a temporary folder per cell, removed after it; udp is
+                      127.0.0.1 on a free UDP port, one datagram in flight per socket (sizes
+                      above 65507 bytes are left out). A server without a mode for a
+                      transport (no "argv_unix" / "argv_udp") is skipped on it and listed as
+                      such in echo.md
   BENCH_SECS          measured seconds per cell (default 5)
   BENCH_WARMUP_SECS   unmeasured warm-up per cell (default 1)
   BENCH_SERVERS       servers to run, space or comma separated (default: all in SERVERS
@@ -61,6 +63,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #             with a "/" is a path relative to the repo root, otherwise a command on PATH.
 #   argv_unix (optional) the same server on a Unix stream socket: "{path}" is the socket's
 #             path (which does not exist yet). Without it the server does not run on unix.
+#   argv_udp  (optional) its UDP echo twin on "{host}" "{port}": each datagram sent back to
+#             its sender. Without it the server does not run on udp; an entry with only
+#             argv_udp (no "argv") runs on udp alone.
 #   env       (optional) extra environment variables, values templated like argv.
 #   cwd       (optional) working directory, relative to the repo root.
 #   requires  (optional) paths (relative to the root) that must exist, beyond argv[0];
@@ -74,17 +79,22 @@ SERVERS: dict[str, dict[str, Any]] = {
     "tokio": {
         "argv": ["target/release/tokio-echo", "{host}", "{port}"],
         "argv_unix": ["target/release/tokio-echo", "--unix", "{path}"],
-        "note": "raw tokio, current-thread runtime (the ceiling)",
+        "argv_udp": ["target/release/tokio-echo", "--udp", "{host}", "{port}"],
+        "note": "raw tokio, current-thread runtime (the ceiling; on udp recv_from/send_to)",
     },
     "libuv": {
         "argv": ["build/bench/libuv_echo", "{host}", "{port}"],
         "argv_unix": ["build/bench/libuv_echo", "--unix", "{path}"],
-        "note": "Debian libuv1, uv_read_start/uv_write (uv_tcp_t; uv_pipe_t on unix)",
+        "argv_udp": ["build/bench/libuv_echo", "--udp", "{host}", "{port}"],
+        "note": "Debian libuv1, uv_read_start/uv_write (uv_tcp_t; uv_pipe_t on unix; on udp "
+        "uv_udp_recv_start/uv_udp_send)",
     },
     "polyio-c": {
         "argv": ["build/release/examples/echo_server", "{host}", "{port}"],
         "argv_unix": ["build/release/examples/echo_server", "--unix", "{path}"],
-        "note": "polyio C example, blocking in polyio_reap",
+        "argv_udp": ["build/release/examples/udp_echo_server", "--quiet", "{host}", "{port}"],
+        "note": "polyio C example, blocking in polyio_reap (on udp udp_echo_server: one "
+        "multi-shot receive, each datagram sent back from its lent payload)",
         "peers": ["tokio", "libuv"],
     },
     "polyio-c-poll": {
@@ -96,15 +106,21 @@ SERVERS: dict[str, dict[str, Any]] = {
     "polyio-node": {
         "argv": ["node", "examples/node/echo_server.js", "{host}", "{port}"],
         "argv_unix": ["node", "examples/node/echo_server.js", "--unix", "{path}"],
+        "argv_udp": ["node", "examples/node/udp_echo_server.js", "{host}", "{port}"],
         "requires": ["bindings-node/polyio.linux-x64-gnu.node"],
-        "note": "polyio Node binding (examples/node/echo_server.js: for await + await write)",
-        "peers": ["node-net"],
+        "note": "polyio Node binding (examples/node/echo_server.js: for await + await write; "
+        "on udp udp_echo_server.js: for await over the socket + send)",
+        "peers": ["node-net", "node-dgram"],
     },
     "node-net": {
         "argv": ["node", "tests/bench/node_net_echo.js", "{host}", "{port}"],
         "argv_unix": ["node", "tests/bench/node_net_echo.js", "--unix", "{path}"],
         "note": "node:net, socket.on('data', d => socket.write(d)), setNoDelay (on unix: "
         "server.listen(path))",
+    },
+    "node-dgram": {
+        "argv_udp": ["node", "tests/bench/node_net_echo.js", "--udp", "{host}", "{port}"],
+        "note": "node:dgram, socket.on('message', (m, r) => socket.send(m, r.port, r.address))",
     },
     "polyio-c-thread": {
         "argv": ["build/release/examples/echo_server", "--backend=thread", "{host}", "{port}"],
@@ -154,6 +170,16 @@ for _name, (_kind, _note) in _PY_NOTES.items():
             "--unix",
             "{path}",
         ]
+    if _kind.endswith("-protocol"):  # on udp: create_datagram_endpoint + DatagramProtocol
+        SERVERS[_name]["note"] += " (on udp: create_datagram_endpoint + DatagramProtocol)"
+        SERVERS[_name]["argv_udp"] = [
+            ".venv/bin/python",
+            "tests/bench/py_echo.py",
+            _kind,
+            "--udp",
+            "{host}",
+            "{port}",
+        ]
 SERVERS["polyio-py-streams-asyncio"] = {
     "argv": [".venv/bin/python", "tests/bench/py_echo.py", "polyio-streams", "{host}", "{port}"],
     "argv_unix": [
@@ -173,7 +199,10 @@ SERVERS["polyio-py-streams-asyncio"] = {
 # The chart's bars are relative to the first of these that ran on the same transport.
 REFERENCES = ("tokio", "libuv")
 
-TRANSPORTS = ("tcp", "unix")
+TRANSPORTS = ("tcp", "unix", "udp")
+
+# The largest UDP payload over IPv4: larger message sizes are left out on udp.
+MAX_DATAGRAM = 65507
 
 DEFAULT_SIZES = (1024, 10240, 102400)
 DEFAULT_CONNS = (1, 10)
@@ -249,17 +278,30 @@ def resolve_program(word: str) -> str | None:
     return shutil.which(word)
 
 
+# Each transport's key in a server entry, and what its absence means.
+ARGV_KEYS = {
+    "tcp": ("argv", "a TCP mode (no argv)"),
+    "unix": ("argv_unix", "a Unix-socket mode (no argv_unix)"),
+    "udp": ("argv_udp", "a UDP mode (no argv_udp)"),
+}
+
+
 def server_argv(spec: dict[str, Any], transport: str) -> list[str] | None:
     """A server entry's command template on `transport`; None when it has no such mode."""
-    argv: list[str] | None = spec["argv"] if transport == "tcp" else spec.get("argv_unix")
+    argv: list[str] | None = spec.get(ARGV_KEYS[transport][0])
     return argv
+
+
+def transport_sizes(transport: str, sizes: list[int]) -> list[int]:
+    """The message sizes a transport runs: on udp, those that fit in one datagram."""
+    return [s for s in sizes if transport != "udp" or s <= MAX_DATAGRAM]
 
 
 def missing_parts(spec: dict[str, Any], transport: str = "tcp") -> list[str]:
     """What a server entry needs on `transport` that is not there (empty when it can run)."""
     argv = server_argv(spec, transport)
     if argv is None:
-        return ["a Unix-socket mode (no argv_unix)"]
+        return [ARGV_KEYS[transport][1]]
     missing = []
     if resolve_program(argv[0]) is None:
         missing.append(argv[0])
@@ -272,9 +314,9 @@ def missing_parts(spec: dict[str, Any], transport: str = "tcp") -> list[str]:
 # ---------------------------------------------------------------------------- processes
 
 
-def free_port(host: str) -> int:
+def free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
     """A port that was free a moment ago (bound to port 0, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
@@ -282,7 +324,7 @@ def free_port(host: str) -> int:
 
 @dataclass
 class Endpoint:
-    """Where a server under test listens: host:port on tcp, a socket path on unix."""
+    """Where a server under test listens: host:port on tcp and udp, a socket path on unix."""
 
     transport: str
     host: str = HOST
@@ -290,6 +332,8 @@ class Endpoint:
     path: str = ""
 
     def __str__(self) -> str:
+        if self.transport == "udp":
+            return f"udp:{self.host}:{self.port}"
         return self.path if self.transport == "unix" else f"{self.host}:{self.port}"
 
     def argv(self, template: list[str]) -> list[str]:
@@ -300,11 +344,20 @@ class Endpoint:
         """polyio-loadgen's options that point it here."""
         if self.transport == "unix":
             return ["--unix", self.path]
+        if self.transport == "udp":
+            return ["--udp", "--host", self.host, "--port", str(self.port)]
         return ["--host", self.host, "--port", str(self.port)]
 
     def try_connect(self) -> bool:
-        """Whether a connection to the server succeeds now (it is closed at once)."""
+        """Whether a connection to the server succeeds now (it is closed at once); on udp,
+        whether a probe datagram comes back."""
         try:
+            if self.transport == "udp":
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.settimeout(0.5)
+                    s.connect((self.host, self.port))
+                    s.send(b"probe")
+                    return s.recv(16) == b"probe"
             if self.transport == "unix":
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                     s.settimeout(0.5)
@@ -323,6 +376,9 @@ def fresh_endpoint(transport: str) -> Iterator[Endpoint]:
     afterwards with whatever the server left in it (unix)."""
     if transport == "tcp":
         yield Endpoint("tcp", HOST, free_port(HOST))
+        return
+    if transport == "udp":
+        yield Endpoint("udp", HOST, free_port(HOST, socket.SOCK_DGRAM))
         return
     with tempfile.TemporaryDirectory(prefix="polyio-bench-") as tmp:
         yield Endpoint("unix", path=str(Path(tmp) / "echo.sock"))
@@ -641,7 +697,7 @@ def svg_chart(
     ok = {(c.server, c.transport, c.size, c.conns): c.result for c in cells if c.error is None}
     servers = list(dict.fromkeys(s for names in plan.values() for s in names))
     refs = {t: next((r for r in REFERENCES if r in names), names[0]) for t, names in plan.items()}
-    groups = [(t, s, n) for t in plan for s in sizes for n in conns]
+    groups = [(t, s, n) for t in plan for s in transport_sizes(t, sizes) for n in conns]
     ratios: dict[tuple[str, str, int, int], float] = {}
     for t, size, n in groups:
         base = ok.get((refs[t], t, size, n))
@@ -767,6 +823,7 @@ def command_line() -> str:
 TRANSPORT_TITLES = {
     "tcp": f"TCP on {HOST}",
     "unix": "Unix stream sockets (a fresh socket path per cell)",
+    "udp": f"UDP on {HOST} (one datagram in flight per socket)",
 }
 
 
@@ -950,8 +1007,9 @@ def main() -> int:
         print("run.py: no server to run", file=sys.stderr)
         return 1
 
+    total = sum(len(transport_sizes(t, sizes)) * len(s) for t, s in plan.items())
+    total *= len(conns) * repeats
     runs = sum(len(servers) for servers in plan.values())
-    total = len(sizes) * len(conns) * runs * repeats
     print(
         f"echo benchmark: {runs} server run(s) on {', '.join(plan)} x {len(sizes)} size(s) x "
         f"{len(conns)} conn count(s) x {repeats} round(s), {st.secs:g} s each "
@@ -960,7 +1018,7 @@ def main() -> int:
     )
     cells: list[Cell] = []
     for t, servers in plan.items():
-        for size in sizes:
+        for size in transport_sizes(t, sizes):
             for n in conns:
                 rounds: list[list[Cell]] = []
                 for k in range(repeats):
@@ -983,8 +1041,8 @@ def main() -> int:
     md_tables = []
     for t, servers in plan.items():
         mine = [c for c in cells if c.transport == t]
-        header, rows = table_rows(mine, servers, sizes, conns)
-        cost_header, costs = cost_rows(mine, servers, sizes, conns)
+        header, rows = table_rows(mine, servers, transport_sizes(t, sizes), conns)
+        cost_header, costs = cost_rows(mine, servers, transport_sizes(t, sizes), conns)
         cost_title = "Server CPU per request, microseconds (median over rounds; lower is better):"
         print(f"\n{TRANSPORT_TITLES[t]}:\n")
         print(text_table(header, rows))

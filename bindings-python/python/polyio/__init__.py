@@ -2,10 +2,10 @@
 
 A drop-in for ``asyncio.open_connection`` / ``start_server`` / ``loop.create_connection`` /
 ``loop.create_server``, their Unix socket twins (``open_unix_connection``, ...),
-``loop.getaddrinfo`` and ``asyncio.sleep``, on the default event loop or uvloop. One polyio
-runtime serves each event loop and is driven from the loop's own thread: its backend fd is
-watched with ``loop.add_reader`` and every ready operation completes in one batch, with no
-thread hop per read or write.
+``loop.create_datagram_endpoint``, ``loop.getaddrinfo`` and ``asyncio.sleep``, on the
+default event loop or uvloop. One polyio runtime serves each event loop and is driven from
+the loop's own thread: its backend fd is watched with ``loop.add_reader`` and every ready
+operation completes in one batch, with no thread hop per read or write.
 
     reader, writer = await polyio.open_connection("127.0.0.1", 8888)
     server = await polyio.start_server(handle_client, "127.0.0.1", 8888)
@@ -16,11 +16,13 @@ from __future__ import annotations
 from asyncio import IncompleteReadError, LimitOverrunError
 
 from polyio._api import (
+    DatagramTransport,
     Server,
     StreamReader,
     StreamWriter,
     Transport,
     create_connection,
+    create_datagram_endpoint,
     create_server,
     getaddrinfo,
     open_connection,
@@ -36,6 +38,7 @@ from polyio._unix import (
 )
 
 __all__ = [
+    "DatagramTransport",
     "IncompleteReadError",
     "LimitOverrunError",
     "Server",
@@ -44,6 +47,7 @@ __all__ = [
     "Transport",
     "__version__",
     "create_connection",
+    "create_datagram_endpoint",
     "create_server",
     "create_unix_connection",
     "create_unix_server",

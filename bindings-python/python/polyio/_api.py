@@ -764,3 +764,105 @@ async def sleep(delay: float, result: _T = None) -> _T:  # type: ignore[assignme
     except asyncio.CancelledError:
         drv.cancel(user_data)
         raise
+
+
+class DatagramTransport(asyncio.DatagramTransport):
+    """What polyio's datagram transports (``polyio._polyio.Datagram``) report as their
+    ``__class__``, so that ``isinstance(transport, asyncio.DatagramTransport)`` holds, as
+    for ``Transport``. Not instantiated: the transport itself is the native class."""
+
+    __slots__ = ()
+
+
+def _unspecified(family: int) -> str:
+    return "::" if family == socket.AF_INET6 else "0.0.0.0"
+
+
+async def create_datagram_endpoint(
+    protocol_factory: Callable[[], _P],
+    local_addr: Optional[tuple[str, int]] = None,
+    remote_addr: Optional[tuple[str, int]] = None,
+    *,
+    family: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+    reuse_port: Optional[bool] = None,
+    allow_broadcast: Optional[bool] = None,
+    sock: Any = None,
+) -> tuple[asyncio.DatagramTransport, _P]:
+    """A UDP endpoint, as ``loop.create_datagram_endpoint``: binds ``local_addr`` (an
+    ephemeral port on the unspecified address when only ``remote_addr`` is given), connects
+    to ``remote_addr`` (unless ``allow_broadcast``), and returns ``(transport, protocol)``
+    once ``protocol.connection_made`` has run. Names are resolved with the loop's
+    ``getaddrinfo``, each address tried in turn. ``sock`` and Unix sockets are not
+    supported (``NotImplementedError``)."""
+    if sock is not None:
+        raise _unsupported("sock", sock)
+    if proto not in (0, socket.IPPROTO_UDP):
+        raise _unsupported("proto", proto)
+    if flags:
+        raise _unsupported("flags", flags)
+    family = _check_family(family)
+    drv = _driver()
+    loop = drv.loop
+    if not (local_addr or remote_addr):
+        if family == 0:
+            raise ValueError("unexpected address family")
+        pairs: list[tuple[Any, Any]] = [((_unspecified(family), 0), None)]
+    else:
+        infos: dict[int, list[Optional[tuple[Any, ...]]]] = {}
+        for idx, addr in ((0, local_addr), (1, remote_addr)):
+            if addr is None:
+                continue
+            if not (isinstance(addr, tuple) and len(addr) == 2):
+                raise TypeError("2-tuple is expected")
+            found = await loop.getaddrinfo(
+                addr[0], addr[1], family=family, type=socket.SOCK_DGRAM, proto=proto, flags=flags
+            )
+            if not found:
+                raise OSError("getaddrinfo() returned empty list")
+            for info in found:
+                slots = infos.setdefault(int(info[0]), [None, None])
+                if slots[idx] is None:
+                    slots[idx] = info[4]
+        pairs = []
+        for fam, (local, remote) in infos.items():
+            if (local_addr and local is None) or (remote_addr and remote is None):
+                continue
+            pairs.append((local if local is not None else (_unspecified(fam), 0), remote))
+        if not pairs:
+            raise ValueError("can not get address information")
+    errors: list[OSError] = []
+    protocol = protocol_factory()
+    for local, remote in pairs:
+        try:
+            transport = drv.udp_endpoint(
+                protocol,
+                (str(local[0]), int(local[1])),
+                (str(remote[0]), int(remote[1])) if remote is not None else None,
+                not allow_broadcast,
+                bool(reuse_port),
+                bool(allow_broadcast),
+                remote,
+            )
+        except OSError as e:
+            errors.append(e)
+            continue
+        break
+    else:
+        raise errors[0]
+    waiter: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(protocol.connection_made, transport)  # type: ignore[arg-type]
+    loop.call_soon(transport._start)
+    loop.call_soon(_set_result_unless_cancelled, waiter, None)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
+    return transport, protocol  # type: ignore[return-value]
+
+
+def _set_result_unless_cancelled(fut: asyncio.Future[None], result: None) -> None:
+    if not fut.cancelled():
+        fut.set_result(result)

@@ -15,6 +15,7 @@ __all__ = [
     "Conn",
     "Drain",
     "TransportSocket",
+    "Datagram",
     "status_error",
     "DEFAULT_LIMIT",
     "STATUS_CODES",
@@ -110,6 +111,19 @@ class Driver:
         """Wraps a connection in stream mode (reading starts at once)."""
     def transport(self, handle: int, protocol: asyncio.BaseProtocol) -> Conn:
         """Wraps a connection as ``protocol``'s transport (reading starts with ``start()``)."""
+    def udp_endpoint(
+        self,
+        protocol: asyncio.BaseProtocol,
+        local: tuple[str, int],
+        remote: Optional[tuple[str, int]],
+        connect: bool,
+        reuse_port: bool,
+        allow_broadcast: bool,
+        address: Any,
+    ) -> Datagram:
+        """Opens a UDP socket bound to ``local`` (an IP literal and port) for ``protocol``;
+        with ``remote``, sends without an address go there (connected with ``connect``);
+        ``address`` is what ``sendto`` compares against. Reading starts with ``_start()``."""
     def close(self) -> None:
         """Cancels everything, closes every socket, unregisters from the loop."""
     def is_closed(self) -> bool: ...
@@ -187,10 +201,10 @@ class TransportSocket:
         """``socket.AF_INET``, ``socket.AF_INET6`` or ``socket.AF_UNIX``."""
     @property
     def type(self) -> socket.SocketKind:
-        """``socket.SOCK_STREAM``."""
+        """``socket.SOCK_STREAM`` (``socket.SOCK_DGRAM`` for a UDP socket)."""
     @property
     def proto(self) -> int:
-        """``socket.IPPROTO_TCP`` (0 for a Unix socket)."""
+        """``socket.IPPROTO_TCP`` (``IPPROTO_UDP`` for a UDP socket, 0 for a Unix one)."""
     def fileno(self) -> int:
         """The socket's fd (owned by polyio: do not close it), or -1 once closed."""
     def getsockname(self) -> Any:
@@ -201,3 +215,24 @@ class TransportSocket:
         """``socket.getsockopt`` on the underlying socket."""
     def setsockopt(self, level: int, optname: int, value: Any) -> None:
         """``socket.setsockopt`` on the underlying socket."""
+
+@final
+class Datagram:
+    """A UDP endpoint's transport: asyncio's ``DatagramTransport`` API. Its ``__class__``
+    attribute is ``polyio.DatagramTransport``, a subclass of ``asyncio.DatagramTransport``.
+    Made by ``polyio.create_datagram_endpoint``."""
+
+    def _start(self) -> None:
+        """Starts receiving (after ``protocol.connection_made``)."""
+    def sendto(self, data: Union[bytes, bytearray, memoryview], addr: Any = None) -> None:
+        """Sends ``data`` as one datagram to ``addr`` (or the remote address)."""
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None: ...
+    def is_closing(self) -> bool: ...
+    def get_write_buffer_size(self) -> int: ...
+    def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None: ...
+    def get_write_buffer_limits(self) -> tuple[int, int]: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+    def get_protocol(self) -> Optional[asyncio.BaseProtocol]: ...
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None: ...

@@ -45,6 +45,15 @@ impl Runtime {
             Some(Resource::Listener(l)) => {
                 pop_stale(&mut l.accepts, live).then_some(Key::Accept(target))
             }
+            Some(Resource::Udp(u)) => {
+                if pop_stale(&mut u.recvs, live) {
+                    Some(Key::Recv(target))
+                } else if pop_stale(&mut u.sends, live) {
+                    Some(Key::Send(target))
+                } else {
+                    None
+                }
+            }
             None => None,
         };
         // The next op in that queue may be ready already: let the next turn look. Only when

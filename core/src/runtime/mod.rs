@@ -319,6 +319,8 @@ impl Runtime {
                     Some(Key::Write(h)) => self.progress_write(h),
                     Some(Key::Accept(h)) => self.progress_accept(h),
                     Some(Key::Task(id)) => self.progress_task(id),
+                    Some(Key::Recv(h)) => self.progress_recv(h),
+                    Some(Key::Send(h)) => self.progress_send(h),
                     None => {}
                 }
             }
@@ -448,13 +450,14 @@ impl Runtime {
         }
     }
 
-    /// Closes a connection or listener now. Its pending operations complete with
+    /// Closes a connection, listener or UDP socket now. Its pending operations complete with
     /// `Canceled`; the handle is stale from here on. No completion of its own.
     pub fn close(&mut self, h: Handle) -> Result<(), Status> {
         let resource = self.resources.remove(h).ok_or(Status::BadHandle)?;
         let pending: Vec<Handle> = match &resource {
             Resource::Conn(c) => c.reads.iter().chain(c.writes.iter()).copied().collect(),
             Resource::Listener(l) => l.accepts.iter().copied().collect(),
+            Resource::Udp(u) => u.recvs.iter().chain(u.sends.iter()).copied().collect(),
         };
         for op in pending {
             self.q.finish(op, Err(Status::Canceled), h);

@@ -4,6 +4,7 @@
 //! completion, so every path to a completion goes through `finish` or `post_more`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
@@ -181,8 +182,69 @@ impl Queue {
             buf: Some(buf),
             partial: 0,
             addrs: None,
+            addr: None,
         };
         self.post(c);
+    }
+
+    /// [`post_more`](Self::post_more) for a datagram: with its source address and any
+    /// `FLAG_TRUNC`.
+    pub(crate) fn post_more_datagram(
+        &mut self,
+        id: Handle,
+        n: usize,
+        handle: Handle,
+        buf: Vec<u8>,
+        addr: SocketAddr,
+        flags: u32,
+    ) {
+        let posted = self.completions.len();
+        self.post_more(id, n, handle, buf);
+        self.mark_last(posted, Some(addr), flags);
+    }
+
+    /// Posts an error flagged MORE for multi-shot op `id`, which stays in flight (a UDP
+    /// receive told of an earlier send's failure).
+    pub(crate) fn post_more_error(&mut self, id: Handle, status: Status, handle: Handle) {
+        let Some(op) = self.ops.get(id) else { return };
+        let c = Completion {
+            user_data: op.user_data,
+            op: op.code,
+            result: i64::from(status.code()),
+            flags: FLAG_MORE,
+            handle,
+            buf: None,
+            partial: 0,
+            addrs: None,
+            addr: None,
+        };
+        self.post(c);
+    }
+
+    /// [`finish`](Self::finish) for a datagram op: with a received datagram's source address
+    /// and any `FLAG_TRUNC`.
+    pub(crate) fn finish_datagram(
+        &mut self,
+        id: Handle,
+        result: Result<usize, Status>,
+        handle: Handle,
+        addr: Option<SocketAddr>,
+        flags: u32,
+    ) {
+        let posted = self.completions.len();
+        self.finish(id, result, handle);
+        self.mark_last(posted, addr, flags);
+    }
+
+    /// Adds `addr` and `flags` to the completion just posted, if one was (the queue grew
+    /// past `posted`).
+    fn mark_last(&mut self, posted: usize, addr: Option<SocketAddr>, flags: u32) {
+        if self.completions.len() > posted {
+            if let Some(c) = self.completions.back_mut() {
+                c.addr = addr;
+                c.flags |= flags;
+            }
+        }
     }
 
     /// Keeps `buf` for a later multi-shot read, up to `MAX_SPARE_BUFS` of them.
@@ -221,8 +283,18 @@ impl Queue {
             self.timers.remove(&k);
         }
         let (buf, moved) = match op.state {
-            OpState::Read(ReadBuf(ReadInner::Owned(v))) => (Some(v), 0),
-            OpState::Read(ReadBuf(ReadInner::Raw(..))) => (None, 0),
+            OpState::Read(ReadBuf(ReadInner::Owned(v)))
+            | OpState::Recv(ReadBuf(ReadInner::Owned(v))) => (Some(v), 0),
+            OpState::Read(ReadBuf(ReadInner::Raw(..)))
+            | OpState::Recv(ReadBuf(ReadInner::Raw(..))) => (None, 0),
+            // A datagram goes whole or not at all: nothing partial.
+            OpState::Send {
+                buf: WriteBuf(inner),
+                ..
+            } => match inner {
+                WriteInner::Owned(v) => (Some(v), 0),
+                WriteInner::Raw(..) => (None, 0),
+            },
             OpState::Write {
                 buf: WriteBuf(inner),
                 done,
@@ -241,6 +313,7 @@ impl Queue {
                 (None, 0)
             }
             OpState::ReadMulti { .. } | OpState::Shutdown | OpState::Accept => (None, 0),
+            OpState::RecvMulti { .. } => (None, 0),
         };
         // A failed connect or accept names no connection, whatever the reason.
         let handle = match (&result, op.code) {
@@ -261,6 +334,7 @@ impl Queue {
             buf,
             partial,
             addrs,
+            addr: None,
         });
     }
 }

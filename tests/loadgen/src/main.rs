@@ -1,12 +1,14 @@
 //! polyio-loadgen: the vmbench-style ping-pong load generator behind the echo benchmarks.
 //! C connections (TCP, or a Unix stream socket with `--unix`) each send an M-byte message and
-//! wait for its whole echo, verifying every byte; one mio event loop drives them all and one
+//! wait for its whole echo, verifying every byte; with `--udp`, C sockets each send an M-byte
+//! datagram and wait for its echo (`udp.rs`). One mio event loop drives them all and one
 //! JSON line on stdout reports the result.
 //!
 //! Exit status: 0 on success, 1 when connections failed (the JSON line is still printed),
 //! 2 on bad arguments, 3 when an echo did not match what was sent.
 
 mod pattern;
+mod udp;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdTcpStream, ToSocketAddrs};
@@ -22,12 +24,14 @@ use mio::{Events, Interest, Poll, Token};
 use pattern::{Pattern, verify};
 
 const USAGE: &str = "\
-usage: polyio-loadgen (--port PORT [--host HOST] | --unix PATH) [--conns C] [--size BYTES]
-                      [--secs D] [--warmup-secs W]
+usage: polyio-loadgen (--port PORT [--host HOST] [--udp] | --unix PATH) [--conns C]
+                      [--size BYTES] [--secs D] [--warmup-secs W]
 
   --host HOST         server address (default 127.0.0.1)
   --port PORT         server port (required for TCP)
   --unix PATH         connect to the Unix stream socket at PATH instead of TCP
+  --udp               UDP instead of TCP: C sockets, one datagram in flight each
+                      (--size up to 65507)
   --conns C           concurrent connections, one request in flight each (default 1)
   --size BYTES        message size in bytes (default 1024)
   --secs D            measured duration in seconds, fractions allowed (default 5)
@@ -48,6 +52,8 @@ enum Target {
     Tcp { host: String, port: u16 },
     /// The filesystem path of a Unix stream socket.
     Unix(PathBuf),
+    /// A UDP address, resolved when the run starts.
+    Udp { host: String, port: u16 },
 }
 
 impl std::fmt::Display for Target {
@@ -55,6 +61,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::Tcp { host, port } => write!(f, "{host}:{port}"),
             Target::Unix(path) => write!(f, "unix:{}", path.display()),
+            Target::Udp { host, port } => write!(f, "udp:{host}:{port}"),
         }
     }
 }
@@ -72,6 +79,7 @@ struct Args {
 /// Parses `--key value` / `--key=value` options; `Ok(None)` means help was asked for.
 fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let (mut host, mut port, mut unix) = (None, None, None);
+    let mut udp = false;
     let (mut conns, mut size, mut secs, mut warmup_secs) = (1u32, 1024usize, 5.0f64, 1.0f64);
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
@@ -90,6 +98,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--host" => host = Some(value()?),
             "--port" => port = Some(parse_num::<u16>(&key, &value()?)?),
             "--unix" => unix = Some(value()?),
+            "--udp" if inline.is_none() => udp = true,
             "--conns" => conns = parse_num(&key, &value()?)?,
             "--size" => size = parse_num(&key, &value()?)?,
             "--secs" => secs = parse_num(&key, &value()?)?,
@@ -98,12 +107,16 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         }
     }
     let target = match (unix, port) {
-        (Some(_), _) if host.is_some() || port.is_some() => {
-            return Err("--unix excludes --host and --port".to_owned());
+        (Some(_), _) if host.is_some() || port.is_some() || udp => {
+            return Err("--unix excludes --host, --port and --udp".to_owned());
         }
         (Some(path), _) if path.is_empty() => return Err("--unix needs a path".to_owned()),
         (Some(path), _) => Target::Unix(PathBuf::from(path)),
         (None, Some(0)) => return Err("--port must be 1..65535".to_owned()),
+        (None, Some(port)) if udp => Target::Udp {
+            host: host.unwrap_or_else(|| "127.0.0.1".to_owned()),
+            port,
+        },
         (None, Some(port)) => Target::Tcp {
             host: host.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port,
@@ -333,6 +346,19 @@ fn run(args: &Args) -> ExitCode {
             run_with(args, || connect_tcp(&addrs))
         }
         Target::Unix(path) => run_with(args, || connect_unix(path)),
+        Target::Udp { host, port } => match (host.as_str(), *port).to_socket_addrs() {
+            Ok(mut a) => match a.next() {
+                Some(addr) => udp::run(args, addr),
+                None => {
+                    eprintln!("polyio-loadgen: {} resolves to no address", args.target);
+                    ExitCode::from(1)
+                }
+            },
+            Err(e) => {
+                eprintln!("polyio-loadgen: cannot resolve {}: {e}", args.target);
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -456,6 +482,12 @@ where
         _ => None,
     };
 
+    report(args, rec, secs, cpu, errors)
+}
+
+/// Prints the JSON line for a finished run (`rec`'s latencies over `secs` measured seconds,
+/// `cpu` seconds of this process's CPU in them); returns the process exit code.
+fn report(args: &Args, mut rec: Recorder, secs: f64, cpu: Option<f64>, errors: u64) -> ExitCode {
     let mut lat = std::mem::take(&mut rec.latencies_us);
     lat.sort_unstable();
     let requests = lat.len() as u64;
@@ -585,6 +617,26 @@ mod tests {
             .expect("valid")
             .expect("not help");
         assert_eq!(b.target, Target::Unix(PathBuf::from("rel/echo.sock")));
+    }
+
+    #[test]
+    fn parses_udp() {
+        let a = args(&["--udp", "--port", "7000", "--conns", "10"])
+            .expect("valid")
+            .expect("not help");
+        assert_eq!(
+            a.target,
+            Target::Udp {
+                host: "127.0.0.1".to_owned(),
+                port: 7000
+            }
+        );
+        assert!(args(&["--udp", "--unix", "/tmp/s"]).is_err());
+        assert!(args(&["--udp"]).is_err(), "a port is required");
+        assert!(
+            args(&["--udp=1", "--port", "1"]).is_err(),
+            "--udp takes no value"
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! tokio-echo: the raw-tokio echo server that the echo benchmarks use as their ceiling.
 //! A current-thread runtime, one task per connection, a 64 KiB buffer, read then write_all,
 //! TCP_NODELAY: the least a tokio program can do per request.
-//! Usage: `tokio-echo HOST PORT` or `tokio-echo --unix PATH` (a Unix stream socket).
+//! With `--udp`, one UDP socket: `recv_from` then `send_to` each datagram back.
+//! Usage: `tokio-echo HOST PORT`, `tokio-echo --unix PATH` (a Unix stream socket) or
+//! `tokio-echo --udp HOST PORT`.
 
 use std::process::ExitCode;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
 
 /// Per-connection read buffer size.
 const BUF_SIZE: usize = 64 * 1024;
@@ -55,6 +57,16 @@ async fn serve_unix(listener: UnixListener) {
     }
 }
 
+/// Echoes every datagram back to its sender, forever.
+async fn serve_udp(sock: UdpSocket) -> std::io::Result<()> {
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        let (n, from) = sock.recv_from(&mut buf).await?;
+        // A datagram that cannot go back (say, ICMP from a vanished client) is dropped.
+        let _ = sock.send_to(&buf[..n], from).await;
+    }
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -75,6 +87,18 @@ fn main() -> ExitCode {
                 std::io::Result::Ok(())
             }),
         ),
+        [_, flag, host, port] if flag == "--udp" => {
+            let Ok(port) = port.parse::<u16>() else {
+                eprintln!("tokio-echo: invalid port {port:?}");
+                return ExitCode::from(2);
+            };
+            (
+                format!("udp:{host}:{port}"),
+                rt.block_on(async {
+                    serve_udp(UdpSocket::bind((host.as_str(), port)).await?).await
+                }),
+            )
+        }
         [_, host, port] => {
             let Ok(port) = port.parse::<u16>() else {
                 eprintln!("tokio-echo: invalid port {port:?}");
@@ -89,7 +113,9 @@ fn main() -> ExitCode {
             )
         }
         _ => {
-            eprintln!("usage: tokio-echo HOST PORT | tokio-echo --unix PATH");
+            eprintln!(
+                "usage: tokio-echo HOST PORT | tokio-echo --unix PATH | tokio-echo --udp HOST PORT"
+            );
             return ExitCode::from(2);
         }
     };
