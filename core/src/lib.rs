@@ -8,8 +8,9 @@
 //! Pure Rust: the C, Python and Node bindings are thin layers over this crate.
 //!
 //! Layout, each module below the ones that use it: `handle`, `status`, `buf`, `wake`,
-//! `pool` (detached threads for blocking calls), `backend`, `idmap` (id-keyed maps) and
-//! `policy` (the stream buffering policy the bindings share) are leaves; `op` is the op
+//! `clock` (timer keys), `pool` (detached threads for blocking calls), `resolve` (the
+//! resolver under lookups), `backend`, `idmap` (id-keyed maps) and `policy` (the stream
+//! buffering policy the bindings share) are leaves; `op` is the op
 //! record and wake keys; `socket` the resources; `task` the one op type for futures;
 //! `runtime/` the queue, ids, timers, cancellation and the turn; then one module per kind
 //! of I/O, each an `impl Runtime` block: `stream` (the ops every connected socket shares),
@@ -19,12 +20,14 @@
 
 mod backend;
 mod buf;
+mod clock;
 mod dns;
 mod handle;
 mod idmap;
 mod op;
 mod policy;
 mod pool;
+mod resolve;
 mod runtime;
 mod socket;
 mod status;
@@ -37,11 +40,11 @@ mod wake;
 
 pub use backend::Backend;
 pub use buf::{ReadBuf, WriteBuf};
-pub use dns::{AddrInfo, LookupHints, MAX_HOST_LEN, Query, Resolve, SystemResolver};
 pub use handle::Handle;
 pub use idmap::{IdHasher, IdMap};
 pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, FLAG_TRUNC, OpCode};
 pub use policy::{Backpressure, BadWaterMarks, HIGH_WATER, LOW_WATER, READ_SIZE, WaterMarks};
+pub use resolve::{AddrInfo, LookupHints, MAX_HOST_LEN, Query, Resolve, SystemResolver};
 pub use runtime::{Options, Runtime, Stats};
 pub use status::{ALL_STATUSES, Status};
 pub use tcp::{ConnectOptions, ListenOptions, MAX_KEEPALIVE_IDLE_SECS};

@@ -3,11 +3,10 @@
 //! names the thing to progress (`Key`). Every kind of I/O keeps its op states here.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use crate::buf::{ReadBuf, WriteBuf};
-use crate::dns::AddrInfo;
 use crate::handle::Handle;
+use crate::resolve::AddrInfo;
 use crate::status::Status;
 use crate::task::Task;
 
@@ -80,9 +79,7 @@ impl Completion {
     }
 }
 
-/// A timer's place in the runtime's timer map: when it fires, and a sequence number that
-/// keeps two timers due at the same instant apart.
-pub(crate) type TimerKey = (Instant, u64);
+pub(crate) use crate::clock::TimerKey;
 
 /// What an operation is waiting for, by kind.
 pub(crate) enum OpState {

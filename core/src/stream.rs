@@ -37,7 +37,7 @@ impl Runtime {
 
     /// Reads continuously, as libuv's `uv_read_start`: every chunk read (at most `cap`
     /// bytes) completes with its count and an owned buffer holding it, flagged
-    /// [`FLAG_MORE`], and the operation stays armed, so a consumer that keeps reading does
+    /// [`FLAG_MORE`](crate::FLAG_MORE), and the operation stays armed, so a consumer that keeps reading does
     /// not submit a read per chunk. It ends with one completion without `FLAG_MORE`: 0 at end
     /// of stream, an error, or `Canceled` (by [`cancel`](Self::cancel) with its `user_data`,
     /// or [`close`](Self::close)); every byte read before that was in an earlier completion.

@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::dns::AddrInfo;
-use crate::op::TimerKey;
+use crate::clock::TimerKey;
+use crate::resolve::AddrInfo;
 use crate::socket::StreamSocket;
 use crate::status::Status;
 

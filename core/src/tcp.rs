@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, TcpKeepalive, Type};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::dns::{LookupHints, check_host, ip_literal};
 use crate::handle::Handle;
 use crate::op::OpCode;
+use crate::resolve::{LookupHints, check_host, ip_literal};
 use crate::runtime::Runtime;
 use crate::socket::{ListenSocket, StreamSocket};
 use crate::status::Status;

@@ -21,9 +21,9 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::backend::{Backend, find_tokio_epoll};
-use crate::dns::{self, AddrInfo, Resolve};
 use crate::handle::{Handle, Table};
 use crate::op::{Completion, Key, Op, OpCode, OpState};
+use crate::resolve::{self, AddrInfo, Resolve};
 use crate::socket::Resource;
 use crate::status::Status;
 use crate::task::{Done, Task, TaskFuture};
@@ -141,7 +141,7 @@ impl Runtime {
             wake_registration: None,
             reactor: None,
             tokio,
-            resolver: dns::default_resolver(),
+            resolver: resolve::default_resolver(),
             _id: lease,
         };
         if options.backend != Backend::Thread {

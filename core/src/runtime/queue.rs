@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
-use crate::dns::AddrInfo;
 use crate::handle::{Handle, Table};
 use crate::idmap::IdMap;
 use crate::op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, Op, OpCode, OpState, TimerKey};
+use crate::resolve::AddrInfo;
 use crate::status::Status;
 
 /// Read buffers kept for multi-shot reads (see `Runtime::recycle`).
