@@ -306,6 +306,18 @@ fn stat_and_fstat_match_std() {
         let c = r.wait(rt, 30);
         assert_eq!(c.handle, h);
         assert_eq!(*c.stat.unwrap(), s);
+        let mut into = FileStat::default();
+        // SAFETY: `into` outlives the op, reaped below.
+        unsafe { rt.fs_fstat_into(h, &mut into, 33) }.unwrap();
+        let c = r.wait(rt, 33);
+        assert_eq!(ok(&c), 0);
+        assert!(c.stat.is_none());
+        assert_eq!(into, s);
+        let mut into = FileStat::default();
+        // SAFETY: as above.
+        unsafe { rt.fs_stat_into(dir, &mut into, 34) }.unwrap();
+        assert_eq!(ok(&r.wait(rt, 34)), 0);
+        assert!(into.is_dir());
         rt.fs_fsync(h, false, 31).unwrap();
         assert_eq!(ok(&r.wait(rt, 31)), 0);
         rt.fs_fsync(h, true, 32).unwrap();
@@ -565,9 +577,9 @@ fn the_environment_picks_the_blocking_pool() {
     // SAFETY: no other test of this binary reads or writes POLYIO_FS_BACKEND.
     unsafe { std::env::set_var("POLYIO_FS_BACKEND", "threads") };
     let mut rt = Runtime::new(Options::default()).unwrap();
-    assert_eq!(rt.fs_backend(), Ok(FsBackend::Threads));
     // SAFETY: as above.
     unsafe { std::env::remove_var("POLYIO_FS_BACKEND") };
+    assert_eq!(rt.fs_backend(), Ok(FsBackend::Threads), "read at creation");
     let mut rt2 = Runtime::new(Options::default()).unwrap();
     assert_eq!(
         rt2.fs_backend(),

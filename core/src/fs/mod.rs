@@ -20,7 +20,8 @@ use crate::socket::{OpenFile, Resource};
 use crate::status::Status;
 
 /// The environment variable that picks the file backend of runtimes whose options say
-/// `Auto`: `threads` for the blocking pool, anything else for io_uring where it works.
+/// `Auto` (read when the runtime is created): `threads` for the blocking pool, anything else
+/// for io_uring where it works.
 pub const FS_BACKEND_ENV: &str = "POLYIO_FS_BACKEND";
 
 /// How a runtime reads and writes files.
@@ -105,6 +106,14 @@ impl FileStat {
     }
 }
 
+/// Where a stat op writes its result for a caller that gave raw memory (C).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawStat(pub(crate) *mut FileStat);
+
+// SAFETY: the pointer is written only by the thread driving the runtime, when the op
+// settles; the caller of `fs_stat_into` keeps it valid and unaliased until then.
+unsafe impl Send for RawStat {}
+
 /// The statx fields a stat op asks for.
 const STATX_MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
 
@@ -128,6 +137,8 @@ pub(crate) enum FileResult {
     /// A write from an owned buffer, handed back.
     Written(Vec<u8>, usize),
     Stat(FileStat),
+    /// A stat for raw memory, written when the op settles.
+    StatRaw(RawStat, FileStat),
     /// A whole file's bytes.
     Data(Vec<u8>),
 }
@@ -140,7 +151,15 @@ pub(crate) struct FsState {
 }
 
 impl FsState {
+    /// The environment variable is read here, when the runtime is created.
     pub(crate) fn new(want: FsBackend) -> FsState {
+        let want = match want {
+            FsBackend::Auto => match std::env::var(FS_BACKEND_ENV) {
+                Ok(v) if v.eq_ignore_ascii_case("threads") => FsBackend::Threads,
+                _ => FsBackend::Auto,
+            },
+            w => w,
+        };
         FsState {
             want,
             chosen: FsBackend::Auto,
@@ -177,13 +196,7 @@ impl Runtime {
         if self.fs.chosen != FsBackend::Auto {
             return Ok(self.fs.chosen);
         }
-        let want = match self.fs.want {
-            FsBackend::Auto => match std::env::var(FS_BACKEND_ENV) {
-                Ok(v) if v.eq_ignore_ascii_case("threads") => FsBackend::Threads,
-                _ => FsBackend::Auto,
-            },
-            w => w,
-        };
+        let want = self.fs.want;
         if want != FsBackend::Threads {
             let waker = self.waker_for(Key::Ring);
             let ring = {
@@ -313,30 +326,68 @@ impl Runtime {
 
     /// Stats `path` (following symlinks). Completes with 0 and `Completion::stat`.
     pub fn fs_stat(&mut self, path: &Path, user_data: u64) -> Result<(), Status> {
-        let path = c_path(path)?;
-        match self.fs_admit()? {
-            FsBackend::Threads => {
-                let fut = threads::stat(&self.tokio, Handle::NONE, None, path);
-                self.submit_task(user_data, OpCode::FsStat, fut)
-            }
-            _ => self.ring_submit(user_data, OpCode::FsStat, Handle::NONE, |ring, tag| {
-                ring.stat(tag, None, path)
-            }),
-        }
+        self.stat_op(None, Some(path), None, user_data)
     }
 
     /// Stats open file `h`. Completes with 0 and `Completion::stat`.
     pub fn fs_fstat(&mut self, h: Handle, user_data: u64) -> Result<(), Status> {
+        self.stat_op(Some(h), None, None, user_data)
+    }
+
+    /// [`fs_stat`](Self::fs_stat) writing the result to `out` (before the completion is
+    /// posted) instead of `Completion::stat`.
+    ///
+    /// # Safety
+    /// `out` must be valid for writes and not accessed by anyone else until the op's
+    /// completion is reaped (or the runtime is dropped).
+    pub unsafe fn fs_stat_into(
+        &mut self,
+        path: &Path,
+        out: *mut FileStat,
+        user_data: u64,
+    ) -> Result<(), Status> {
+        self.stat_op(None, Some(path), Some(RawStat(out)), user_data)
+    }
+
+    /// [`fs_fstat`](Self::fs_fstat) writing the result to `out`.
+    ///
+    /// # Safety
+    /// As for [`fs_stat_into`](Self::fs_stat_into).
+    pub unsafe fn fs_fstat_into(
+        &mut self,
+        h: Handle,
+        out: *mut FileStat,
+        user_data: u64,
+    ) -> Result<(), Status> {
+        self.stat_op(Some(h), None, Some(RawStat(out)), user_data)
+    }
+
+    fn stat_op(
+        &mut self,
+        h: Option<Handle>,
+        path: Option<&Path>,
+        dest: Option<RawStat>,
+        user_data: u64,
+    ) -> Result<(), Status> {
+        if dest.is_some_and(|d| d.0.is_null()) {
+            return Err(Status::InvalidArgument);
+        }
+        let path = match path {
+            Some(p) => c_path(p)?,
+            None => CString::default(),
+        };
         let backend = self.fs_admit()?;
-        let fd = self.file(h)?.clone();
-        let path = CString::default();
+        let (file, fd) = match h {
+            Some(h) => (h, Some(self.file(h)?.clone())),
+            None => (Handle::NONE, None),
+        };
         match backend {
             FsBackend::Threads => {
-                let fut = threads::stat(&self.tokio, h, Some(fd), path);
+                let fut = threads::stat(&self.tokio, file, fd, path, dest);
                 self.submit_task(user_data, OpCode::FsStat, fut)
             }
-            _ => self.ring_submit(user_data, OpCode::FsStat, h, |ring, tag| {
-                ring.stat(tag, Some(&fd), path)
+            _ => self.ring_submit(user_data, OpCode::FsStat, file, |ring, tag| {
+                ring.stat(tag, fd.as_ref(), path, dest)
             }),
         }
     }
@@ -600,6 +651,12 @@ impl Runtime {
                 n,
             ),
             FileResult::Stat(s) => (OpState::Stat(Box::new(s)), 0),
+            FileResult::StatRaw(RawStat(dest), s) => {
+                // SAFETY: the op is live (a cancelled task is never settled), so the caller
+                // of `fs_stat_into` still guarantees `dest` is writable.
+                unsafe { dest.write(s) };
+                return Ok((0, file));
+            }
             FileResult::Data(v) => {
                 let n = v.len();
                 (OpState::Read(ReadBuf(ReadInner::Owned(v))), n)

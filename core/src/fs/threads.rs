@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::Arc;
 
-use super::{FileDone, FileResult, FileStat, STATX_MASK};
+use super::{FileDone, FileResult, FileStat, RawStat, STATX_MASK};
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
 use crate::handle::Handle;
 use crate::status::Status;
@@ -165,9 +165,14 @@ pub(super) fn stat(
     file: Handle,
     fd: Option<Arc<OwnedFd>>,
     path: CString,
+    dest: Option<RawStat>,
 ) -> TaskFuture {
     job(pool, file, move || {
-        Ok(FileResult::Stat(statx(fd.as_deref(), &path)?))
+        let st = statx(fd.as_deref(), &path)?;
+        Ok(match dest {
+            Some(d) => FileResult::StatRaw(d, st),
+            None => FileResult::Stat(st),
+        })
     })
 }
 

@@ -27,7 +27,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::{FileStat, STATX_MASK};
+use super::{FileStat, RawStat, STATX_MASK};
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
 use crate::handle::Handle;
 use crate::idmap::IdMap;
@@ -61,7 +61,11 @@ enum Step {
     Write(Option<Vec<u8>>),
     /// fsync, fdatasync or close: no memory.
     Plain,
-    Stat(#[allow(dead_code)] CString, Box<libc::statx>),
+    Stat(
+        #[allow(dead_code)] CString,
+        Box<libc::statx>,
+        Option<RawStat>,
+    ),
     ReadFileOpen(#[allow(dead_code)] CString),
     ReadFileRead {
         fd: OwnedFd,
@@ -287,6 +291,7 @@ impl Ring {
         tag: u64,
         fd: Option<&Arc<OwnedFd>>,
         path: CString,
+        dest: Option<RawStat>,
     ) -> Result<(), Status> {
         // SAFETY: statx is plain data; all zeroes is a valid value.
         let mut out: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
@@ -302,7 +307,7 @@ impl Ring {
         .flags(flags)
         .mask(STATX_MASK)
         .build();
-        self.push(tag, Step::Stat(path, out), sqe)
+        self.push(tag, Step::Stat(path, out, dest), sqe)
     }
 
     pub(crate) fn close(&mut self, tag: u64, fd: Arc<OwnedFd>) -> Result<(), Status> {
@@ -403,10 +408,16 @@ impl Ring {
             ),
             Step::Read(None) | Step::Write(None) => Outcome::Done(Finished::Count, n),
             Step::Plain => Outcome::Done(Finished::Count, 0),
-            Step::Stat(_, out) => Outcome::Done(
+            Step::Stat(_, out, None) => Outcome::Done(
                 Finished::State(OpState::Stat(Box::new(FileStat::from_statx(&out)))),
                 0,
             ),
+            Step::Stat(_, out, Some(RawStat(dest))) => {
+                // SAFETY: the op is live, so the caller of `fs_stat_into` still guarantees
+                // `dest` is writable.
+                unsafe { dest.write(FileStat::from_statx(&out)) };
+                Outcome::Done(Finished::Count, 0)
+            }
             Step::ReadFileOpen(_) => {
                 // SAFETY: as for `Step::Open`.
                 let fd = unsafe { OwnedFd::from_raw_fd(res) };

@@ -49,7 +49,7 @@ pub struct Options {
     /// fails with `QueueFull`.
     pub max_ops: usize,
     /// How files are read and written (`Auto`: io_uring where it works, unless
-    /// `POLYIO_FS_BACKEND=threads` is set).
+    /// `POLYIO_FS_BACKEND=threads` is set when the runtime is created).
     pub fs_backend: FsBackend,
 }
 
