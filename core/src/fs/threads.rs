@@ -7,6 +7,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{FileDone, FileResult, FileStat, RawStat, STATX_MASK};
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
@@ -16,18 +17,62 @@ use crate::task::{Done, TaskFuture};
 
 type Pool = Arc<tokio::runtime::Runtime>;
 
+/// Set when the op that started a job is gone (cancelled, timed out, shut down): a job
+/// waiting for a pipe or device gives up instead of blocking the pool (and the runtime's
+/// drop, which joins the pool) for ever.
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// A task future that runs `job` on the blocking pool.
 fn job(
     pool: &Pool,
     file: Handle,
-    job: impl FnOnce() -> io::Result<FileResult> + Send + 'static,
+    job: impl FnOnce(&AtomicBool) -> io::Result<FileResult> + Send + 'static,
 ) -> TaskFuture {
-    let handle = pool.spawn_blocking(job);
+    let flag = Arc::new(AtomicBool::new(false));
+    let abandoned = Abandoned(flag.clone());
+    let handle = pool.spawn_blocking(move || job(&flag));
     Box::pin(async move {
+        let _abandoned = abandoned;
         let result = handle.await.map_err(|_| Status::Panic)??;
         Ok(Done::File(FileDone { file, result }))
     })
 }
+
+/// For a pipe, FIFO or device: waits until `fd` is ready for `events` (a regular file always
+/// is), checking `abandoned` every `POLL_SLICE_MS`. `ECANCELED` once it is set.
+fn wait_ready(fd: &OwnedFd, events: libc::c_short, abandoned: &AtomicBool) -> io::Result<()> {
+    // SAFETY: stat is plain data; fstat fills it from an open fd.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` a live, writable record.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0
+        || st.st_mode & libc::S_IFMT == libc::S_IFREG
+    {
+        return Ok(());
+    }
+    loop {
+        if abandoned.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::ECANCELED));
+        }
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; EINTR just loops.
+        if unsafe { libc::poll(&mut pfd, 1, POLL_SLICE_MS) } > 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// How often a job waiting for a pipe or device checks whether its op is gone.
+const POLL_SLICE_MS: libc::c_int = 50;
 
 /// The result of a syscall returning `-1` on error.
 fn check(ret: libc::ssize_t) -> io::Result<usize> {
@@ -39,7 +84,7 @@ fn check(ret: libc::ssize_t) -> io::Result<usize> {
 }
 
 pub(super) fn open(pool: &Pool, path: CString, flags: i32, mode: u32) -> TaskFuture {
-    job(pool, Handle::NONE, move || {
+    job(pool, Handle::NONE, move |_| {
         // SAFETY: `path` is a NUL-terminated string that outlives the call.
         let fd = unsafe { libc::open(path.as_ptr(), flags, mode) };
         check(fd as libc::ssize_t)?;
@@ -89,8 +134,9 @@ pub(super) fn read(
     buf: ReadBuf,
     offset: Option<u64>,
 ) -> TaskFuture {
-    job(pool, file, move || match buf.0 {
+    job(pool, file, move |abandoned| match buf.0 {
         ReadInner::Owned(mut v) => {
+            wait_ready(&fd, libc::POLLIN, abandoned)?;
             let spare = v.capacity() - v.len();
             // SAFETY: the spare capacity of `v`, which this job owns.
             let n = unsafe { read_at(&fd, v.as_mut_ptr().add(v.len()), spare, offset)? };
@@ -99,6 +145,7 @@ pub(super) fn read(
             Ok(FileResult::ReadOwned(v))
         }
         ReadInner::Raw(_, len) => {
+            wait_ready(&fd, libc::POLLIN, abandoned)?;
             let mut v = Vec::with_capacity(len);
             // SAFETY: `v`'s capacity, owned by this job.
             let n = unsafe { read_at(&fd, v.as_mut_ptr(), len, offset)? };
@@ -121,7 +168,8 @@ pub(super) fn write(
         // Copied now: the job must not read the caller's memory after a cancel.
         WriteInner::Raw(..) => (buf.as_slice().to_vec(), false),
     };
-    job(pool, file, move || {
+    job(pool, file, move |abandoned| {
+        wait_ready(&fd, libc::POLLOUT, abandoned)?;
         let n = write_at(&fd, &data, offset)?;
         Ok(if give_back {
             FileResult::Written(data, n)
@@ -132,7 +180,7 @@ pub(super) fn write(
 }
 
 pub(super) fn fsync(pool: &Pool, file: Handle, fd: Arc<OwnedFd>, datasync: bool) -> TaskFuture {
-    job(pool, file, move || {
+    job(pool, file, move |_| {
         // SAFETY: `fd` is open for the call.
         let ret = unsafe {
             if datasync {
@@ -167,7 +215,7 @@ pub(super) fn stat(
     path: CString,
     dest: Option<RawStat>,
 ) -> TaskFuture {
-    job(pool, file, move || {
+    job(pool, file, move |_| {
         let st = statx(fd.as_deref(), &path)?;
         Ok(match dest {
             Some(d) => FileResult::StatRaw(d, st),
@@ -177,7 +225,7 @@ pub(super) fn stat(
 }
 
 pub(super) fn close(pool: &Pool, file: Handle, fd: Arc<OwnedFd>) -> TaskFuture {
-    job(pool, file, move || {
+    job(pool, file, move |_| {
         // The last holder closes it and reports; with jobs still using it, it closes when
         // the last of them is done.
         if let Ok(fd) = Arc::try_unwrap(fd) {
@@ -189,7 +237,7 @@ pub(super) fn close(pool: &Pool, file: Handle, fd: Arc<OwnedFd>) -> TaskFuture {
 }
 
 pub(super) fn read_file(pool: &Pool, path: CString) -> TaskFuture {
-    job(pool, Handle::NONE, move || {
+    job(pool, Handle::NONE, move |_| {
         // SAFETY: `path` is a NUL-terminated string that outlives the call.
         let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
         check(raw as libc::ssize_t)?;
@@ -233,7 +281,7 @@ pub(super) fn write_file(
     flags: i32,
     mode: u32,
 ) -> TaskFuture {
-    job(pool, Handle::NONE, move || {
+    job(pool, Handle::NONE, move |_| {
         // SAFETY: `path` is a NUL-terminated string that outlives the call.
         let raw = unsafe { libc::open(path.as_ptr(), flags, mode) };
         check(raw as libc::ssize_t)?;
