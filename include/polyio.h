@@ -234,6 +234,7 @@ enum polyio_op
     POLYIO_OP_FS_CLOSE = 25,
     POLYIO_OP_FS_READ_FILE = 26,
     POLYIO_OP_FS_WRITE_FILE = 27,
+    POLYIO_OP_FS_TRUNCATE = 28,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -86,6 +86,7 @@ pub enum polyio_op {
     FsClose = 25,
     FsReadFile = 26,
     FsWriteFile = 27,
+    FsTruncate = 28,
 }
 
 /// One finished operation (or, flagged `POLYIO_COMPLETION_MORE`, one step of a multi-shot

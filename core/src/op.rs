@@ -51,6 +51,7 @@ pub enum OpCode {
     FsClose = 25,
     FsReadFile = 26,
     FsWriteFile = 27,
+    FsTruncate = 28,
 }
 
 /// One finished operation.

@@ -406,7 +406,8 @@ impl World {
             | OpCode::FsStat
             | OpCode::FsClose
             | OpCode::FsReadFile
-            | OpCode::FsWriteFile => panic!("no file ops in this mix: {c:?}"),
+            | OpCode::FsWriteFile
+            | OpCode::FsTruncate => panic!("no file ops in this mix: {c:?}"),
             OpCode::Accept | OpCode::Connect => {
                 if c.result >= 0 {
                     assert_eq!(c.result, 0, "{c:?}");

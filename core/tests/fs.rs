@@ -140,8 +140,15 @@ fn write_then_read_back_by_hash_at_offsets_and_position() {
         assert_eq!(first, data[..1000]);
         let second = read_at(rt, r, h, 1000, None);
         assert_eq!(second, data[1000..2000], "the position advanced");
+        rt.fs_truncate(h, 1000, 12).unwrap();
+        let c = r.wait(rt, 12);
+        assert_eq!((c.op, ok(&c)), (OpCode::FsTruncate, 0));
         close(rt, r, h);
-        assert_eq!(std::fs::read(&path).unwrap(), data, "as std::fs reads it");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            data[..1000],
+            "as std::fs reads it"
+        );
         assert_eq!(rt.stats().in_flight, 0);
     });
 }

@@ -392,6 +392,18 @@ impl Runtime {
         }
     }
 
+    /// Truncates (or extends with zeroes) file `h` to `len` bytes (`ftruncate(2)`, on the
+    /// blocking pool with either backend). Completes with 0.
+    pub fn fs_truncate(&mut self, h: Handle, len: u64, user_data: u64) -> Result<(), Status> {
+        if len > i64::MAX as u64 {
+            return Err(Status::InvalidArgument);
+        }
+        self.fs_admit()?;
+        let fd = self.file(h)?.clone();
+        let fut = threads::truncate(&self.tokio, h, fd, len);
+        self.submit_task(user_data, OpCode::FsTruncate, fut)
+    }
+
     /// Closes file `h`: the handle is stale at once, and the op completes with `close(2)`'s
     /// result once the fd is closed. Ops still in flight on the file finish on their own
     /// (the kernel holds the file for them); with the blocking pool, the fd closes when the

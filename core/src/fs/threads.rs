@@ -224,6 +224,14 @@ pub(super) fn stat(
     })
 }
 
+pub(super) fn truncate(pool: &Pool, file: Handle, fd: Arc<OwnedFd>, len: u64) -> TaskFuture {
+    job(pool, file, move |_| {
+        // SAFETY: `fd` is open for the call.
+        check(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } as libc::ssize_t)?;
+        Ok(FileResult::Count(0))
+    })
+}
+
 pub(super) fn close(pool: &Pool, file: Handle, fd: Arc<OwnedFd>) -> TaskFuture {
     job(pool, file, move |_| {
         // The last holder closes it and reports; with jobs still using it, it closes when
