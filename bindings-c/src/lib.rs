@@ -31,6 +31,7 @@ pub mod dns;
 pub mod timer;
 
 pub mod udp;
+
 pub mod fs;
 
 #[cfg(test)]
