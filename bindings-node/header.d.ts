@@ -137,6 +137,7 @@ export interface UdpSocket extends AsyncIterable<UdpMessage> {
   /** Same as `close()`: `await using sock = await bindUdp(...)`. */
   [Symbol.asyncDispose](): Promise<void>
 }
+
 /** What {@link stat} and `FileHandle.stat()` report, as `fs.Stats` (numbers, and `Date`s). */
 export interface Stats {
   dev: number
