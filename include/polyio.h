@@ -1313,7 +1313,9 @@ polyio_status polyio_udp_peer_addr(const struct polyio_runtime *rt,
  * (NOT_FOUND, PERMISSION_DENIED, IS_A_DIRECTORY for a directory opened for writing,
  * ALREADY_EXISTS with `O_EXCL`, ...; `handle` is then 0). The caller owns the file handle
  * and closes it with `polyio_fs_close` (or `polyio_close`, which posts no completion);
- * freeing the runtime closes every file.
+ * freeing the runtime closes every file. Through io_uring, work the kernel hands to its
+ * worker threads runs with the credentials the process had when they started: a process that
+ * changes uid or gid after its first file operation should use a new runtime for files.
  *
  * Errors (no completion posted): INVALID_ARGUMENT (`rt` or `path` NULL, a path with
  * an interior NUL), NOT_FOUND (empty path), SHUTDOWN, QUEUE_FULL, or the io_uring setup's

@@ -186,6 +186,12 @@ impl Driver {
         Driver::file_waiter(slf, |rt, u| rt.fs_stat(p, u), WHAT_STAT)
     }
 
+    /// Truncates (or extends) an open file to `len` bytes; the future resolves to None.
+    fn fs_truncate(slf: &Bound<'_, Self>, handle: u64, len: u64) -> PyResult<(Py<PyAny>, u64)> {
+        let h = Handle::from_raw(handle);
+        Driver::file_waiter(slf, |rt, u| rt.fs_truncate(h, len, u), WHAT_NONE)
+    }
+
     /// Closes a file; the future resolves to None.
     fn fs_close(slf: &Bound<'_, Self>, handle: u64) -> PyResult<(Py<PyAny>, u64)> {
         let h = Handle::from_raw(handle);

@@ -167,8 +167,11 @@ def test_read_write_plus_and_append(run: Run, fs: str, tmp_path: pathlib.Path) -
             await f.write(b"ab")
             assert await f.tell() == 6
             assert await f.read(2) == b"67"
+            assert await f.truncate(8) == 8
+            assert await f.tell() == 8
+            assert await f.truncate() == 8
         async with polyio.open(path, "ab") as f:
-            await f.write(b"XY")
+            await f.write(b"89XY")
             await f.write(b"Z")
         async with polyio.open(path, "a+b") as f:
             await f.write(b"!")

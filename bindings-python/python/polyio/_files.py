@@ -198,8 +198,15 @@ class _FileBase(Generic[_S]):
         await _op(self._drv, self._drv.fs_fsync(self._handle, False))
 
     async def truncate(self, size: Optional[int] = None) -> int:
-        """Not offered (no async truncate op yet): raises ``io.UnsupportedOperation``."""
-        raise io.UnsupportedOperation("truncate")
+        """Resizes the file to `size` bytes (default: the position), as ``io`` files do; the
+        position stays."""
+        self._check_writable()
+        if size is None:
+            size = await self.tell()  # type: ignore[attr-defined]
+        if size < 0:
+            raise OSError(22, os.strerror(22))
+        await _op(self._drv, self._drv.fs_truncate(self._handle, size))
+        return size
 
     async def close(self) -> None:
         if self._closed:
