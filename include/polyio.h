@@ -125,6 +125,11 @@
 #define POLYIO_FS_AT_POSITION -1
 
 /**
+ * The most buffers one `polyio_fs_readv` / `polyio_fs_writev` takes.
+ */
+#define POLYIO_FS_MAX_IOV 1024
+
+/**
  * Result codes. `POLYIO_STATUS_OK` is 0; errors are negative. Where an OS errno exists the
  * code is `-errno` (as in libuv); codes from -4000 down are polyio's own.
  */
@@ -498,6 +503,14 @@ typedef struct polyio_lookup_hints {
     int protocol;
     int flags;
 } polyio_lookup_hints;
+
+/**
+ * One buffer of a vectored read or write (as `struct iovec`).
+ */
+typedef struct polyio_iovec {
+    uint8_t *base;
+    size_t len;
+} polyio_iovec;
 
 /**
  * What `polyio_fs_stat` and `polyio_fs_fstat` write (`statx(2)`'s basic fields). Times are
@@ -1376,6 +1389,48 @@ polyio_status polyio_fs_write(struct polyio_runtime *rt,
                               size_t len,
                               int64_t offset,
                               uint64_t user_data);
+
+/**
+ * Reads into `n` buffers at once (`preadv(2)`), at `offset` or at the file's position with
+ * `POLYIO_FS_AT_POSITION`. Completes (op FS_READ) with the total number of bytes read,
+ * filling the buffers in order. polyio copies the `iov` array before this returns; the
+ * caller keeps every buffer valid and untouched until the completion is reaped (or the
+ * runtime is freed), as for `polyio_fs_read`.
+ *
+ * Errors (no completion posted): INVALID_ARGUMENT (`rt` or `iov` NULL, `n` 0 or above
+ * `POLYIO_FS_MAX_IOV`, a NULL `base` with a non-zero `len`, a negative `offset` other than
+ * -1, `file` is a socket), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `iov` is NULL or `n` readable
+ * records, each naming `len` writable bytes that stay valid until the read completes.
+ */
+polyio_status polyio_fs_readv(struct polyio_runtime *rt,
+                              polyio_handle file,
+                              const struct polyio_iovec *iov,
+                              size_t n,
+                              int64_t offset,
+                              uint64_t user_data);
+
+/**
+ * Writes `n` buffers at once (`pwritev(2)`), at `offset` or at the file's position (its end
+ * with `O_APPEND`) with `POLYIO_FS_AT_POSITION`. Completes (op FS_WRITE) with the total
+ * number of bytes written (one call: it may be short). polyio copies the `iov` array before
+ * this returns; the caller keeps every buffer valid and unchanged until the completion is
+ * reaped (or the runtime is freed).
+ *
+ * Errors (no completion posted): as `polyio_fs_readv`.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `iov` is NULL or `n` readable
+ * records, each naming `len` readable bytes that stay unchanged until the write completes.
+ */
+polyio_status polyio_fs_writev(struct polyio_runtime *rt,
+                               polyio_handle file,
+                               const struct polyio_iovec *iov,
+                               size_t n,
+                               int64_t offset,
+                               uint64_t user_data);
 
 /**
  * Flushes file `file` to storage: `fsync(2)`, or `fdatasync(2)` when `datasync` is

@@ -212,6 +212,112 @@ pub unsafe extern "C" fn polyio_fs_write(
     })
 }
 
+/// One buffer of a vectored read or write (as `struct iovec`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct polyio_iovec {
+    pub base: *mut u8,
+    pub len: usize,
+}
+
+/// The most buffers one `polyio_fs_readv` / `polyio_fs_writev` takes.
+pub const POLYIO_FS_MAX_IOV: usize = 1024;
+
+/// Reads into `n` buffers at once (`preadv(2)`), at `offset` or at the file's position with
+/// `POLYIO_FS_AT_POSITION`. Completes (op FS_READ) with the total number of bytes read,
+/// filling the buffers in order. polyio copies the `iov` array before this returns; the
+/// caller keeps every buffer valid and untouched until the completion is reaped (or the
+/// runtime is freed), as for `polyio_fs_read`.
+///
+/// Errors (no completion posted): INVALID_ARGUMENT (`rt` or `iov` NULL, `n` 0 or above
+/// `POLYIO_FS_MAX_IOV`, a NULL `base` with a non-zero `len`, a negative `offset` other than
+/// -1, `file` is a socket), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only; `iov` is NULL or `n` readable
+/// records, each naming `len` writable bytes that stay valid until the read completes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_fs_readv(
+    rt: *mut polyio_runtime,
+    file: polyio_handle,
+    iov: *const polyio_iovec,
+    n: usize,
+    offset: i64,
+    user_data: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        let core = runtime_mut!(rt, polyio_status::InvalidArgument);
+        // SAFETY: the caller's promise about `iov` and `n`.
+        let list = match unsafe { iov_arg(iov, n) } {
+            Ok(l) => l,
+            Err(s) => return s.into(),
+        };
+        let offset = match offset_arg(offset) {
+            Ok(o) => o,
+            Err(s) => return s.into(),
+        };
+        let list: Vec<(*mut u8, usize)> = list.iter().map(|v| (v.base, v.len)).collect();
+        // SAFETY: the caller keeps every buffer writable until the completion.
+        status_of(unsafe { core.fs_readv(Handle::from_raw(file), &list, offset, user_data) })
+    })
+}
+
+/// Writes `n` buffers at once (`pwritev(2)`), at `offset` or at the file's position (its end
+/// with `O_APPEND`) with `POLYIO_FS_AT_POSITION`. Completes (op FS_WRITE) with the total
+/// number of bytes written (one call: it may be short). polyio copies the `iov` array before
+/// this returns; the caller keeps every buffer valid and unchanged until the completion is
+/// reaped (or the runtime is freed).
+///
+/// Errors (no completion posted): as `polyio_fs_readv`.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only; `iov` is NULL or `n` readable
+/// records, each naming `len` readable bytes that stay unchanged until the write completes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_fs_writev(
+    rt: *mut polyio_runtime,
+    file: polyio_handle,
+    iov: *const polyio_iovec,
+    n: usize,
+    offset: i64,
+    user_data: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        let core = runtime_mut!(rt, polyio_status::InvalidArgument);
+        // SAFETY: the caller's promise about `iov` and `n`.
+        let list = match unsafe { iov_arg(iov, n) } {
+            Ok(l) => l,
+            Err(s) => return s.into(),
+        };
+        let offset = match offset_arg(offset) {
+            Ok(o) => o,
+            Err(s) => return s.into(),
+        };
+        // SAFETY: the caller keeps every buffer readable and unchanged until the completion.
+        let bufs = list
+            .iter()
+            .map(|v| unsafe { WriteBuf::raw(v.base, v.len) })
+            .collect();
+        status_of(core.fs_writev(Handle::from_raw(file), bufs, offset, user_data))
+    })
+}
+
+/// The records of an iovec argument, checked.
+///
+/// # Safety
+/// `iov` is NULL or `n` readable records.
+unsafe fn iov_arg<'a>(iov: *const polyio_iovec, n: usize) -> Result<&'a [polyio_iovec], Status> {
+    if iov.is_null() || n == 0 || n > POLYIO_FS_MAX_IOV {
+        return Err(Status::InvalidArgument);
+    }
+    // SAFETY: the caller promised `n` readable records.
+    let list = unsafe { std::slice::from_raw_parts(iov, n) };
+    if list.iter().any(|v| v.base.is_null() && v.len > 0) {
+        return Err(Status::InvalidArgument);
+    }
+    Ok(list)
+}
+
 /// Flushes file `file` to storage: `fsync(2)`, or `fdatasync(2)` when `datasync` is
 /// non-zero. Completes (op FS_FSYNC) with 0.
 ///
@@ -415,6 +521,11 @@ mod tests {
             birthtime_sec,
             birthtime_nsec
         );
+    }
+
+    #[test]
+    fn max_iov_matches_core() {
+        assert_eq!(POLYIO_FS_MAX_IOV, polyio_core::MAX_IOV);
     }
 
     #[test]

@@ -41,7 +41,7 @@ mod wake;
 
 pub use backend::Backend;
 pub use buf::{ReadBuf, WriteBuf};
-pub use fs::{FileStat, FsBackend};
+pub use fs::{FileStat, FsBackend, MAX_IOV};
 pub use handle::Handle;
 pub use idmap::{IdHasher, IdMap};
 pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, FLAG_TRUNC, OpCode};

@@ -638,3 +638,42 @@ fn unreadable_file_is_permission_denied() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn vectored_reads_and_writes() {
+    each(|rt, r, dir| {
+        let path = dir.join("v");
+        let h = open(rt, r, &path, RW_CREATE);
+        let (a, b, c) = (noise(1000, 1), noise(5000, 2), noise(3, 3));
+        // SAFETY: `c` outlives the write's completion, reaped below.
+        let raw = unsafe { WriteBuf::raw(c.as_ptr(), c.len()) };
+        let bufs = vec![
+            WriteBuf::from_vec(a.clone()),
+            WriteBuf::from_vec(b.clone()),
+            raw,
+        ];
+        rt.fs_writev(h, bufs, Some(10), 110).unwrap();
+        let done = r.wait(rt, 110);
+        assert_eq!((done.op, ok(&done)), (OpCode::FsWrite, 6003));
+        let want: Vec<u8> = [vec![0u8; 10], a, b, c].concat();
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        let (mut x, mut y) = (vec![0u8; 2000], vec![0u8; 9000]);
+        let iov = [(x.as_mut_ptr(), x.len()), (y.as_mut_ptr(), y.len())];
+        // SAFETY: `x` and `y` outlive the read's completion, reaped below.
+        unsafe { rt.fs_readv(h, &iov, Some(5), 111) }.unwrap();
+        let done = r.wait(rt, 111);
+        assert_eq!((done.op, ok(&done)), (OpCode::FsRead, 6008));
+        assert_eq!(x[..], want[5..2005]);
+        assert_eq!(y[..4008], want[2005..]);
+        assert_eq!(
+            rt.fs_writev(h, Vec::new(), None, 112),
+            Err(Status::InvalidArgument)
+        );
+        // SAFETY: an empty list names no memory.
+        assert_eq!(
+            unsafe { rt.fs_readv(h, &[], None, 112) },
+            Err(Status::InvalidArgument)
+        );
+        close(rt, r, h);
+    });
+}

@@ -3877,6 +3877,47 @@ static void test_fs_roundtrip(void) {
         fs_roundtrip(FS_BACKENDS[i]);
 }
 
+static void fs_vectored(uint32_t fsb) {
+    char dir[64] = "", path[128];
+    polyio_completion c;
+    uint8_t a[100], b[3000], x[50], y[4000];
+    fill_random(a, sizeof a, 1);
+    fill_random(b, sizeof b, 2);
+    polyio_runtime *rt = new_fs_runtime(fsb);
+    REQUIRE(rt);
+    REQUIRE(fs_mkdtemp(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/v", dir);
+    polyio_handle f = fs_open(rt, path, O_RDWR | O_CREAT);
+    REQUIRE(f != POLYIO_HANDLE_NONE);
+    polyio_iovec w[2] = {{a, sizeof a}, {b, sizeof b}};
+    uint64_t ud = ud_next();
+    REQUIRE_ST(polyio_fs_writev(rt, f, w, 2, 0, ud), OK);
+    CHECK_EQ(fs_wait(rt, ud, &c), 3100);
+    CHECK_EQ(c.op, POLYIO_OP_FS_WRITE);
+    polyio_iovec r[2] = {{x, sizeof x}, {y, sizeof y}};
+    ud = ud_next();
+    REQUIRE_ST(polyio_fs_readv(rt, f, r, 2, 0, ud), OK);
+    CHECK_EQ(fs_wait(rt, ud, &c), 3100);
+    FS_DEFINED(x, sizeof x);
+    FS_DEFINED(y, 3050);
+    CHECK(memcmp(x, a, 50) == 0);
+    CHECK(memcmp(y, a + 50, 50) == 0);
+    CHECK(memcmp(y + 50, b, sizeof b) == 0);
+    CHECK_ST(polyio_fs_readv(rt, f, r, 0, 0, 1), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_fs_readv(rt, f, NULL, 2, 0, 1), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_fs_writev(rt, f, w, POLYIO_FS_MAX_IOV + 1, 0, 1), POLYIO_STATUS_INVALID_ARGUMENT);
+    fs_close(rt, f);
+done:
+    free_runtime(rt);
+    if (dir[0])
+        fs_rmdir(dir);
+}
+
+static void test_fs_vectored(void) {
+    for (size_t i = 0; i < 2; i++)
+        fs_vectored(FS_BACKENDS[i]);
+}
+
 static void fs_errors(uint32_t fsb) {
     char dir[64] = "", path[128];
     polyio_completion c;
@@ -4235,6 +4276,7 @@ static const struct {
     {"udp_options_and_invalid_arguments", test_udp_options_and_invalid_arguments},
     {"fs_roundtrip", test_fs_roundtrip},
     {"fs_errors", test_fs_errors},
+    {"fs_vectored", test_fs_vectored},
     {"fs_offsets", test_fs_offsets},
     {"fs_cancel", test_fs_cancel},
     {"fs_free_in_flight", test_fs_free_in_flight},

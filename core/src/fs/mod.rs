@@ -114,6 +114,9 @@ pub(crate) struct RawStat(pub(crate) *mut FileStat);
 // settles; the caller of `fs_stat_into` keeps it valid and unaliased until then.
 unsafe impl Send for RawStat {}
 
+/// The most buffers one vectored op takes (`IOV_MAX`).
+pub const MAX_IOV: usize = 1024;
+
 /// The statx fields a stat op asks for.
 const STATX_MASK: u32 = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
 
@@ -134,6 +137,8 @@ pub(crate) enum FileResult {
     /// A read for a raw buffer: the bytes to copy into it now that the op is known to be
     /// live (the pool thread never writes into the caller's memory).
     ReadRaw(ReadBuf, Vec<u8>),
+    /// A vectored read for raw buffers: the bytes to spread over them, in order.
+    ReadvRaw(Vec<ReadBuf>, Vec<u8>),
     /// A write from an owned buffer, handed back.
     Written(Vec<u8>, usize),
     Stat(FileStat),
@@ -304,6 +309,79 @@ impl Runtime {
             }
             _ => self.ring_submit(user_data, OpCode::FsWrite, h, |ring, tag| {
                 ring.write(tag, &fd, buf, offset)
+            }),
+        }
+    }
+
+    /// Reads into several of the caller's buffers at once (`preadv(2)`), at `offset` (`None`:
+    /// the file's position). Completes with the total count; as for a raw [`fs_read`]
+    /// (Self::fs_read), no byte lands in a buffer after the completion.
+    ///
+    /// # Safety
+    /// Each `(ptr, len)` of `iov` must be valid for writes and not accessed by anyone else
+    /// until the op's completion is reaped (or the runtime is dropped).
+    pub unsafe fn fs_readv(
+        &mut self,
+        h: Handle,
+        iov: &[(*mut u8, usize)],
+        offset: Option<u64>,
+        user_data: u64,
+    ) -> Result<(), Status> {
+        let offset = offset_arg(offset)?;
+        if iov.is_empty() || iov.len() > MAX_IOV {
+            return Err(Status::InvalidArgument);
+        }
+        let backend = self.fs_admit()?;
+        let fd = self.file(h)?.clone();
+        match backend {
+            FsBackend::Threads => {
+                // SAFETY: the caller's promise, passed on: only the driving thread writes
+                // into these buffers, when the op settles.
+                let bufs = iov
+                    .iter()
+                    .map(|&(p, n)| unsafe { ReadBuf::raw(p, n) })
+                    .collect();
+                let fut = threads::readv(&self.tokio, h, fd, bufs, offset);
+                self.submit_task(user_data, OpCode::FsRead, fut)
+            }
+            _ => {
+                let iov = iov
+                    .iter()
+                    .map(|&(p, n)| libc::iovec {
+                        iov_base: p.cast(),
+                        iov_len: n,
+                    })
+                    .collect();
+                self.ring_submit(user_data, OpCode::FsRead, h, |ring, tag| {
+                    ring.readv(tag, &fd, iov, offset)
+                })
+            }
+        }
+    }
+
+    /// Writes several buffers at once (`pwritev(2)`), at `offset` (`None`: the file's
+    /// position, or its end with `O_APPEND`). Completes with the total count (one call: it may
+    /// be short); the buffers are not handed back.
+    pub fn fs_writev(
+        &mut self,
+        h: Handle,
+        bufs: Vec<WriteBuf>,
+        offset: Option<u64>,
+        user_data: u64,
+    ) -> Result<(), Status> {
+        let offset = offset_arg(offset)?;
+        if bufs.is_empty() || bufs.len() > MAX_IOV {
+            return Err(Status::InvalidArgument);
+        }
+        let backend = self.fs_admit()?;
+        let fd = self.file(h)?.clone();
+        match backend {
+            FsBackend::Threads => {
+                let fut = threads::writev(&self.tokio, h, fd, bufs, offset);
+                self.submit_task(user_data, OpCode::FsWrite, fut)
+            }
+            _ => self.ring_submit(user_data, OpCode::FsWrite, h, |ring, tag| {
+                ring.writev(tag, &fd, bufs, offset)
             }),
         }
     }
@@ -650,6 +728,19 @@ impl Runtime {
                 // caller of `ReadBuf::raw` still guarantees `cap` writable bytes at `ptr`.
                 unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr, n) };
                 return Ok((n, file));
+            }
+            FileResult::ReadvRaw(bufs, data) => {
+                let mut at = 0;
+                for b in bufs {
+                    if let ReadInner::Raw(ptr, cap) = b.0 {
+                        let n = (data.len() - at).min(cap);
+                        // SAFETY: as for `ReadRaw`: the op is live and the caller of
+                        // `fs_readv` keeps `cap` writable bytes at `ptr`.
+                        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr().add(at), ptr, n) };
+                        at += n;
+                    }
+                }
+                return Ok((data.len(), file));
             }
             FileResult::ReadRaw(ReadBuf(ReadInner::Owned(v)), _) => {
                 let n = v.len();

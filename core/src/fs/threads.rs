@@ -179,6 +179,43 @@ pub(super) fn write(
     })
 }
 
+pub(super) fn readv(
+    pool: &Pool,
+    file: Handle,
+    fd: Arc<OwnedFd>,
+    bufs: Vec<ReadBuf>,
+    offset: Option<u64>,
+) -> TaskFuture {
+    let total: usize = bufs.iter().map(ReadBuf::capacity).sum();
+    job(pool, file, move |abandoned| {
+        wait_ready(&fd, libc::POLLIN, abandoned)?;
+        let mut data = Vec::with_capacity(total);
+        // SAFETY: `data`'s capacity, owned by this job.
+        let n = unsafe { read_at(&fd, data.as_mut_ptr(), total, offset)? };
+        // SAFETY: `read` initialised `n` bytes.
+        unsafe { data.set_len(n) };
+        Ok(FileResult::ReadvRaw(bufs, data))
+    })
+}
+
+pub(super) fn writev(
+    pool: &Pool,
+    file: Handle,
+    fd: Arc<OwnedFd>,
+    bufs: Vec<WriteBuf>,
+    offset: Option<u64>,
+) -> TaskFuture {
+    // Gathered (and raw memory copied) now: the job must not read the caller's memory.
+    let data: Vec<u8> = bufs
+        .iter()
+        .flat_map(|b| b.as_slice().iter().copied())
+        .collect();
+    job(pool, file, move |abandoned| {
+        wait_ready(&fd, libc::POLLOUT, abandoned)?;
+        Ok(FileResult::Count(write_at(&fd, &data, offset)?))
+    })
+}
+
 pub(super) fn fsync(pool: &Pool, file: Handle, fd: Arc<OwnedFd>, datasync: bool) -> TaskFuture {
     job(pool, file, move |_| {
         // SAFETY: `fd` is open for the call.

@@ -59,6 +59,15 @@ enum Step {
     /// `None`: the caller's raw memory.
     Read(Option<Vec<u8>>),
     Write(Option<Vec<u8>>),
+    /// A vectored read into the caller's raw buffers (`iov` names them).
+    Readv(#[allow(dead_code)] IoVecs),
+    /// A vectored write: its buffers, and the `iov` naming them (`raw`: some are the
+    /// caller's memory).
+    Writev {
+        _bufs: Vec<WriteBuf>,
+        _iov: IoVecs,
+        raw: bool,
+    },
     /// fsync, fdatasync or close: no memory.
     Plain,
     Stat(
@@ -94,9 +103,20 @@ enum Step {
 impl Step {
     /// Whether the kernel uses the caller's raw memory.
     fn is_raw(&self) -> bool {
-        matches!(self, Step::Read(None) | Step::Write(None))
+        matches!(
+            self,
+            Step::Read(None) | Step::Write(None) | Step::Readv(_) | Step::Writev { raw: true, .. }
+        )
     }
 }
+
+/// The iovec array a vectored submission hands the kernel (kept until its completion).
+pub(crate) struct IoVecs(#[allow(dead_code)] Vec<libc::iovec>);
+
+// SAFETY: the iovecs are plain addresses only the kernel dereferences, of memory the entry
+// owns (a write's buffers) or the caller keeps valid under `fs_readv`'s contract; the array
+// itself is only touched by the thread driving the runtime.
+unsafe impl Send for IoVecs {}
 
 /// One submission in flight.
 pub(crate) struct Entry {
@@ -268,6 +288,50 @@ impl Ring {
         self.push(tag, step, sqe)
     }
 
+    /// A vectored read into `iov` (the caller's raw buffers).
+    pub(crate) fn readv(
+        &mut self,
+        tag: u64,
+        fd: &Arc<OwnedFd>,
+        iov: Vec<libc::iovec>,
+        offset: Option<u64>,
+    ) -> Result<(), Status> {
+        let sqe = opcode::Readv::new(types::Fd(fd.as_raw_fd()), iov.as_ptr(), iov.len() as u32)
+            .offset(offset.unwrap_or(u64::MAX))
+            .build();
+        self.push(tag, Step::Readv(IoVecs(iov)), sqe)
+    }
+
+    /// A vectored write of `bufs`.
+    pub(crate) fn writev(
+        &mut self,
+        tag: u64,
+        fd: &Arc<OwnedFd>,
+        bufs: Vec<WriteBuf>,
+        offset: Option<u64>,
+    ) -> Result<(), Status> {
+        let raw = bufs.iter().any(|b| matches!(b.0, WriteInner::Raw(..)));
+        let iov: Vec<libc::iovec> = bufs
+            .iter()
+            .map(|b| {
+                let s = b.as_slice();
+                libc::iovec {
+                    iov_base: s.as_ptr() as *mut libc::c_void,
+                    iov_len: s.len(),
+                }
+            })
+            .collect();
+        let sqe = opcode::Writev::new(types::Fd(fd.as_raw_fd()), iov.as_ptr(), iov.len() as u32)
+            .offset(offset.unwrap_or(u64::MAX))
+            .build();
+        let step = Step::Writev {
+            _bufs: bufs,
+            _iov: IoVecs(iov),
+            raw,
+        };
+        self.push(tag, step, sqe)
+    }
+
     pub(crate) fn fsync(
         &mut self,
         tag: u64,
@@ -406,7 +470,9 @@ impl Ring {
                 }),
                 n,
             ),
-            Step::Read(None) | Step::Write(None) => Outcome::Done(Finished::Count, n),
+            Step::Read(None) | Step::Write(None) | Step::Readv(_) | Step::Writev { .. } => {
+                Outcome::Done(Finished::Count, n)
+            }
             Step::Plain => Outcome::Done(Finished::Count, 0),
             Step::Stat(_, out, None) => Outcome::Done(
                 Finished::State(OpState::Stat(Box::new(FileStat::from_statx(&out)))),
