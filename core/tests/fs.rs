@@ -670,10 +670,31 @@ fn vectored_reads_and_writes() {
             Err(Status::InvalidArgument)
         );
         // SAFETY: an empty list names no memory.
-        assert_eq!(
-            unsafe { rt.fs_readv(h, &[], None, 112) },
-            Err(Status::InvalidArgument)
-        );
+        let empty = unsafe { rt.fs_readv(h, &[], None, 112) };
+        assert_eq!(empty, Err(Status::InvalidArgument));
+        close(rt, r, h);
+    });
+}
+
+#[test]
+fn more_ops_than_the_rings_queues_hold_all_complete() {
+    each(|rt, r, dir| {
+        let path = dir.join("many");
+        let data = noise(4096, 8);
+        std::fs::write(&path, &data).unwrap();
+        let h = open(rt, r, &path, libc::O_RDONLY);
+        // More than the completion queue holds (4096), submitted in one turn.
+        let n = 5000u64;
+        for i in 0..n {
+            rt.fs_read(h, ReadBuf::with_capacity(16), Some(i % 4000), 1000 + i)
+                .unwrap();
+        }
+        for i in 0..n {
+            let c = r.wait(rt, 1000 + i);
+            let at = (i % 4000) as usize;
+            assert_eq!(c.buf.as_deref(), Some(&data[at..at + 16]));
+        }
+        assert_eq!(rt.stats().in_flight, 0);
         close(rt, r, h);
     });
 }

@@ -39,6 +39,13 @@ pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 /// Submission queue entries (the completion queue gets twice as many; overflow is kept by
 /// the kernel, `IORING_FEAT_NODROP`).
 const RING_ENTRIES: u32 = 256;
+/// Completion queue entries: room for many submission batches before the kernel has to keep
+/// completions aside (which `reap` then fetches).
+const CQ_ENTRIES: u32 = 4096;
+/// `IORING_ENTER_GETEVENTS`.
+const ENTER_GETEVENTS: u32 = 1;
+/// Rounds of fetching overflowed completions per reap (the rest wait for the next turn).
+const MAX_OVERFLOW_FLUSHES: usize = 8;
 /// The first read of a whole file whose size `fstat` does not tell (procfs, pipes).
 const UNSIZED_READ: usize = 16 * 1024;
 /// The most one read or write submission moves.
@@ -166,7 +173,10 @@ fn errno_status(res: i32) -> Status {
 impl Ring {
     /// Sets up a ring and registers its fd with tokio (call inside tokio's context).
     pub(crate) fn new(waker: Waker) -> Result<Ring, Status> {
-        let ring = IoUring::builder().setup_clamp().build(RING_ENTRIES)?;
+        let ring = IoUring::builder()
+            .setup_clamp()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(RING_ENTRIES)?;
         // SAFETY: the ring's fd stays open while registered: `registration` is dropped
         // first in `Drop`, and the ring after it (or never).
         let registration = unsafe {
@@ -677,10 +687,24 @@ impl Ring {
         let _ = self.ring.submit();
     }
 
-    /// Moves every completion the kernel posted into `out` as `(tag, result)`.
+    /// Moves every completion the kernel posted into `out` as `(tag, result)`, including
+    /// those it kept aside when the completion queue was full (it hands them over on an
+    /// `io_uring_enter` that asks for events).
     pub(crate) fn reap(&mut self, out: &mut Vec<(u64, i32)>) {
-        for cqe in self.ring.completion() {
-            out.push((cqe.user_data(), cqe.result()));
+        for _ in 0..MAX_OVERFLOW_FLUSHES {
+            for cqe in self.ring.completion() {
+                out.push((cqe.user_data(), cqe.result()));
+            }
+            if !self.ring.submission().cq_overflow() {
+                return;
+            }
+            // SAFETY: submits nothing and waits for nothing (min_complete 0, no argument):
+            // with GETEVENTS the kernel moves its overflowed completions into the queue.
+            let _ = unsafe {
+                self.ring
+                    .submitter()
+                    .enter::<libc::sigset_t>(0, 0, ENTER_GETEVENTS, None)
+            };
         }
     }
 
