@@ -698,3 +698,85 @@ fn more_ops_than_the_rings_queues_hold_all_complete() {
         close(rt, r, h);
     });
 }
+
+/// The contract under a seeded random mix of file ops, cancels, deadlines, turns and a final
+/// shutdown: every accepted submission ends in exactly one completion, none of a refused one.
+#[test]
+fn random_file_ops_complete_exactly_once() {
+    each(|rt, r, dir| {
+        let path = dir.join("mix");
+        let data = noise(1 << 20, 6);
+        std::fs::write(&path, &data).unwrap();
+        let (fifo_h, _fifo) = fifo(rt, r, dir);
+        let h = open(rt, r, &path, libc::O_RDWR);
+        assert!(r.backlog.is_empty());
+        let mut seed: u64 = 0x1234_5678;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut pending: std::collections::HashSet<u64> = Default::default();
+        let mut seen: std::collections::HashSet<u64> = Default::default();
+        let mut collect = |out: Vec<Completion>, pending: &mut std::collections::HashSet<u64>| {
+            for c in out {
+                assert!(pending.remove(&c.user_data), "unexpected or twice: {c:?}");
+                assert!(seen.insert(c.user_data));
+                if c.op == OpCode::FsRead && c.result > 0 {
+                    if let Some(b) = &c.buf {
+                        assert_eq!(b.len() as i64, c.result);
+                    }
+                }
+            }
+        };
+        for ud in 10_000..12_000u64 {
+            let accepted = match next(10) {
+                0..=2 => {
+                    let off = next(1 << 20);
+                    rt.fs_read(h, ReadBuf::with_capacity(4096), Some(off), ud)
+                }
+                3 => rt.fs_read_file(&path, ud),
+                4 => rt.fs_fstat(h, ud),
+                5 => rt.fs_write(h, WriteBuf::from_vec(vec![7; 100]), Some(next(1 << 20)), ud),
+                6 => rt.fs_read(fifo_h, ReadBuf::with_capacity(8), None, ud),
+                7 => rt.fs_stat(&path, ud),
+                _ => rt.timer(next(3), ud),
+            };
+            if accepted.is_ok() {
+                pending.insert(ud);
+            }
+            match next(6) {
+                0 => {
+                    let victim = 10_000 + next(ud - 9_999);
+                    let was = pending.contains(&victim);
+                    let r = rt.cancel(victim);
+                    assert!(r.is_ok() || r == Err(Status::NotFound), "{r:?}");
+                    if !was {
+                        assert_eq!(r, Err(Status::NotFound));
+                    }
+                }
+                1 => {
+                    let _ = rt.deadline(ud, next(3));
+                }
+                2 => {
+                    let mut out = Vec::new();
+                    rt.turn(&mut out, 64);
+                    collect(out, &mut pending);
+                }
+                3 => {
+                    let mut out = Vec::new();
+                    rt.reap(&mut out, 64, Some(Duration::from_millis(1)));
+                    collect(out, &mut pending);
+                }
+                _ => {}
+            }
+        }
+        rt.shutdown_all();
+        assert_eq!(rt.stats().in_flight, 0);
+        let mut out = Vec::new();
+        while rt.turn(&mut out, 1024) > 0 {}
+        collect(out, &mut pending);
+        assert!(pending.is_empty(), "never completed: {pending:?}");
+    });
+}
