@@ -1481,6 +1481,21 @@ polyio_status polyio_fs_fstat(struct polyio_runtime *rt,
                               uint64_t user_data);
 
 /**
+ * Truncates (or extends with zeroes) file `file` to `len` bytes (`ftruncate(2)`, on the
+ * runtime's blocking pool with either file backend). Completes (op FS_TRUNCATE) with 0.
+ *
+ * Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `len` above INT64_MAX,
+ * `file` is a socket), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only.
+ */
+polyio_status polyio_fs_truncate(struct polyio_runtime *rt,
+                                 polyio_handle file,
+                                 uint64_t len,
+                                 uint64_t user_data);
+
+/**
  * Closes file `file`. The handle is invalid at once; the operation completes (op
  * FS_CLOSE, `handle` = the closed file) with `close(2)`'s result. Reads and writes still in
  * flight on the file finish on their own.

@@ -394,6 +394,27 @@ pub unsafe extern "C" fn polyio_fs_fstat(
     })
 }
 
+/// Truncates (or extends with zeroes) file `file` to `len` bytes (`ftruncate(2)`, on the
+/// runtime's blocking pool with either file backend). Completes (op FS_TRUNCATE) with 0.
+///
+/// Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `len` above INT64_MAX,
+/// `file` is a socket), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_fs_truncate(
+    rt: *mut polyio_runtime,
+    file: polyio_handle,
+    len: u64,
+    user_data: u64,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        let core = runtime_mut!(rt, polyio_status::InvalidArgument);
+        status_of(core.fs_truncate(Handle::from_raw(file), len, user_data))
+    })
+}
+
 /// Closes file `file`. The handle is invalid at once; the operation completes (op
 /// FS_CLOSE, `handle` = the closed file) with `close(2)`'s result. Reads and writes still in
 /// flight on the file finish on their own.

@@ -3861,6 +3861,15 @@ static void fs_roundtrip(uint32_t fsb) {
     REQUIRE_ST(polyio_fs_fsync(rt, f, 1, ud), OK);
     CHECK_EQ(fs_wait(rt, ud, &c), 0);
     CHECK_EQ(c.op, POLYIO_OP_FS_FSYNC);
+    ud = ud_next();
+    REQUIRE_ST(polyio_fs_truncate(rt, f, 1234, ud), OK);
+    CHECK_EQ(fs_wait(rt, ud, &c), 0);
+    CHECK_EQ(c.op, POLYIO_OP_FS_TRUNCATE);
+    ud = ud_next();
+    REQUIRE_ST(polyio_fs_fstat(rt, f, &s, ud), OK);
+    CHECK_EQ(fs_wait(rt, ud, &c), 0);
+    CHECK_EQ(s.size, 1234);
+    CHECK_ST(polyio_fs_truncate(rt, f, UINT64_MAX, 1), POLYIO_STATUS_INVALID_ARGUMENT);
     fs_close(rt, f);
     f = POLYIO_HANDLE_NONE;
     CHECK_EQ(in_flight(rt), 0);
