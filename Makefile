@@ -198,6 +198,11 @@ bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP
 	BENCH_REPEATS=$${BENCH_REPEATS:-3} BENCH_SECS=$${BENCH_SECS:-3} python3 tests/bench/run.py
 	$(CARGO) bench -p polyio-core --bench roundtrip -- --quick
 
+.PHONY: bench-files
+bench-files: ## File benchmark: polyio (io_uring and blocking pool) beside tokio::fs and blocking reads, every byte verified (BENCH_FILES_SCALE=0.01 for a smoke run); writes target/bench/files.json
+	$(CARGO) build --release -p polyio-bench-files
+	BENCH_FILES_SCALE=$${BENCH_FILES_SCALE:-1} target/release/bench-files
+
 .PHONY: bench-instructions
 bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind (steady where req/s is not): make bench-instructions [SERVERS="polyio-c libuv"]
 	python3 tests/bench/instructions.py $(SERVERS)

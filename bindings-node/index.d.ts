@@ -138,6 +138,109 @@ export interface UdpSocket extends AsyncIterable<UdpMessage> {
   [Symbol.asyncDispose](): Promise<void>
 }
 
+/** What {@link stat} and `FileHandle.stat()` report, as `fs.Stats` (numbers, and `Date`s). */
+export interface Stats {
+  dev: number
+  ino: number
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  blksize: number
+  blocks: number
+  atimeMs: number
+  mtimeMs: number
+  ctimeMs: number
+  birthtimeMs: number
+  atime: Date
+  mtime: Date
+  ctime: Date
+  birthtime: Date
+  isFile(): boolean
+  isDirectory(): boolean
+  isSymbolicLink(): boolean
+  isFIFO(): boolean
+}
+
+/** A path as `fs/promises` takes it. */
+export type PathLike = string | Buffer | URL
+
+/** Options of {@link readFile}. */
+export interface ReadFileOptions {
+  /** Decode to a string with this encoding (default: a Buffer). */
+  encoding?: BufferEncoding | null
+  /** Abort the read: rejects with an `AbortError` and cancels the operation. */
+  signal?: AbortSignal
+}
+
+/** Options of {@link writeFile}. */
+export interface WriteFileOptions {
+  /** Encoding of a string `data` (default `'utf8'`). */
+  encoding?: BufferEncoding | null
+  /** Permissions of a new file (default `0o666`, less the umask). */
+  mode?: number
+  /** Open flags, as `fs.open` spells them (default `'w'`; `'a'` appends). */
+  flag?: string | number
+  /** Abort the write: rejects with an `AbortError` and cancels the operation. */
+  signal?: AbortSignal
+}
+
+/**
+ * An open file, as `fs/promises`' `FileHandle`: reads and writes at a position (or at the
+ * file's own with `null`), through io_uring or the blocking pool. Close it with `close()`
+ * (or `await using`).
+ */
+export declare class FileHandle {
+  private constructor()
+  read<T extends NodeJS.ArrayBufferView = Buffer>(
+    buffer?: T,
+    offset?: number | null,
+    length?: number | null,
+    position?: number | null,
+  ): Promise<{ bytesRead: number; buffer: T }>
+  read<T extends NodeJS.ArrayBufferView = Buffer>(options?: {
+    buffer?: T
+    offset?: number | null
+    length?: number | null
+    position?: number | null
+  }): Promise<{ bytesRead: number; buffer: T }>
+  write<T extends NodeJS.ArrayBufferView>(
+    buffer: T,
+    offset?: number | null,
+    length?: number | null,
+    position?: number | null,
+  ): Promise<{ bytesWritten: number; buffer: T }>
+  write(
+    data: string,
+    position?: number | null,
+    encoding?: BufferEncoding | null,
+  ): Promise<{ bytesWritten: number; buffer: string }>
+  /** The rest of the file from its position. */
+  readFile(options?: { encoding?: null; signal?: AbortSignal } | null): Promise<Buffer>
+  readFile(options: { encoding: BufferEncoding; signal?: AbortSignal } | BufferEncoding): Promise<string>
+  writeFile(data: string | Uint8Array, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<void>
+  stat(): Promise<Stats>
+  sync(): Promise<void>
+  datasync(): Promise<void>
+  /** `ftruncate(2)` (on the blocking pool with either backend). */
+  truncate(len?: number): Promise<void>
+  close(): Promise<void>
+  /** Same as `close()`: `await using f = await open(...)`. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+/** Opens a file as `fs/promises.open` (`flags` default `'r'`, `mode` default `0o666`). */
+export declare function open(path: PathLike, flags?: string | number, mode?: number): Promise<FileHandle>
+/** The whole file in one operation, as `fs/promises.readFile`. */
+export declare function readFile(path: PathLike, options?: ReadFileOptions & { encoding?: null } | null): Promise<Buffer>
+export declare function readFile(path: PathLike, options: ReadFileOptions & { encoding: BufferEncoding } | BufferEncoding): Promise<string>
+/** Writes the whole file in one operation (open, write all, close), as `fs/promises.writeFile`. */
+export declare function writeFile(path: PathLike, data: string | Uint8Array, options?: WriteFileOptions | BufferEncoding | null): Promise<void>
+/** `stat(2)` of a path, following symlinks. */
+export declare function stat(path: PathLike): Promise<Stats>
+
 export type TypedArray =
   | Int8Array
   | Uint8Array

@@ -13,7 +13,7 @@ use polyio_core::{AddrInfo, Completion, Runtime, Status};
 
 use crate::status::polyio_status;
 
-/// A handle names a connection or a listener: an opaque 64-bit id (slot, generation and
+/// A handle names a connection, a listener or a file: an opaque 64-bit id (slot, generation and
 /// runtime id), never a pointer. 0 (`POLYIO_HANDLE_NONE`) names nothing. A stale, closed,
 /// foreign or made-up handle gets `POLYIO_STATUS_BAD_HANDLE`, never undefined behaviour.
 ///
@@ -77,6 +77,16 @@ pub enum polyio_op {
     Send = 8,
     /// `polyio_udp_recv`, `polyio_udp_recv_multishot`.
     Recv = 9,
+    /// Files (`polyio_fs_*`): their own range, so other kinds number theirs from 7.
+    FsOpen = 20,
+    FsRead = 21,
+    FsWrite = 22,
+    FsFsync = 23,
+    FsStat = 24,
+    FsClose = 25,
+    FsReadFile = 26,
+    FsWriteFile = 27,
+    FsTruncate = 28,
 }
 
 /// One finished operation (or, flagged `POLYIO_COMPLETION_MORE`, one step of a multi-shot
@@ -96,8 +106,9 @@ pub struct polyio_completion {
     /// `POLYIO_COMPLETION_*` bits.
     pub flags: u32,
     /// The bytes a `polyio_read_multishot` chunk read or a `polyio_udp_recv_multishot`
-    /// datagram holds (their `POLYIO_COMPLETION_MORE` completions, when not empty); NULL in
-    /// every other completion. polyio lends this buffer to the caller:
+    /// datagram holds (their `POLYIO_COMPLETION_MORE` completions, when not empty), or a
+    /// `polyio_fs_read_file` read (the whole file); NULL in every other completion. polyio
+    /// lends this buffer to the caller:
     /// it stays valid and unchanged (also across turns, reaps and `polyio_runtime_free`)
     /// until the caller passes `payload_id` to `polyio_buffer_release`. Never `free` it and
     /// never write to it; a payload that is never released is leaked.
@@ -190,6 +201,9 @@ pub struct polyio_addrinfo {
     /// for; NULL otherwise. Freed with the list.
     pub canonname: *mut c_char,
 }
+
+/// The largest released buffer kept for reuse (a whole file's is usually larger: freed).
+const MAX_RECYCLED: usize = 1 << 20;
 
 /// Read buffers kept per runtime for reuse between releases and the next turn.
 const MAX_RETURNED: usize = 64;
@@ -335,7 +349,9 @@ pub extern "C" fn polyio_buffer_release(payload_id: u64) -> polyio_status {
             return polyio_status::NotFound;
         };
         match reg.returned.get_mut(&lender) {
-            Some(back) if back.len() < MAX_RETURNED => back.push(buf),
+            Some(back) if back.len() < MAX_RETURNED && buf.capacity() <= MAX_RECYCLED => {
+                back.push(buf)
+            }
             _ => {
                 drop(reg);
                 drop(buf);

@@ -32,6 +32,8 @@ pub mod timer;
 
 pub mod udp;
 
+pub mod fs;
+
 #[cfg(test)]
 mod tests {
     /// Every source file of this crate, by name.
@@ -39,6 +41,7 @@ mod tests {
         ("cancel.rs", include_str!("cancel.rs")),
         ("completion.rs", include_str!("completion.rs")),
         ("dns.rs", include_str!("dns.rs")),
+        ("fs.rs", include_str!("fs.rs")),
         ("lib.rs", include_str!("lib.rs")),
         ("macros.rs", include_str!("macros.rs")),
         ("runtime.rs", include_str!("runtime.rs")),

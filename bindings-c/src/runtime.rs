@@ -10,6 +10,7 @@ use polyio_core::{Backend, Completion, Options, Runtime, RuntimeWaker};
 
 pub use crate::completion::polyio_handle;
 use crate::completion::{self, polyio_completion};
+use crate::fs::polyio_fs_backend;
 use crate::status::polyio_status;
 
 /// Major version of this header; `polyio_version()` reports the library's.
@@ -40,6 +41,8 @@ pub struct polyio_options {
     /// Upper bound on operations in flight plus completions not yet reaped (default 65536).
     /// Past it, submissions fail with `POLYIO_STATUS_QUEUE_FULL`.
     pub max_ops: u32,
+    /// A `polyio_fs_backend` value: how files are read and written (default AUTO).
+    pub fs_backend: u32,
 }
 
 /// Counters for tests and tuning.
@@ -54,6 +57,8 @@ pub struct polyio_stats {
     pub turns: u64,
     /// Operations submitted and not yet completed.
     pub in_flight: u64,
+    /// The `polyio_fs_backend` in use: AUTO until the first file operation chose one.
+    pub fs_backend: u32,
 }
 
 /// An engine instance: a current-thread tokio runtime plus polyio's handle table and
@@ -86,7 +91,8 @@ pub(crate) unsafe fn core_mut<'a>(rt: *const polyio_runtime) -> &'a mut Runtime 
     unsafe { &mut *(*rt.cast::<Rt>()).core.get() }
 }
 
-/// Fills `opts` with the defaults (backend AUTO, max_ops 65536). NULL is ignored.
+/// Fills `opts` with the defaults (backend AUTO, max_ops 65536, fs_backend AUTO). NULL is
+/// ignored.
 ///
 /// # Safety
 /// `opts` is NULL or points to writable memory for one `polyio_options`.
@@ -100,6 +106,7 @@ pub unsafe extern "C" fn polyio_options_init(opts: *mut polyio_options) {
                 opts.write(polyio_options {
                     backend: polyio_backend::Auto as u32,
                     max_ops: d.max_ops as u32,
+                    fs_backend: polyio_fs_backend::Auto as u32,
                 })
             };
         }
@@ -110,7 +117,7 @@ pub unsafe extern "C" fn polyio_options_init(opts: *mut polyio_options) {
 /// to `*out` and returns OK; on failure leaves `*out` untouched. The caller owns the returned
 /// runtime and must free it with `polyio_runtime_free`.
 ///
-/// Errors: INVALID_ARGUMENT (`out` NULL, unknown backend, max_ops 0), NOT_FOUND (backend
+/// Errors: INVALID_ARGUMENT (`out` NULL, unknown backend or fs_backend, max_ops 0), NOT_FOUND (backend
 /// EPOLL requested but tokio's epoll instance could not be found), QUEUE_FULL (65,535
 /// runtimes alive at once), or an OS error.
 ///
@@ -136,6 +143,10 @@ pub unsafe extern "C" fn polyio_runtime_new(
                 _ => return polyio_status::InvalidArgument,
             };
             options.max_ops = o.max_ops as usize;
+            options.fs_backend = match polyio_fs_backend::to_core(o.fs_backend) {
+                Some(b) => b,
+                None => return polyio_status::InvalidArgument,
+            };
         }
         match Runtime::new(options) {
             Ok(core) => {
@@ -353,6 +364,7 @@ pub unsafe extern "C" fn polyio_runtime_stats(
             completions: s.completions,
             turns: s.turns,
             in_flight: s.in_flight as u64,
+            fs_backend: polyio_fs_backend::from_core(s.fs_backend) as u32,
         };
         // SAFETY: checked non-NULL; the caller promised it is writable.
         unsafe { out.write(rec) };

@@ -1,7 +1,8 @@
 // The JS half of polyio's Node binding, run once per environment by the addon (env.rs)
 // with its exports. It adds what is natural in JS and not in Rust: async iterators (of
-// connections, servers and UDP sockets), Symbol.asyncDispose, toDuplex(), and the
-// AbortSignal listeners that cancel core ops.
+// connections, servers and UDP sockets), Symbol.asyncDispose, toDuplex(), the AbortSignal
+// listeners that cancel core ops, and the files API (readFile, writeFile, stat, open() ->
+// FileHandle) over the native __fs* calls.
 function polyioApi(binding) {
   'use strict';
   const { Connection, Server, UdpSocket } = binding;
@@ -164,6 +165,197 @@ function polyioApi(binding) {
   define(UdpSocket.prototype, asyncDispose, function dispose() {
     return this.close();
   });
+
+  // ---- files: readFile / writeFile / stat / open() -> FileHandle, as fs/promises --------
+  const { constants: fsc } = process.getBuiltinModule('node:fs');
+  const flagsOf = (flag, fallback) => {
+    if (flag === undefined || flag === null) flag = fallback;
+    if (typeof flag === 'number') return flag;
+    const table = {
+      r: fsc.O_RDONLY,
+      'r+': fsc.O_RDWR,
+      rs: fsc.O_RDONLY | fsc.O_SYNC,
+      'rs+': fsc.O_RDWR | fsc.O_SYNC,
+      'sr+': fsc.O_RDWR | fsc.O_SYNC,
+      w: fsc.O_TRUNC | fsc.O_CREAT | fsc.O_WRONLY,
+      wx: fsc.O_TRUNC | fsc.O_CREAT | fsc.O_WRONLY | fsc.O_EXCL,
+      xw: fsc.O_TRUNC | fsc.O_CREAT | fsc.O_WRONLY | fsc.O_EXCL,
+      'w+': fsc.O_TRUNC | fsc.O_CREAT | fsc.O_RDWR,
+      'wx+': fsc.O_TRUNC | fsc.O_CREAT | fsc.O_RDWR | fsc.O_EXCL,
+      'xw+': fsc.O_TRUNC | fsc.O_CREAT | fsc.O_RDWR | fsc.O_EXCL,
+      a: fsc.O_APPEND | fsc.O_CREAT | fsc.O_WRONLY,
+      ax: fsc.O_APPEND | fsc.O_CREAT | fsc.O_WRONLY | fsc.O_EXCL,
+      xa: fsc.O_APPEND | fsc.O_CREAT | fsc.O_WRONLY | fsc.O_EXCL,
+      as: fsc.O_APPEND | fsc.O_CREAT | fsc.O_WRONLY | fsc.O_SYNC,
+      sa: fsc.O_APPEND | fsc.O_CREAT | fsc.O_WRONLY | fsc.O_SYNC,
+      'a+': fsc.O_APPEND | fsc.O_CREAT | fsc.O_RDWR,
+      'ax+': fsc.O_APPEND | fsc.O_CREAT | fsc.O_RDWR | fsc.O_EXCL,
+      'xa+': fsc.O_APPEND | fsc.O_CREAT | fsc.O_RDWR | fsc.O_EXCL,
+      'as+': fsc.O_APPEND | fsc.O_CREAT | fsc.O_RDWR | fsc.O_SYNC,
+      'sa+': fsc.O_APPEND | fsc.O_CREAT | fsc.O_RDWR | fsc.O_SYNC,
+    };
+    const f = table[flag];
+    if (f === undefined) {
+      const err = new TypeError(`The value "${String(flag)}" is invalid for option "flags"`);
+      err.code = 'ERR_INVALID_ARG_VALUE';
+      throw err;
+    }
+    return f;
+  };
+  const pathOf = (path) => {
+    if (path instanceof URL) return process.getBuiltinModule('node:url').fileURLToPath(path);
+    if (Buffer.isBuffer(path)) return path.toString();
+    return path;
+  };
+  // Node's shape for a failed file call: "ENOENT: no such file ..., open '/x'", with path.
+  const withPath = (path) => (err) => {
+    if (err && typeof err.errno === 'number' && err.code !== 'ABORT_ERR') {
+      const desc = String(err.message).replace(/^\S+ \S+ \((.*)\)$/, '$1');
+      err.message = `${err.code}: ${desc}, ${err.syscall} '${path}'`;
+      err.path = path;
+    }
+    throw err;
+  };
+  const dataOf = (data, encoding) =>
+    typeof data === 'string' ? Buffer.from(data, encoding || 'utf8') : data;
+
+  class Stats {
+    constructor(o) {
+      Object.assign(this, o);
+      for (const k of ['atime', 'mtime', 'ctime', 'birthtime']) this[k] = new Date(o[`${k}Ms`]);
+    }
+    isFile() {
+      return (this.mode & fsc.S_IFMT) === fsc.S_IFREG;
+    }
+    isDirectory() {
+      return (this.mode & fsc.S_IFMT) === fsc.S_IFDIR;
+    }
+    isSymbolicLink() {
+      return (this.mode & fsc.S_IFMT) === fsc.S_IFLNK;
+    }
+    isFIFO() {
+      return (this.mode & fsc.S_IFMT) === fsc.S_IFIFO;
+    }
+  }
+
+  const HANDLE = Symbol('polyio.fileHandle');
+  class FileHandle {
+    constructor(handle) {
+      this[HANDLE] = handle;
+    }
+    #h(syscall) {
+      const h = this[HANDLE];
+      if (h === null) {
+        const err = new Error(`file closed, ${syscall}`);
+        err.code = 'EBADF';
+        err.errno = -9;
+        err.syscall = syscall;
+        return Promise.reject(err);
+      }
+      return h;
+    }
+    // read(buffer, offset, length, position) or read({ buffer, offset, length, position }),
+    // as FileHandle.read: resolves to { bytesRead, buffer }.
+    async read(buffer, offset, length, position) {
+      if (buffer !== null && typeof buffer === 'object' && !ArrayBuffer.isView(buffer)) {
+        ({ buffer, offset, length, position } = buffer);
+      }
+      buffer ??= Buffer.alloc(16384);
+      offset ??= 0;
+      length ??= buffer.byteLength - offset;
+      const h = await this.#h('read');
+      const pos = position === null || position === undefined || position < 0 ? -1 : Number(position);
+      const got = await binding.__fsRead(h, length, pos);
+      got.copy(Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength), offset);
+      return { bytesRead: got.length, buffer };
+    }
+    // write(buffer, offset, length, position) or write(string, position, encoding): resolves
+    // to { bytesWritten, buffer }.
+    async write(data, a, b, c) {
+      let bytes;
+      let position;
+      if (typeof data === 'string') {
+        bytes = Buffer.from(data, typeof b === 'string' ? b : 'utf8');
+        position = a;
+      } else {
+        const offset = a ?? 0;
+        const length = b ?? data.byteLength - offset;
+        bytes = Buffer.from(data.buffer, data.byteOffset + offset, length);
+        position = c;
+      }
+      const h = await this.#h('write');
+      const pos = position === null || position === undefined || position < 0 ? -1 : Number(position);
+      const n = await binding.__fsWrite(h, bytes, pos);
+      return { bytesWritten: n, buffer: data };
+    }
+    async readFile(options) {
+      const encoding = typeof options === 'string' ? options : options?.encoding;
+      const parts = [];
+      for (;;) {
+        const h = await this.#h('read');
+        const chunk = await binding.__fsRead(h, 65536, -1, { signal: options?.signal });
+        if (chunk.length === 0) break;
+        parts.push(chunk);
+      }
+      const all = Buffer.concat(parts);
+      return encoding ? all.toString(encoding) : all;
+    }
+    async writeFile(data, options) {
+      const encoding = typeof options === 'string' ? options : options?.encoding;
+      const bytes = dataOf(data, encoding);
+      let done = 0;
+      while (done < bytes.length) {
+        const h = await this.#h('write');
+        done += await binding.__fsWrite(h, bytes.subarray(done), -1);
+      }
+    }
+    async stat() {
+      return new Stats(await binding.__fsStat(await this.#h('fstat')));
+    }
+    async sync() {
+      await binding.__fsSync(await this.#h('fsync'), false);
+    }
+    async datasync() {
+      await binding.__fsSync(await this.#h('fdatasync'), true);
+    }
+    async truncate(len = 0) {
+      await binding.__fsTruncate(await this.#h('ftruncate'), len);
+    }
+    async close() {
+      const h = this[HANDLE];
+      if (h === null) return;
+      this[HANDLE] = null;
+      await binding.__fsClose(h);
+    }
+    [asyncDispose]() {
+      return this.close();
+    }
+  }
+
+  binding.FileHandle = FileHandle;
+  binding.open = async function open(path, flags, mode) {
+    const p = pathOf(path);
+    const h = await binding.__fsOpen(p, flagsOf(flags, 'r'), mode ?? 0o666).catch(withPath(p));
+    return new FileHandle(h);
+  };
+  binding.readFile = async function readFile(path, options) {
+    const encoding = typeof options === 'string' ? options : options?.encoding;
+    const p = pathOf(path);
+    const data = await binding.__fsReadFile(p, { signal: options?.signal }).catch(withPath(p));
+    return encoding ? data.toString(encoding) : data;
+  };
+  binding.writeFile = async function writeFile(path, data, options) {
+    const o = typeof options === 'string' ? { encoding: options } : options ?? {};
+    const p = pathOf(path);
+    const flags = flagsOf(o.flag, 'w');
+    await binding.__fsWriteFile(p, dataOf(data, o.encoding), flags, o.mode ?? 0o666, {
+      signal: o.signal,
+    }).catch(withPath(p));
+  };
+  binding.stat = async function stat(path) {
+    const p = pathOf(path);
+    return new Stats(await binding.__fsStat(p).catch(withPath(p)));
+  };
 
   return { watch, unwatch, abortError, closeOnAbort, destroyOnAbort, chunk };
 }

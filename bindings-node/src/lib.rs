@@ -2,8 +2,9 @@
 //! from the environment's own libuv loop (see `env`); each kind of I/O is a module that
 //! submits its ops and settles their completions: `tcp`, `unix`, `conn` (`Connection`,
 //! every stream kind's), `server` (`Server`, every stream kind's), `timer` (`sleep`), `dns`
-//! (`lookup`), `udp` (`bindUdp()`, `UdpSocket`); `net` has `connect()` and `listen()`,
-//! which pick the kind from their options.
+//! (`lookup`), `udp` (`bindUdp()`, `UdpSocket`), `fs` (files: `readFile`, `writeFile`,
+//! `open`, whose JS side is in `api.js`); `net` has `connect()` and `listen()`, which pick
+//! the kind from their options.
 //! `api.js` adds the JS-only parts (async iterators, `Symbol.asyncDispose`, `toDuplex()`,
 //! AbortSignal listeners). No thread hop per operation, no threadsafe function per
 //! operation: results ready at call time settle at once, the rest settle in batches, one
@@ -19,6 +20,7 @@ mod uv;
 
 mod conn;
 mod dns;
+mod fs;
 mod net;
 mod server;
 mod tcp;

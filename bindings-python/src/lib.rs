@@ -3,9 +3,9 @@
 //! One [`driver::Driver`] per event loop owns a polyio-core runtime and is driven from the
 //! loop's own thread (its backend fd in `loop.add_reader`, its next timeout in `loop.call_at`).
 //! Each kind of I/O is a module that adds its methods to the driver and settles its own
-//! completions: `timer`, `dns`, `tcp`, `unix`, `udp` (datagram endpoints), and `stream`
-//! (connections of every stream kind, [`conn::Conn`], with `transport` and `reader` for
-//! their asyncio APIs). `python/polyio/` wraps these classes.
+//! completions: `timer`, `dns`, `tcp`, `unix`, `udp` (datagram endpoints), `fs` (files),
+//! and `stream` (connections of every stream kind, [`conn::Conn`], with `transport` and
+//! `reader` for their asyncio APIs). `python/polyio/` wraps these classes.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -18,6 +18,7 @@ mod sock;
 mod conn;
 mod dns;
 mod drain;
+mod fs;
 mod reader;
 mod stream;
 mod tcp;

@@ -14,7 +14,7 @@
 //! record and wake keys; `socket` the resources; `task` the one op type for futures;
 //! `runtime/` the queue, ids, timers, cancellation and the turn; then one module per kind
 //! of I/O, each an `impl Runtime` block: `stream` (the ops every connected socket shares),
-//! `dns`, `tcp`, `udp` and `unix`.
+//! `dns`, `tcp`, `udp`, `unix` and `fs/` (files, through io_uring or the blocking pool).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -22,6 +22,7 @@ mod backend;
 mod buf;
 mod clock;
 mod dns;
+mod fs;
 mod handle;
 mod idmap;
 mod op;
@@ -40,6 +41,7 @@ mod wake;
 
 pub use backend::Backend;
 pub use buf::{ReadBuf, WriteBuf};
+pub use fs::{FileStat, FsBackend, MAX_IOV};
 pub use handle::Handle;
 pub use idmap::{IdHasher, IdMap};
 pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, FLAG_TRUNC, OpCode};

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::buf::{ReadBuf, WriteBuf};
+use crate::fs::FileStat;
 use crate::handle::Handle;
 use crate::resolve::AddrInfo;
 use crate::status::Status;
@@ -41,6 +42,16 @@ pub enum OpCode {
     /// A datagram received (`Runtime::udp_recv`, `Runtime::udp_recv_multishot`): `result`
     /// is its length (up to the buffer's), [`Completion::addr`] where it came from.
     Recv = 9,
+    /// Files (`fs/`): their own range, so other kinds can number theirs from 7.
+    FsOpen = 20,
+    FsRead = 21,
+    FsWrite = 22,
+    FsFsync = 23,
+    FsStat = 24,
+    FsClose = 25,
+    FsReadFile = 26,
+    FsWriteFile = 27,
+    FsTruncate = 28,
 }
 
 /// One finished operation.
@@ -66,6 +77,8 @@ pub struct Completion {
     /// A received datagram's source address (`None` for every other op, and for a failed
     /// receive).
     pub addr: Option<SocketAddr>,
+    /// A stat op's result (`fs_stat`, `fs_fstat`); `None` for every other op.
+    pub stat: Option<Box<FileStat>>,
 }
 
 impl Completion {
@@ -107,6 +120,11 @@ pub(crate) enum OpState {
         buf: WriteBuf,
         to: Option<SocketAddr>,
     },
+    /// A file op in the io_uring ring: `tag` names its submission there (the memory the
+    /// kernel uses is held by the ring, not here).
+    Ring { tag: u64 },
+    /// A finished stat op's result, on its way into the completion.
+    Stat(Box<FileStat>),
 }
 
 /// One operation in flight.
@@ -149,6 +167,8 @@ pub(crate) enum Key {
     Recv(Handle),
     /// A UDP socket's send queue.
     Send(Handle),
+    /// The runtime's io_uring ring (its handle is `NONE`).
+    Ring,
 }
 
 // A key packs into a u64 for the ready queue: the low three bits say what to progress, the
@@ -163,6 +183,7 @@ const KIND_ACCEPT: u64 = 2;
 const KIND_TASK: u64 = 3;
 const KIND_RECV: u64 = 4;
 const KIND_SEND: u64 = 5;
+const KIND_RING: u64 = 6;
 
 impl Key {
     pub(crate) fn encode(self) -> u64 {
@@ -173,6 +194,7 @@ impl Key {
             Key::Task(h) => (KIND_TASK, h),
             Key::Recv(h) => (KIND_RECV, h),
             Key::Send(h) => (KIND_SEND, h),
+            Key::Ring => (KIND_RING, Handle::NONE),
         };
         ((h.into_raw() & HANDLE_MASK) << KIND_BITS) | kind
     }
@@ -188,6 +210,7 @@ impl Key {
             KIND_TASK => Some(Key::Task(h)),
             KIND_RECV => Some(Key::Recv(h)),
             KIND_SEND => Some(Key::Send(h)),
+            KIND_RING => Some(Key::Ring),
             _ => None,
         }
     }
@@ -207,6 +230,7 @@ mod tests {
             Key::Task(h),
             Key::Recv(h),
             Key::Send(h),
+            Key::Ring,
         ] {
             assert_eq!(Key::decode(k.encode(), 7), Some(k));
         }

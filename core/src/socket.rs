@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -176,11 +176,18 @@ pub(crate) struct Udp {
 /// Resolves when a socket has an error pending (tokio's `ready(Interest::ERROR)`).
 pub(crate) type ErrorWatch = Pin<Box<dyn Future<Output = io::Result<Ready>> + Send>>;
 
+/// An open file (`fs/`): its fd, shared with blocking-pool jobs that use it, so that it
+/// closes only when the last of them is done.
+pub(crate) struct OpenFile {
+    pub(crate) fd: Arc<OwnedFd>,
+}
+
 /// Anything a handle from the resource table names.
 pub(crate) enum Resource {
     Conn(Conn),
     Listener(Listener),
     Udp(Udp),
+    File(OpenFile),
 }
 
 impl Resource {
@@ -189,6 +196,8 @@ impl Resource {
             Resource::Conn(c) => c.stream.sock_ref(),
             Resource::Listener(l) => l.socket.sock_ref(),
             Resource::Udp(u) => SockRef::from(&*u.socket),
+            // Socket calls on a file fail with ENOTSOCK.
+            Resource::File(f) => SockRef::from(&*f.fd),
         }
     }
 }

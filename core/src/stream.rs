@@ -141,7 +141,7 @@ impl Runtime {
                 .iter()
                 .filter(|id| self.q.op(**id).is_some())
                 .count(),
-            Some(Resource::Listener(_) | Resource::Udp(_)) | None => 0,
+            Some(Resource::Listener(_) | Resource::Udp(_) | Resource::File(_)) | None => 0,
         }
     }
 
@@ -151,7 +151,9 @@ impl Runtime {
         self.admit()?;
         match self.resources.get(listener) {
             Some(Resource::Listener(_)) => {}
-            Some(Resource::Conn(_) | Resource::Udp(_)) => return Err(Status::InvalidArgument),
+            Some(Resource::Conn(_) | Resource::Udp(_) | Resource::File(_)) => {
+                return Err(Status::InvalidArgument);
+            }
             None => return Err(Status::BadHandle),
         }
         let id = self.new_op(user_data, OpCode::Accept, listener, OpState::Accept)?;
@@ -160,7 +162,7 @@ impl Runtime {
                 l.accepts.push_back(id);
                 l.accepts.len() == 1
             }
-            Some(Resource::Conn(_) | Resource::Udp(_)) | None => false,
+            Some(Resource::Conn(_) | Resource::Udp(_) | Resource::File(_)) | None => false,
         };
         if first {
             self.inline(|rt| rt.progress_accept(listener));
@@ -209,7 +211,9 @@ impl Runtime {
     pub(crate) fn conn_mut(&mut self, h: Handle) -> Result<&mut Conn, Status> {
         match self.resources.get_mut(h) {
             Some(Resource::Conn(c)) => Ok(c),
-            Some(Resource::Listener(_) | Resource::Udp(_)) => Err(Status::InvalidArgument),
+            Some(Resource::Listener(_) | Resource::Udp(_) | Resource::File(_)) => {
+                Err(Status::InvalidArgument)
+            }
             None => Err(Status::BadHandle),
         }
     }
@@ -247,7 +251,7 @@ impl Runtime {
     pub fn peer_addr(&self, h: Handle) -> Result<SocketAddr, Status> {
         match self.resources.get(h) {
             Some(Resource::Listener(_)) => Err(Status::NotConnected),
-            Some(Resource::Conn(_) | Resource::Udp(_)) | None => self
+            Some(Resource::Conn(_) | Resource::Udp(_) | Resource::File(_)) | None => self
                 .with_socket(h, |s| s.peer_addr())
                 .and_then(|a| a.as_socket().ok_or(Status::InvalidArgument)),
         }

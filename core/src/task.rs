@@ -11,6 +11,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::clock::TimerKey;
+use crate::fs::FileDone;
 use crate::resolve::AddrInfo;
 use crate::socket::StreamSocket;
 use crate::status::Status;
@@ -33,6 +34,8 @@ pub(crate) enum Done {
     Stream(StreamSocket),
     /// Every address a name lookup found.
     Addrs(Vec<AddrInfo>),
+    /// A file op that ran on the blocking pool (the `threads` file backend).
+    File(FileDone),
 }
 
 pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = Result<Done, Status>> + Send>>;

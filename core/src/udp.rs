@@ -215,7 +215,7 @@ impl Runtime {
                 .iter()
                 .filter(|id| self.q.op(**id).is_some())
                 .count(),
-            Some(Resource::Conn(_) | Resource::Listener(_)) | None => 0,
+            Some(Resource::Conn(_) | Resource::Listener(_) | Resource::File(_)) | None => 0,
         }
     }
 
@@ -334,7 +334,9 @@ impl Runtime {
     pub(crate) fn udp_mut(&mut self, h: Handle) -> Result<&mut Udp, Status> {
         match self.resources.get_mut(h) {
             Some(Resource::Udp(u)) => Ok(u),
-            Some(Resource::Conn(_) | Resource::Listener(_)) => Err(Status::InvalidArgument),
+            Some(Resource::Conn(_) | Resource::Listener(_) | Resource::File(_)) => {
+                Err(Status::InvalidArgument)
+            }
             None => Err(Status::BadHandle),
         }
     }

@@ -93,7 +93,9 @@ impl Runtime {
                 }
                 ListenSocket::Tcp(_) => Err(Status::InvalidArgument),
             },
-            Some(Resource::Conn(_) | Resource::Udp(_)) => Err(Status::InvalidArgument),
+            Some(Resource::Conn(_) | Resource::Udp(_) | Resource::File(_)) => {
+                Err(Status::InvalidArgument)
+            }
             None => Err(Status::BadHandle),
         }
     }
@@ -165,7 +167,7 @@ impl Runtime {
                 ListenSocket::Unix { .. } => Ok(true),
                 ListenSocket::Tcp(_) => Err(Status::InvalidArgument),
             },
-            Some(Resource::Udp(_)) => Err(Status::InvalidArgument),
+            Some(Resource::Udp(_) | Resource::File(_)) => Err(Status::InvalidArgument),
             None => Err(Status::BadHandle),
         }
     }

@@ -168,6 +168,7 @@ impl World {
         let mut rt = Runtime::new(Options {
             backend,
             max_ops: MAX_OPS,
+            ..Options::default()
         })
         .expect("runtime");
         assert_eq!(rt.backend(), backend);
@@ -398,6 +399,15 @@ impl World {
                     assert!(c.addrs.is_none(), "{c:?}");
                 }
             }
+            OpCode::FsOpen
+            | OpCode::FsRead
+            | OpCode::FsWrite
+            | OpCode::FsFsync
+            | OpCode::FsStat
+            | OpCode::FsClose
+            | OpCode::FsReadFile
+            | OpCode::FsWriteFile
+            | OpCode::FsTruncate => panic!("no file ops in this mix: {c:?}"),
             OpCode::Accept | OpCode::Connect => {
                 if c.result >= 0 {
                     assert_eq!(c.result, 0, "{c:?}");

@@ -92,6 +92,23 @@ class Driver:
         it removes the socket file unless ``cleanup`` is false."""
     def sleep(self, delay: float, result: Any) -> tuple[asyncio.Future[Any], int]:
         """Starts a timer: (future resolving to ``result``, user_data for ``cancel``)."""
+    def fs_backend(self) -> str:
+        """The file backend: "uring" or "threads" (chosen now if no file op did yet)."""
+    def fs_open(self, path: bytes, flags: int, mode: int) -> tuple[asyncio.Future[int], int]:
+        """Opens a file; the future resolves to its handle."""
+    def fs_read(self, handle: int, n: int, offset: int) -> tuple[asyncio.Future[bytes], int]:
+        """Reads up to n bytes at offset (-1: the file position)."""
+    def fs_write(self, handle: int, data: bytes, offset: int) -> tuple[asyncio.Future[int], int]:
+        """Writes data at offset (-1: the file position); resolves to the count."""
+    def fs_fsync(self, handle: int, datasync: bool) -> tuple[asyncio.Future[None], int]: ...
+    def fs_fstat(self, handle: int) -> tuple[asyncio.Future[tuple[int, ...]], int]: ...
+    def fs_stat(self, path: bytes) -> tuple[asyncio.Future[tuple[int, ...]], int]: ...
+    def fs_truncate(self, handle: int, len: int) -> tuple[asyncio.Future[None], int]: ...
+    def fs_close(self, handle: int) -> tuple[asyncio.Future[None], int]: ...
+    def fs_read_file(self, path: bytes) -> tuple[asyncio.Future[bytes], int]: ...
+    def fs_write_file(
+        self, path: bytes, data: bytes, flags: int, mode: int
+    ) -> tuple[asyncio.Future[int], int]: ...
     def cancel(self, user_data: int) -> None:
         """Cancels the core operation submitted with ``user_data``."""
     def socket(self, handle: int) -> Optional[TransportSocket]:

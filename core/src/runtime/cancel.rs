@@ -29,6 +29,9 @@ impl Runtime {
     pub(crate) fn cancel_op(&mut self, id: Handle, status: Status) {
         let Some(op) = self.q.op(id) else { return };
         let target = op.target;
+        if self.fs_cancel(id, status) {
+            return;
+        }
         self.q.finish(id, Err(status), target);
         let q = &self.q;
         let live = |o: &Handle| q.op(*o).is_some();
@@ -54,7 +57,7 @@ impl Runtime {
                     None
                 }
             }
-            None => None,
+            Some(Resource::File(_)) | None => None,
         };
         // The next op in that queue may be ready already: let the next turn look. Only when
         // one waits: a spurious key would make `next_timeout` report work on an idle runtime.
@@ -68,6 +71,7 @@ impl Runtime {
     /// The completions stay queued for [`turn`](Self::turn) / [`reap`](Self::reap).
     pub fn shutdown_all(&mut self) {
         self.shut_down = true;
+        self.fs_shutdown();
         for id in self.q.op_ids() {
             let Some(op) = self.q.op(id) else { continue };
             let target = op.target;

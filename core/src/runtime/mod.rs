@@ -21,6 +21,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::backend::{Backend, find_tokio_epoll};
+use crate::fs::{FsBackend, FsState};
 use crate::handle::{Handle, Table};
 use crate::op::{Completion, Key, Op, OpCode, OpState};
 use crate::resolve::{self, AddrInfo, Resolve};
@@ -47,6 +48,9 @@ pub struct Options {
     /// Upper bound on operations in flight plus completions not yet reaped; past it a submit
     /// fails with `QueueFull`.
     pub max_ops: usize,
+    /// How files are read and written (`Auto`: io_uring where it works, unless
+    /// `POLYIO_FS_BACKEND=threads` is set when the runtime is created).
+    pub fs_backend: FsBackend,
 }
 
 impl Default for Options {
@@ -54,6 +58,7 @@ impl Default for Options {
         Options {
             backend: Backend::Auto,
             max_ops: 1 << 16,
+            fs_backend: FsBackend::Auto,
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct Runtime {
     /// thread makes tokio's epoll, the backend fd, readable. Dropped before `tokio`.
     wake_registration: Option<AsyncFd<FdRef>>,
     reactor: Option<Reactor>,
+    /// Files: the chosen backend and the io_uring ring. Dropped before `tokio`.
+    pub(crate) fs: FsState,
     pub(crate) tokio: Arc<tokio::runtime::Runtime>,
     /// Answers name lookups (on the detached pool: nothing here waits for them).
     pub(crate) resolver: Arc<dyn Resolve>,
@@ -140,6 +147,7 @@ impl Runtime {
             shut_down: false,
             wake_registration: None,
             reactor: None,
+            fs: FsState::new(options.fs_backend),
             tokio,
             resolver: resolve::default_resolver(),
             _id: lease,
@@ -223,6 +231,7 @@ impl Runtime {
     pub fn stats(&self) -> Stats {
         Stats {
             in_flight: self.q.in_flight(),
+            fs_backend: self.fs.backend(),
             ..self.q.stats
         }
     }
@@ -321,6 +330,7 @@ impl Runtime {
                     Some(Key::Task(id)) => self.progress_task(id),
                     Some(Key::Recv(h)) => self.progress_recv(h),
                     Some(Key::Send(h)) => self.progress_send(h),
+                    Some(Key::Ring) => self.progress_ring(),
                     None => {}
                 }
             }
@@ -436,17 +446,18 @@ impl Runtime {
                 return;
             }
         };
-        match done.and_then(|d| self.settle(d)) {
+        match done.and_then(|d| self.settle(id, d)) {
             Ok((n, h, addrs)) => self.q.finish_with(id, Ok(n), h, addrs),
             Err(s) => self.q.finish(id, Err(s), Handle::NONE),
         }
     }
 
     /// What a finished task's output becomes: the completion's result, handle and addresses.
-    fn settle(&mut self, done: Done) -> Result<Settled, Status> {
+    fn settle(&mut self, id: Handle, done: Done) -> Result<Settled, Status> {
         match done {
             Done::Stream(s) => self.add_conn(s).map(|h| (0, h, None)),
             Done::Addrs(a) => Ok((a.len(), Handle::NONE, Some(a.into_boxed_slice()))),
+            Done::File(f) => self.settle_file(id, f).map(|(n, h)| (n, h, None)),
         }
     }
 
@@ -458,6 +469,12 @@ impl Runtime {
             Resource::Conn(c) => c.reads.iter().chain(c.writes.iter()).copied().collect(),
             Resource::Listener(l) => l.accepts.iter().copied().collect(),
             Resource::Udp(u) => u.recvs.iter().chain(u.sends.iter()).copied().collect(),
+            // Its ops in flight finish on their own: the kernel holds the file once they are
+            // submitted, so submit the ones still queued before the fd closes.
+            Resource::File(_) => {
+                self.fs_flush();
+                Vec::new()
+            }
         };
         for op in pending {
             self.q.finish(op, Err(Status::Canceled), h);

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
+use crate::fs::FsBackend;
 use crate::handle::{Handle, Table};
 use crate::idmap::IdMap;
 use crate::op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, Op, OpCode, OpState, TimerKey};
@@ -28,6 +29,8 @@ pub struct Stats {
     pub turns: u64,
     /// Operations submitted and not yet completed.
     pub in_flight: usize,
+    /// The file backend in use: `Auto` until the first file op chooses one.
+    pub fs_backend: FsBackend,
 }
 
 /// What a timer does when it fires.
@@ -139,6 +142,11 @@ impl Queue {
         Some(op)
     }
 
+    /// Takes back an op whose submission failed after it was added: no completion.
+    pub(crate) fn remove_silently(&mut self, id: Handle) {
+        self.remove(id);
+    }
+
     /// The ops in flight submitted with `user_data`, oldest first.
     pub(crate) fn with_user_data(&self, user_data: u64) -> Vec<Handle> {
         let mut ids = Vec::new();
@@ -183,6 +191,7 @@ impl Queue {
             partial: 0,
             addrs: None,
             addr: None,
+            stat: None,
         };
         self.post(c);
     }
@@ -217,6 +226,7 @@ impl Queue {
             partial: 0,
             addrs: None,
             addr: None,
+            stat: None,
         };
         self.post(c);
     }
@@ -282,6 +292,7 @@ impl Queue {
         if let Some(k) = op.deadline {
             self.timers.remove(&k);
         }
+        let mut stat = None;
         let (buf, moved) = match op.state {
             OpState::Read(ReadBuf(ReadInner::Owned(v)))
             | OpState::Recv(ReadBuf(ReadInner::Owned(v))) => (Some(v), 0),
@@ -314,10 +325,15 @@ impl Queue {
             }
             OpState::ReadMulti { .. } | OpState::Shutdown | OpState::Accept => (None, 0),
             OpState::RecvMulti { .. } => (None, 0),
+            OpState::Ring { .. } => (None, 0),
+            OpState::Stat(s) => {
+                stat = Some(s);
+                (None, 0)
+            }
         };
         // A failed connect or accept names no connection, whatever the reason.
         let handle = match (&result, op.code) {
-            (Err(_), OpCode::Connect | OpCode::Accept) => Handle::NONE,
+            (Err(_), OpCode::Connect | OpCode::Accept | OpCode::FsOpen) => Handle::NONE,
             _ => handle,
         };
         let (result, flags, partial) = match result {
@@ -335,6 +351,7 @@ impl Queue {
             partial,
             addrs,
             addr: None,
+            stat,
         });
     }
 }
