@@ -7,45 +7,10 @@ use std::ffi::{CStr, OsStr, c_char};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use polyio_core::{FileStat, FsBackend, Handle, ReadBuf, Status, WriteBuf};
+use polyio_core::{FileStat, Handle, ReadBuf, Status, WriteBuf};
 
 use crate::runtime::{polyio_handle, polyio_runtime};
 use crate::status::{polyio_status, status_of};
-
-/// How a runtime reads and writes files (`polyio_options.fs_backend`,
-/// `polyio_stats.fs_backend`).
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum polyio_fs_backend {
-    /// io_uring where the kernel allows it, else the blocking pool; the environment variable
-    /// `POLYIO_FS_BACKEND=threads` picks the blocking pool. The default. In `polyio_stats`:
-    /// no file operation has chosen a backend yet.
-    Auto = 0,
-    /// One io_uring ring per runtime, created by the first file operation (which fails with
-    /// the setup's error where io_uring is not available).
-    Uring = 1,
-    /// The runtime's blocking thread pool, as libuv's `uv_fs_*`.
-    Threads = 2,
-}
-
-impl polyio_fs_backend {
-    pub(crate) fn from_core(b: FsBackend) -> polyio_fs_backend {
-        match b {
-            FsBackend::Auto => polyio_fs_backend::Auto,
-            FsBackend::Uring => polyio_fs_backend::Uring,
-            FsBackend::Threads => polyio_fs_backend::Threads,
-        }
-    }
-
-    pub(crate) fn to_core(v: u32) -> Option<FsBackend> {
-        match v {
-            0 => Some(FsBackend::Auto),
-            1 => Some(FsBackend::Uring),
-            2 => Some(FsBackend::Threads),
-            _ => None,
-        }
-    }
-}
 
 /// What `polyio_fs_stat` and `polyio_fs_fstat` write (`statx(2)`'s basic fields). Times are
 /// seconds and nanoseconds since the epoch; `birthtime` is 0 where the file system does not
@@ -551,6 +516,8 @@ mod tests {
 
     #[test]
     fn backends_round_trip() {
+        use crate::runtime::polyio_fs_backend;
+        use polyio_core::FsBackend;
         for b in [FsBackend::Auto, FsBackend::Uring, FsBackend::Threads] {
             let c = polyio_fs_backend::from_core(b);
             assert_eq!(polyio_fs_backend::to_core(c as u32), Some(b));

@@ -6,11 +6,10 @@ use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
-use polyio_core::{Backend, Completion, Options, Runtime, RuntimeWaker};
+use polyio_core::{Backend, Completion, FsBackend, Options, Runtime, RuntimeWaker};
 
 pub use crate::completion::polyio_handle;
 use crate::completion::{self, polyio_completion};
-use crate::fs::polyio_fs_backend;
 use crate::status::polyio_status;
 
 /// Major version of this header; `polyio_version()` reports the library's.
@@ -19,6 +18,41 @@ pub const POLYIO_VERSION_MAJOR: u32 = 0;
 pub const POLYIO_VERSION_MINOR: u32 = 1;
 /// Patch version of this header.
 pub const POLYIO_VERSION_PATCH: u32 = 0;
+
+/// How a runtime reads and writes files (`polyio_options.fs_backend`,
+/// `polyio_stats.fs_backend`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum polyio_fs_backend {
+    /// io_uring where the kernel allows it, else the blocking pool; the environment variable
+    /// `POLYIO_FS_BACKEND=threads` picks the blocking pool. The default. In `polyio_stats`:
+    /// no file operation has chosen a backend yet.
+    Auto = 0,
+    /// One io_uring ring per runtime, created by the first file operation (which fails with
+    /// the setup's error where io_uring is not available).
+    Uring = 1,
+    /// The runtime's blocking thread pool, as libuv's `uv_fs_*`.
+    Threads = 2,
+}
+
+impl polyio_fs_backend {
+    pub(crate) fn from_core(b: FsBackend) -> polyio_fs_backend {
+        match b {
+            FsBackend::Auto => polyio_fs_backend::Auto,
+            FsBackend::Uring => polyio_fs_backend::Uring,
+            FsBackend::Threads => polyio_fs_backend::Threads,
+        }
+    }
+
+    pub(crate) fn to_core(v: u32) -> Option<FsBackend> {
+        match v {
+            0 => Some(FsBackend::Auto),
+            1 => Some(FsBackend::Uring),
+            2 => Some(FsBackend::Threads),
+            _ => None,
+        }
+    }
+}
 
 /// How a runtime tells its consumer that it has work (`polyio_options.backend`).
 #[repr(u32)]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::buf::{ReadBuf, WriteBuf};
-use crate::fs::FileStat;
+use crate::fs::types::FileStat;
 use crate::handle::Handle;
 use crate::resolve::AddrInfo;
 use crate::status::Status;

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::clock::TimerKey;
-use crate::fs::FileDone;
+use crate::fs::types::FileDone;
 use crate::resolve::AddrInfo;
 use crate::socket::StreamSocket;
 use crate::status::Status;

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{FileDone, FileResult, FileStat, RawStat, STATX_MASK};
+use super::types::{FileDone, FileResult, FileStat, RawStat, STATX_MASK};
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
 use crate::handle::Handle;
 use crate::status::Status;

@@ -27,7 +27,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::{FileStat, RawStat, STATX_MASK};
+use super::types::{FileStat, RawStat, STATX_MASK};
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
 use crate::handle::Handle;
 use crate::idmap::IdMap;

@@ -21,7 +21,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::backend::{Backend, find_tokio_epoll};
-use crate::fs::{FsBackend, FsState};
+use crate::fs::state::FsState;
+use crate::fs::types::FsBackend;
 use crate::handle::{Handle, Table};
 use crate::op::{Completion, Key, Op, OpCode, OpState};
 use crate::resolve::{self, AddrInfo, Resolve};

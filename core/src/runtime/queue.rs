@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::buf::{ReadBuf, ReadInner, WriteBuf, WriteInner};
-use crate::fs::FsBackend;
+use crate::fs::types::FsBackend;
 use crate::handle::{Handle, Table};
 use crate::idmap::IdMap;
 use crate::op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, Op, OpCode, OpState, TimerKey};
