@@ -2,7 +2,7 @@
 page cache, every byte verified, one process per row and workload; prints a table per
 workload and writes target/bench/files.json and target/bench/files.md.
 
-The rows come from three workers: files_c (polyio's C API on both backends, libuv), the Rust
+The rows come from four workers: files_c (polyio's C API on both backends, libuv), the Rust
 bench-files (polyio's core API on both backends, tokio::fs, std::fs), files_py.py (polyio on
 both backends, aiofiles, anyio, blocking calls in the coroutine) and files_node.js (polyio on
 both backends, fs/promises, the sync calls). Each prints its wall and CPU seconds (and, for
