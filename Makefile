@@ -198,10 +198,21 @@ bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP
 	BENCH_REPEATS=$${BENCH_REPEATS:-3} BENCH_SECS=$${BENCH_SECS:-3} python3 tests/bench/run.py
 	$(CARGO) bench -p polyio-core --bench roundtrip -- --quick
 
-.PHONY: bench-files
-bench-files: ## File benchmark: polyio (io_uring and blocking pool) beside tokio::fs and blocking reads, every byte verified (BENCH_FILES_SCALE=0.01 for a smoke run); writes target/bench/files.json
+.PHONY: bench-files bench-files-build
+# The file benchmark's Python peers, in .venv beside the release polyio (not make test's tools).
+BENCH_FILES_PY := aiofiles==25.* anyio==4.*
+
+$(VENV)/.bench-files-stamp: $(VENV)/.tools-stamp
+	$(VPY) -m pip install -q $(BENCH_FILES_PY)
+	@touch $@
+
+bench-files-build: deps-bench lib-release python-release node-build $(VENV)/.bench-files-stamp
 	$(CARGO) build --release -p polyio-bench-files
-	BENCH_FILES_SCALE=$${BENCH_FILES_SCALE:-1} target/release/bench-files
+	@mkdir -p $(BUILD)/bench
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude tests/bench/files/files_c.c target/release/libpolyio.a -luv $(RUST_SYS_LIBS) -o $(BUILD)/bench/files_c
+
+bench-files: bench-files-build ## File benchmark: polyio (io_uring and blocking pool) from C, Python and Node beside libuv, tokio::fs, aiofiles, anyio, fs/promises and blocking calls, every byte verified (BENCH_FILES_SCALE=0.01 for a smoke run; BENCH_FILES_ROWS, BENCH_FILES_WORKLOADS, BENCH_FILES_REPEATS narrow it); writes target/bench/files.json and files.md
+	NODE=$(NODE) python3 tests/bench/files/run.py
 
 .PHONY: bench-instructions
 bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind (steady where req/s is not): make bench-instructions [SERVERS="polyio-c libuv"]

@@ -1,12 +1,10 @@
-//! `make bench-files`: the four file workloads, each run by every row side by side
-//! in one process, every byte verified: polyio through io_uring and through its blocking
-//! pool (the core API with caller buffers, what the C API does), `tokio::fs` (a blocking-pool
-//! hop per call) and plain blocking calls on one thread. Writes `target/bench/files.json`.
+//! The Rust worker of `make bench-files` (`tests/bench/files/run.py` drives it): runs one
+//! workload for one row and prints `{"secs": .., "cpu": ..}`, every byte verified. Rows:
+//! polyio's core API through io_uring and through its blocking pool, `tokio::fs`, and plain
+//! blocking calls on one thread.
 //!
-//! The workloads: read 10,000 files of 4 KiB, 64 in flight; random 4 KiB `pread`s on a
-//! 1 GiB file, 64 in flight; a sequential read of that file in 64 KiB chunks; write + fsync
-//! of 1,000 files of 4 KiB. `BENCH_FILES_SCALE` (default 1.0) scales every count and size
-//! (a smoke run: 0.01).
+//! Usage: `bench-files ROW WORKLOAD DIR COUNT`, DIR laid out by run.py: `pattern.bin` (the
+//! bytes every file is cut from), `small/<i>`, `big`, `offsets.bin` (u64 LE), `out/`.
 
 use std::fs;
 use std::os::unix::fs::FileExt;
@@ -18,94 +16,58 @@ use polyio_core::{Completion, FsBackend, Handle, Options, ReadBuf, Runtime, Writ
 const IN_FLIGHT: usize = 64;
 const SMALL: usize = 4096;
 const CHUNK: usize = 64 * 1024;
+/// The pattern's period (a prime, so no read lines up with it by chance); `pattern.bin`
+/// holds `PERIOD + CHUNK` bytes so that any read of at most `CHUNK` bytes is one slice.
+const PERIOD: u64 = 1_048_573;
 
-/// The byte at `offset` of every test file: verifiable without keeping a copy.
-fn byte_at(seed: u64, offset: u64) -> u8 {
-    let x = (offset / 8)
-        .wrapping_add(seed)
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (x >> (56 - 8 * (offset % 8).min(7))) as u8
-}
-
-fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = byte_at(seed, offset + i as u64);
-    }
-}
-
-fn verify(seed: u64, offset: u64, buf: &[u8]) {
-    for (i, b) in buf.iter().enumerate() {
-        assert_eq!(
-            *b,
-            byte_at(seed, offset + i as u64),
-            "byte {} of seed {seed}",
-            offset + i as u64
-        );
-    }
-}
-
+/// The bytes and paths every row works on.
 struct Setup {
+    pattern: Vec<u8>,
     dir: PathBuf,
     small: Vec<PathBuf>,
     big: PathBuf,
     big_len: u64,
-    preads: usize,
+    offsets: Vec<u64>,
     writes: usize,
 }
 
-fn setup(scale: f64) -> Setup {
-    let dir = PathBuf::from("target/bench/files-data");
-    fs::create_dir_all(dir.join("small")).unwrap();
-    fs::create_dir_all(dir.join("out")).unwrap();
-    let n_small = ((10_000.0 * scale) as usize).max(64);
-    let small: Vec<PathBuf> = (0..n_small)
-        .map(|i| {
-            let p = dir.join("small").join(format!("{i}"));
-            if fs::metadata(&p).map(|m| m.len()).ok() != Some(SMALL as u64) {
-                let mut b = vec![0u8; SMALL];
-                fill(i as u64, 0, &mut b);
-                fs::write(&p, b).unwrap();
-            }
-            p
-        })
-        .collect();
-    let big_len = (((1u64 << 30) as f64 * scale) as u64 / CHUNK as u64).max(16) * CHUNK as u64;
-    let big = dir.join("big");
-    if fs::metadata(&big).map(|m| m.len()).ok() != Some(big_len) {
-        let f = fs::File::create(&big).unwrap();
-        let mut b = vec![0u8; CHUNK];
-        for at in (0..big_len).step_by(CHUNK) {
-            fill(u64::MAX, at, &mut b);
-            f.write_all_at(&b, at).unwrap();
-        }
+impl Setup {
+    /// What `len` bytes of the big file at `offset` hold.
+    fn big_at(&self, offset: u64, len: usize) -> &[u8] {
+        let at = (offset % PERIOD) as usize;
+        &self.pattern[at..at + len]
     }
-    // Warm the page cache.
-    for p in &small {
-        fs::read(p).unwrap();
+
+    /// What small file `i` (read or written) holds.
+    fn small_file(&self, i: usize) -> &[u8] {
+        let at = (i as u64 * 4099 % PERIOD) as usize;
+        &self.pattern[at..at + SMALL]
     }
-    fs::read(&big).unwrap();
-    Setup {
-        dir,
-        small,
-        big,
-        big_len,
-        preads: ((100_000.0 * scale) as usize).max(64),
-        writes: ((1_000.0 * scale) as usize).max(64),
+
+    fn out(&self, i: usize) -> PathBuf {
+        self.dir.join("out").join(i.to_string())
     }
 }
 
-/// Deterministic offsets for the random preads (4 KiB aligned).
-fn offsets(s: &Setup) -> Vec<u64> {
-    let slots = s.big_len / SMALL as u64;
-    let mut x = 0x1234_5678_9abc_def0u64;
-    (0..s.preads)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % slots) * SMALL as u64
-        })
-        .collect()
+fn setup(dir: &Path, count: usize) -> Setup {
+    let raw = fs::read(dir.join("offsets.bin")).unwrap();
+    let offsets = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .take(count)
+        .collect();
+    let big = dir.join("big");
+    Setup {
+        pattern: fs::read(dir.join("pattern.bin")).unwrap(),
+        dir: dir.to_path_buf(),
+        small: (0..count)
+            .map(|i| dir.join("small").join(i.to_string()))
+            .collect(),
+        big_len: fs::metadata(&big).unwrap().len(),
+        big,
+        offsets,
+        writes: count,
+    }
 }
 
 // ---- polyio (core API, caller-owned buffers) ----------------------------------------
@@ -159,12 +121,13 @@ impl Polyio {
             for c in self.reap() {
                 live -= 1;
                 assert_eq!(c.result, SMALL as i64);
-                verify(c.user_data, 0, c.buf.as_deref().unwrap());
+                assert!(c.buf.as_deref() == Some(s.small_file(c.user_data as usize)));
             }
         }
     }
 
-    fn preads(&mut self, s: &Setup, offs: &[u64]) {
+    fn preads(&mut self, s: &Setup) {
+        let offs = &s.offsets;
         let f = self.open(&s.big, libc::O_RDONLY);
         let mut bufs = vec![vec![0u8; SMALL]; IN_FLIGHT];
         let mut free: Vec<usize> = (0..IN_FLIGHT).collect();
@@ -187,7 +150,7 @@ impl Polyio {
                 live -= 1;
                 let slot = c.user_data as usize;
                 assert_eq!(c.result, SMALL as i64);
-                verify(u64::MAX, slot_off[slot], &bufs[slot]);
+                assert!(bufs[slot] == s.big_at(slot_off[slot], SMALL));
                 free.push(slot);
             }
         }
@@ -203,17 +166,15 @@ impl Polyio {
             self.rt.fs_read(f, rb, Some(at), 0).unwrap();
             let c = self.reap().pop().unwrap();
             assert_eq!(c.result, CHUNK as i64);
-            verify(u64::MAX, at, &buf);
+            assert!(buf == s.big_at(at, CHUNK));
         }
         self.rt.close(f).unwrap();
     }
 
-    fn write_fsync(&mut self, s: &Setup, tag: &str) {
-        let mut data = vec![0u8; SMALL];
-        fill(7, 0, &mut data);
+    fn write_fsync(&mut self, s: &Setup) {
         for i in 0..s.writes {
-            let p = s.dir.join("out").join(format!("{tag}-{i}"));
-            let f = self.open(&p, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC);
+            let data = s.small_file(i);
+            let f = self.open(&s.out(i), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC);
             // SAFETY: `data` outlives the write, reaped below.
             let wb = unsafe { WriteBuf::raw(data.as_ptr(), SMALL) };
             self.rt.fs_write(f, wb, Some(0), 1).unwrap();
@@ -234,45 +195,47 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn tokio_read_files(s: &Setup) {
+/// 64 tasks, each reading the next file not yet taken.
+fn tokio_read_files(s: &'static Setup) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     tokio_rt().block_on(async {
-        let mut next = 0;
-        while next < s.small.len() {
-            let end = (next + IN_FLIGHT).min(s.small.len());
-            let jobs: Vec<_> = (next..end)
-                .map(|i| {
-                    let p = s.small[i].clone();
-                    tokio::spawn(async move { (i, tokio::fs::read(p).await.unwrap()) })
+        let tasks: Vec<_> = (0..IN_FLIGHT)
+            .map(|_| {
+                tokio::spawn(async move {
+                    loop {
+                        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+                        let Some(p) = s.small.get(i) else { break };
+                        assert!(tokio::fs::read(p).await.unwrap() == s.small_file(i));
+                    }
                 })
-                .collect();
-            for j in jobs {
-                let (i, b) = j.await.unwrap();
-                verify(i as u64, 0, &b);
-            }
-            next = end;
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
         }
     });
 }
 
-fn tokio_preads(s: &Setup, offs: &[u64]) {
+fn tokio_preads(s: &Setup) {
     let big = std::sync::Arc::new(fs::File::open(&s.big).unwrap());
     tokio_rt().block_on(async {
-        for batch in offs.chunks(IN_FLIGHT) {
-            let jobs: Vec<_> = batch
-                .iter()
-                .map(|&o| {
-                    let f = big.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let mut b = vec![0u8; SMALL];
-                        f.read_exact_at(&mut b, o).unwrap();
-                        (o, b)
-                    })
-                })
-                .collect();
-            for j in jobs {
-                let (o, b) = j.await.unwrap();
-                verify(u64::MAX, o, &b);
+        let mut live = tokio::task::JoinSet::new();
+        for &o in &s.offsets {
+            if live.len() == IN_FLIGHT {
+                let (o, b): (u64, Vec<u8>) = live.join_next().await.unwrap().unwrap();
+                assert!(b == s.big_at(o, SMALL));
             }
+            let f = big.clone();
+            live.spawn_blocking(move || {
+                let mut b = vec![0u8; SMALL];
+                f.read_exact_at(&mut b, o).unwrap();
+                (o, b)
+            });
+        }
+        while let Some(r) = live.join_next().await {
+            let (o, b) = r.unwrap();
+            assert!(b == s.big_at(o, SMALL));
         }
     });
 }
@@ -284,21 +247,17 @@ fn tokio_sequential(s: &Setup) {
         let mut buf = vec![0u8; CHUNK];
         for at in (0..s.big_len).step_by(CHUNK) {
             f.read_exact(&mut buf).await.unwrap();
-            verify(u64::MAX, at, &buf);
+            assert!(buf == s.big_at(at, CHUNK));
         }
     });
 }
 
 fn tokio_write_fsync(s: &Setup) {
     use tokio::io::AsyncWriteExt;
-    let mut data = vec![0u8; SMALL];
-    fill(7, 0, &mut data);
     tokio_rt().block_on(async {
         for i in 0..s.writes {
-            let mut f = tokio::fs::File::create(s.dir.join("out").join(format!("tokio-{i}")))
-                .await
-                .unwrap();
-            f.write_all(&data).await.unwrap();
+            let mut f = tokio::fs::File::create(s.out(i)).await.unwrap();
+            f.write_all(s.small_file(i)).await.unwrap();
             f.sync_all().await.unwrap();
         }
     });
@@ -306,16 +265,16 @@ fn tokio_write_fsync(s: &Setup) {
 
 fn blocking_read_files(s: &Setup) {
     for (i, p) in s.small.iter().enumerate() {
-        verify(i as u64, 0, &fs::read(p).unwrap());
+        assert!(fs::read(p).unwrap() == s.small_file(i));
     }
 }
 
-fn blocking_preads(s: &Setup, offs: &[u64]) {
+fn blocking_preads(s: &Setup) {
     let f = fs::File::open(&s.big).unwrap();
     let mut b = vec![0u8; SMALL];
-    for &o in offs {
+    for &o in &s.offsets {
         f.read_exact_at(&mut b, o).unwrap();
-        verify(u64::MAX, o, &b);
+        assert!(b == s.big_at(o, SMALL));
     }
 }
 
@@ -325,103 +284,62 @@ fn blocking_sequential(s: &Setup) {
     let mut buf = vec![0u8; CHUNK];
     for at in (0..s.big_len).step_by(CHUNK) {
         f.read_exact(&mut buf).unwrap();
-        verify(u64::MAX, at, &buf);
+        assert!(buf == s.big_at(at, CHUNK));
     }
 }
 
 fn blocking_write_fsync(s: &Setup) {
     use std::io::Write;
-    let mut data = vec![0u8; SMALL];
-    fill(7, 0, &mut data);
     for i in 0..s.writes {
-        let mut f = fs::File::create(s.dir.join("out").join(format!("blocking-{i}"))).unwrap();
-        f.write_all(&data).unwrap();
+        let mut f = fs::File::create(s.out(i)).unwrap();
+        f.write_all(s.small_file(i)).unwrap();
         f.sync_all().unwrap();
     }
 }
 
-fn time(f: impl FnOnce()) -> f64 {
-    let t = Instant::now();
-    f();
-    t.elapsed().as_secs_f64()
+/// User + system CPU seconds of the whole process (every thread) so far.
+fn cpu_secs() -> f64 {
+    // SAFETY: an all-zero `rusage` is a valid value, and getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a live, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
 }
 
 fn main() {
-    let scale: f64 = std::env::var("BENCH_FILES_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
-    let s = setup(scale);
-    let offs = offsets(&s);
-    let counts = [
-        s.small.len(),
-        offs.len(),
-        (s.big_len / CHUNK as u64) as usize,
-        s.writes,
-    ];
-    let names = [
-        "read_small_files",
-        "random_pread_4k",
-        "sequential_64k",
-        "write_fsync_4k",
-    ];
-    let mut rows: Vec<(&str, [f64; 4])> = Vec::new();
-    for (name, fsb) in [
-        ("polyio-uring", FsBackend::Uring),
-        ("polyio-threads", FsBackend::Threads),
-    ] {
-        let mut p = Polyio::new(fsb);
-        let t = [
-            time(|| p.read_files(&s)),
-            time(|| p.preads(&s, &offs)),
-            time(|| p.sequential(&s)),
-            time(|| p.write_fsync(&s, name)),
-        ];
-        rows.push((name, t));
+    let args: Vec<String> = std::env::args().collect();
+    let [_, row, workload, dir, count] = &args[..] else {
+        eprintln!("usage: bench-files ROW WORKLOAD DIR COUNT");
+        std::process::exit(2);
+    };
+    let count: usize = count.parse().expect("COUNT is a number");
+    let s: &'static Setup = Box::leak(Box::new(setup(Path::new(dir), count)));
+    let backend = match row.as_str() {
+        "polyio-core-uring" => Some(FsBackend::Uring),
+        "polyio-core-threads" => Some(FsBackend::Threads),
+        _ => None,
+    };
+    let mut p = backend.map(Polyio::new);
+    let (cpu, t) = (cpu_secs(), Instant::now());
+    match (p.as_mut(), row.as_str(), workload.as_str()) {
+        (Some(p), _, "read_small_files") => p.read_files(s),
+        (Some(p), _, "random_pread_4k") => p.preads(s),
+        (Some(p), _, "sequential_64k") => p.sequential(s),
+        (Some(p), _, "write_fsync_4k") => p.write_fsync(s),
+        (None, "tokio-fs", "read_small_files") => tokio_read_files(s),
+        (None, "tokio-fs", "random_pread_4k") => tokio_preads(s),
+        (None, "tokio-fs", "sequential_64k") => tokio_sequential(s),
+        (None, "tokio-fs", "write_fsync_4k") => tokio_write_fsync(s),
+        (None, "rust-blocking", "read_small_files") => blocking_read_files(s),
+        (None, "rust-blocking", "random_pread_4k") => blocking_preads(s),
+        (None, "rust-blocking", "sequential_64k") => blocking_sequential(s),
+        (None, "rust-blocking", "write_fsync_4k") => blocking_write_fsync(s),
+        _ => {
+            eprintln!("unknown row {row} or workload {workload}");
+            std::process::exit(2);
+        }
     }
-    rows.push((
-        "tokio-fs",
-        [
-            time(|| tokio_read_files(&s)),
-            time(|| tokio_preads(&s, &offs)),
-            time(|| tokio_sequential(&s)),
-            time(|| tokio_write_fsync(&s)),
-        ],
-    ));
-    rows.push((
-        "blocking",
-        [
-            time(|| blocking_read_files(&s)),
-            time(|| blocking_preads(&s, &offs)),
-            time(|| blocking_sequential(&s)),
-            time(|| blocking_write_fsync(&s)),
-        ],
-    ));
-    let mut json = String::from("{\n  \"scale\": ");
-    json += &format!("{scale},\n  \"rows\": {{\n");
-    println!(
-        "{:<16} {:>18} {:>18} {:>18} {:>18}   (ops/s)",
-        "", names[0], names[1], names[2], names[3]
-    );
-    for (ri, (name, t)) in rows.iter().enumerate() {
-        let ops: Vec<f64> = t.iter().zip(counts).map(|(t, n)| n as f64 / t).collect();
-        println!(
-            "{name:<16} {:>18.0} {:>18.0} {:>18.0} {:>18.0}",
-            ops[0], ops[1], ops[2], ops[3]
-        );
-        let cells: Vec<String> = names
-            .iter()
-            .zip(&ops)
-            .map(|(n, o)| format!("\"{n}\": {o:.1}"))
-            .collect();
-        json += &format!(
-            "    \"{name}\": {{{}}}{}\n",
-            cells.join(", "),
-            if ri + 1 < rows.len() { "," } else { "" }
-        );
-    }
-    json += "  }\n}\n";
-    fs::create_dir_all("target/bench").unwrap();
-    fs::write("target/bench/files.json", json).unwrap();
-    println!("wrote target/bench/files.json");
+    let secs = t.elapsed().as_secs_f64();
+    println!("{{\"secs\": {secs:.6}, \"cpu\": {:.6}}}", cpu_secs() - cpu);
 }
