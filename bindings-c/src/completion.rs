@@ -200,41 +200,50 @@ impl polyio_addr {
     /// The address this record names; `None` when it is not a valid IP literal with a
     /// NUL inside `ip`.
     pub(crate) fn socket_addr(&self) -> Option<SocketAddr> {
+        if let Some(v4) = ipv4_literal(&self.ip) {
+            return Some(SocketAddr::new(std::net::IpAddr::V4(v4), self.port));
+        }
         let len = self.ip.iter().position(|&c| c == 0)?;
         // SAFETY: `c_char` and `u8` have one size and alignment; `len` is within `ip`.
         let bytes = unsafe { std::slice::from_raw_parts(self.ip.as_ptr().cast::<u8>(), len) };
-        let ip = match ipv4_literal(bytes) {
-            Some(v4) => std::net::IpAddr::V4(v4),
-            None => std::str::from_utf8(bytes).ok()?.parse().ok()?,
-        };
+        let ip: std::net::IpAddr = std::str::from_utf8(bytes).ok()?.parse().ok()?;
         Some(SocketAddr::new(ip, self.port))
     }
 }
 
-/// A dotted-quad IPv4 literal as `Ipv4Addr::from_str` reads it (four decimal octets of 1 to
-/// 3 digits, no leading zero), parsed by hand as it runs per datagram sent; `None` for
-/// anything else (which the std parser then judges).
-fn ipv4_literal(text: &[u8]) -> Option<std::net::Ipv4Addr> {
+/// A NUL-terminated dotted-quad IPv4 literal as `Ipv4Addr::from_str` reads it (four decimal
+/// octets of 1 to 3 digits, no leading zero), parsed by hand in one pass as it runs per
+/// datagram sent; `None` for anything else (which the std parser then judges).
+fn ipv4_literal(text: &[c_char]) -> Option<std::net::Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = text.split(|&b| b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut v: u16 = 0;
-        for &d in part {
-            if !d.is_ascii_digit() {
-                return None;
+    let (mut part, mut value, mut digits) = (0, 0u32, 0);
+    for &c in text {
+        match c as u8 {
+            d @ b'0'..=b'9' => {
+                if digits == 3 || (digits == 1 && value == 0) {
+                    return None; // four digits, or a leading zero
+                }
+                value = value * 10 + u32::from(d - b'0');
+                digits += 1;
             }
-            v = v * 10 + u16::from(d - b'0');
+            end @ (b'.' | 0) => {
+                if digits == 0 || value > 255 {
+                    return None;
+                }
+                octets[part] = value as u8;
+                part += 1;
+                if end == 0 {
+                    return (part == 4).then(|| std::net::Ipv4Addr::from(octets));
+                }
+                if part == 4 {
+                    return None;
+                }
+                (value, digits) = (0, 0);
+            }
+            _ => return None,
         }
-        *octet = u8::try_from(v).ok()?;
     }
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(std::net::Ipv4Addr::from(octets))
+    None
 }
 
 /// One address a lookup found; `next` links the list. The list belongs to the caller from
@@ -474,8 +483,10 @@ mod tests {
             "1.2.3.-4",
             "::1",
         ] {
+            let nul_terminated: Vec<c_char> =
+                text.bytes().chain([0]).map(|b| b as c_char).collect();
             assert_eq!(
-                ipv4_literal(text.as_bytes()),
+                ipv4_literal(&nul_terminated),
                 text.parse::<std::net::Ipv4Addr>().ok(),
                 "{text:?}"
             );
