@@ -80,19 +80,14 @@ impl Settle for UdpState {
                 let (Some(buf), Some(from)) = (c.buf, c.addr) else {
                     return Err(js::status_error(env, Status::IoError, "recvmsg"));
                 };
-                let data = js::buffer_copy(env, &buf).map_err(|_| js::undefined(env))?;
+                let msg = st
+                    .datagram(&buf, from, iter)
+                    .map_err(|_| js::undefined(env))?;
                 let mut spare = self.spare.borrow_mut();
                 if spare.len() < MAX_SPARE {
                     spare.push(buf);
                 }
-                let o = addr_object(env, &from);
-                js::set(env, o, "data", data);
-                js::set(env, o, "size", js::number(env, c.result as f64));
-                Ok(if iter {
-                    js::iter_result(env, o, false)
-                } else {
-                    o
-                })
+                Ok(msg)
             }
             Status::Canceled if self.closed.get() && aborted.is_none() => {
                 if iter {
