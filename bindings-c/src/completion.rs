@@ -3,8 +3,9 @@
 //! lookup's `polyio_addrinfo` list), and the multi-shot read payloads lent to C until
 //! `polyio_buffer_release` (a process-wide registry by never-reused id, so no release is UB).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, c_char, c_int};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -275,17 +276,39 @@ const MAX_RETURNED: usize = 64;
 struct Registry {
     /// The last payload id given out (ids start at 1; 0 means no payload).
     last_id: u64,
-    /// By payload id: the lending runtime's `Lender` id and the buffer.
-    lent: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// By payload id: the lending runtime's `Lender` id and the buffer (a hash map: one
+    /// insert and one remove per datagram or read lent, cheaper than a B-tree's).
+    lent: HashMap<u64, (u64, Vec<u8>), BuildHasherDefault<IdHasher>>,
     /// By `Lender` id, for live runtimes only: released buffers for `Runtime::recycle`.
     returned: BTreeMap<u64, Vec<Vec<u8>>>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     last_id: 0,
-    lent: BTreeMap::new(),
+    lent: HashMap::with_hasher(BuildHasherDefault::new()),
     returned: BTreeMap::new(),
 });
+/// Hashes a payload id (unique, counted up from 1) with one multiplication, which spreads
+/// consecutive ids over the table (Fibonacci hashing).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 static NEXT_LENDER: AtomicU64 = AtomicU64::new(1);
 
 fn registry() -> MutexGuard<'static, Registry> {
