@@ -3,10 +3,11 @@
 //! lookup's `polyio_addrinfo` list), and the multi-shot read payloads lent to C until
 //! `polyio_buffer_release` (a process-wide registry by never-reused id, so no release is UB).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, c_char, c_int};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -156,59 +157,88 @@ impl polyio_addr {
         family: 0,
     };
 
-    /// `addr` in text form, formatted without a heap allocation (it runs per datagram).
+    /// `addr` in text form (it runs per datagram: the text of the last IP is reused).
     pub(crate) fn from_socket(addr: SocketAddr) -> polyio_addr {
-        use std::io::Write;
-        let mut text = [0u8; 46];
-        match addr.ip() {
-            // The common case, per datagram: four octets by hand (`write!` costs ~1000
-            // instructions).
-            std::net::IpAddr::V4(v4) => {
-                let mut at = 0;
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        text[at] = b'.';
-                        at += 1;
-                    }
-                    if octet >= 100 {
-                        text[at] = b'0' + octet / 100;
-                        at += 1;
-                    }
-                    if octet >= 10 {
-                        text[at] = b'0' + octet / 10 % 10;
-                        at += 1;
-                    }
-                    text[at] = b'0' + octet % 10;
-                    at += 1;
-                }
+        let ip = match LAST_IP.get() {
+            Some((last, text)) if last == addr.ip() => text,
+            _ => {
+                let text = ip_text(addr.ip());
+                LAST_IP.set(Some((addr.ip(), text)));
+                text
             }
-            // The longest IPv6 text is 45 bytes: it fits, leaving the NUL.
-            ip @ std::net::IpAddr::V6(_) => {
-                let _ = write!(&mut text[..45], "{ip}");
-            }
-        }
-        let mut rec = polyio_addr {
-            ip: [0; 46],
+        };
+        polyio_addr {
+            ip,
             port: addr.port(),
             family: if addr.is_ipv4() { 4 } else { 6 },
-        };
-        for (dst, src) in rec.ip.iter_mut().zip(text) {
-            *dst = src as c_char;
         }
-        rec
     }
 
     /// The address this record names; `None` when it is not a valid IP literal with a
     /// NUL inside `ip`.
     pub(crate) fn socket_addr(&self) -> Option<SocketAddr> {
+        if let Some((last, text)) = LAST_IP.get() {
+            if text == self.ip {
+                return Some(SocketAddr::new(last, self.port));
+            }
+        }
+        let ip = self.parse_ip()?;
+        LAST_IP.set(Some((ip, self.ip)));
+        Some(SocketAddr::new(ip, self.port))
+    }
+}
+
+thread_local! {
+    /// The last IP address formatted into a record or parsed from one, and its text (NUL
+    /// padded): datagrams mostly come from and go back to few hosts, so most records cost
+    /// neither formatting nor parsing.
+    static LAST_IP: Cell<Option<(IpAddr, [c_char; 46])>> = const { Cell::new(None) };
+}
+
+/// `ip` in text form, NUL padded, formatted without a heap allocation.
+fn ip_text(ip: IpAddr) -> [c_char; 46] {
+    use std::io::Write;
+    let mut text = [0u8; 46];
+    match ip {
+        // The common case: four octets by hand (`write!` costs ~1000
+        // instructions).
+        IpAddr::V4(v4) => {
+            let mut at = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[at] = b'.';
+                    at += 1;
+                }
+                if octet >= 100 {
+                    text[at] = b'0' + octet / 100;
+                    at += 1;
+                }
+                if octet >= 10 {
+                    text[at] = b'0' + octet / 10 % 10;
+                    at += 1;
+                }
+                text[at] = b'0' + octet % 10;
+                at += 1;
+            }
+        }
+        // The longest IPv6 text is 45 bytes: it fits, leaving the NUL.
+        ip @ IpAddr::V6(_) => {
+            let _ = write!(&mut text[..45], "{ip}");
+        }
+    }
+    text.map(|b| b as c_char)
+}
+
+impl polyio_addr {
+    /// The IP address in `ip`; `None` when it is not a valid IP literal with a NUL inside.
+    fn parse_ip(&self) -> Option<IpAddr> {
         if let Some(v4) = ipv4_literal(&self.ip) {
-            return Some(SocketAddr::new(std::net::IpAddr::V4(v4), self.port));
+            return Some(IpAddr::V4(v4));
         }
         let len = self.ip.iter().position(|&c| c == 0)?;
         // SAFETY: `c_char` and `u8` have one size and alignment; `len` is within `ip`.
         let bytes = unsafe { std::slice::from_raw_parts(self.ip.as_ptr().cast::<u8>(), len) };
-        let ip: std::net::IpAddr = std::str::from_utf8(bytes).ok()?.parse().ok()?;
-        Some(SocketAddr::new(ip, self.port))
+        std::str::from_utf8(bytes).ok()?.parse().ok()
     }
 }
 
@@ -474,6 +504,21 @@ mod tests {
         let mut bad = polyio_addr::NONE;
         bad.ip = [b'1' as c_char; 46];
         assert_eq!(bad.socket_addr(), None);
+    }
+
+    #[test]
+    fn the_last_ip_kept_never_stands_for_another() {
+        let a: SocketAddr = "127.0.0.1:5".parse().unwrap();
+        let b: SocketAddr = "10.0.0.1:6".parse().unwrap();
+        let (ra, rb) = (polyio_addr::from_socket(a), polyio_addr::from_socket(b));
+        assert_eq!(ra.socket_addr(), Some(a));
+        assert_eq!(rb.socket_addr(), Some(b));
+        assert_eq!(polyio_addr::from_socket(a).socket_addr(), Some(a));
+        let mut odd = ra;
+        odd.ip[20] = b'x' as c_char; // past the NUL: same address, other bytes
+        assert_eq!(odd.socket_addr(), Some(a));
+        odd.ip[0] = b'x' as c_char;
+        assert_eq!(odd.socket_addr(), None);
     }
 
     #[test]
