@@ -567,7 +567,7 @@ impl EnvState {
             // detached the ArrayBuffer (transferred it), which would leave no memory to write.
             let mut space = cur.map_or((ptr::null_mut(), 0), |ab| js::arraybuffer_info(env, ab));
             if space.1 < POOL_SIZE || POOL_SIZE - pool.used < n {
-                let (ab, p) = js::arraybuffer(env, POOL_SIZE)?;
+                let (ab, p) = js::arraybuffer_unzeroed(env, POOL_SIZE)?;
                 js::unref(
                     env,
                     std::mem::replace(&mut pool.buf, js::reference(env, ab)),
