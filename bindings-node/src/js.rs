@@ -317,6 +317,24 @@ pub fn as_string(env: RawEnv, v: Value) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
+/// The UTF-8 of string `v` in `buf` (no allocation), or `None` when `v` is not a string or
+/// does not fit (then read it with `as_string`).
+pub fn short_string(env: RawEnv, v: Value, buf: &mut [u8; 64]) -> Option<&str> {
+    if type_of(env, v) != sys::ValueType::napi_string {
+        return None;
+    }
+    let mut len = 0;
+    // SAFETY: `v` is a string; `buf` has room for 64 bytes, the NUL included.
+    let st = unsafe {
+        sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast::<c_char>(), 64, &mut len)
+    };
+    // 63 bytes may be a cut string: leave those to `as_string`.
+    if st != sys::Status::napi_ok || len >= 63 {
+        return None;
+    }
+    std::str::from_utf8(&buf[..len]).ok()
+}
+
 /// Appends the bytes of a Buffer / Uint8Array (any TypedArray, by its bytes) or the UTF-8 of
 /// a string to `out`; false (and `out` untouched) for any other value.
 pub fn bytes_into(env: RawEnv, v: Value, out: &mut Vec<u8>) -> bool {
