@@ -1187,6 +1187,29 @@ polyio_status polyio_udp_send(struct polyio_runtime *rt,
                               uint64_t user_data);
 
 /**
+ * Sends the `len` bytes at `data` as one datagram now, without an operation and without a
+ * completion, if the kernel takes it at once: stores true in `*sent`. Stores false when the
+ * socket is not writable now or sends are already queued on `h` (this one would overtake
+ * them): queue it with `polyio_udp_send`. `to` as for `polyio_udp_send`; `data` is only
+ * read during the call.
+ *
+ * Errors (`*sent` untouched): INVALID_ARGUMENT (`rt` or `sent` NULL, `data` NULL with
+ * `len` > 0, `len` above PTRDIFF_MAX, `*to` not an IP address, `h` not a UDP socket),
+ * BAD_HANDLE, SHUTDOWN, and the send's own failure (MESSAGE_TOO_LONG,
+ * CONNECTION_REFUSED after a connected peer's ICMP port unreachable, ...).
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `data` is NULL or `len`
+ * readable bytes; `to` is NULL or readable; `sent` is NULL or writable.
+ */
+polyio_status polyio_udp_try_send(struct polyio_runtime *rt,
+                                  polyio_handle h,
+                                  const uint8_t *data,
+                                  size_t len,
+                                  const struct polyio_addr *to,
+                                  bool *sent);
+
+/**
  * Receives one datagram into the `cap` bytes at `buf`. Completes (op RECV) with its
  * length and its source in the completion's `addr`; a datagram longer than `cap` keeps its
  * first `cap` bytes and is flagged `POLYIO_COMPLETION_TRUNC`. The caller keeps `buf` valid

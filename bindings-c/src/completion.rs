@@ -3,9 +3,11 @@
 //! lookup's `polyio_addrinfo` list), and the multi-shot read payloads lent to C until
 //! `polyio_buffer_release` (a process-wide registry by never-reused id, so no release is UB).
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, c_char, c_int};
-use std::net::SocketAddr;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -155,32 +157,124 @@ impl polyio_addr {
         family: 0,
     };
 
-    /// `addr` in text form, formatted without a heap allocation (it runs per datagram).
+    /// `addr` in text form (it runs per datagram: the text of the last IP is reused).
     pub(crate) fn from_socket(addr: SocketAddr) -> polyio_addr {
-        use std::io::Write;
-        let mut text = [0u8; 46];
-        // The longest IPv6 text is 45 bytes: it fits, leaving the NUL.
-        let _ = write!(&mut text[..45], "{}", addr.ip());
-        let mut rec = polyio_addr {
-            ip: [0; 46],
+        let ip = match LAST_IP.get() {
+            Some((last, text)) if last == addr.ip() => text,
+            _ => {
+                let text = ip_text(addr.ip());
+                LAST_IP.set(Some((addr.ip(), text)));
+                text
+            }
+        };
+        polyio_addr {
+            ip,
             port: addr.port(),
             family: if addr.is_ipv4() { 4 } else { 6 },
-        };
-        for (dst, src) in rec.ip.iter_mut().zip(text) {
-            *dst = src as c_char;
         }
-        rec
     }
 
     /// The address this record names; `None` when it is not a valid IP literal with a
     /// NUL inside `ip`.
     pub(crate) fn socket_addr(&self) -> Option<SocketAddr> {
+        if let Some((last, text)) = LAST_IP.get() {
+            if text == self.ip {
+                return Some(SocketAddr::new(last, self.port));
+            }
+        }
+        let ip = self.parse_ip()?;
+        LAST_IP.set(Some((ip, self.ip)));
+        Some(SocketAddr::new(ip, self.port))
+    }
+}
+
+thread_local! {
+    /// The last IP address formatted into a record or parsed from one, and its text (NUL
+    /// padded): datagrams mostly come from and go back to few hosts, so most records cost
+    /// neither formatting nor parsing.
+    static LAST_IP: Cell<Option<(IpAddr, [c_char; 46])>> = const { Cell::new(None) };
+}
+
+/// `ip` in text form, NUL padded, formatted without a heap allocation.
+fn ip_text(ip: IpAddr) -> [c_char; 46] {
+    use std::io::Write;
+    let mut text = [0u8; 46];
+    match ip {
+        // The common case: four octets by hand (`write!` costs ~1000
+        // instructions).
+        IpAddr::V4(v4) => {
+            let mut at = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[at] = b'.';
+                    at += 1;
+                }
+                if octet >= 100 {
+                    text[at] = b'0' + octet / 100;
+                    at += 1;
+                }
+                if octet >= 10 {
+                    text[at] = b'0' + octet / 10 % 10;
+                    at += 1;
+                }
+                text[at] = b'0' + octet % 10;
+                at += 1;
+            }
+        }
+        // The longest IPv6 text is 45 bytes: it fits, leaving the NUL.
+        ip @ IpAddr::V6(_) => {
+            let _ = write!(&mut text[..45], "{ip}");
+        }
+    }
+    text.map(|b| b as c_char)
+}
+
+impl polyio_addr {
+    /// The IP address in `ip`; `None` when it is not a valid IP literal with a NUL inside.
+    fn parse_ip(&self) -> Option<IpAddr> {
+        if let Some(v4) = ipv4_literal(&self.ip) {
+            return Some(IpAddr::V4(v4));
+        }
         let len = self.ip.iter().position(|&c| c == 0)?;
         // SAFETY: `c_char` and `u8` have one size and alignment; `len` is within `ip`.
         let bytes = unsafe { std::slice::from_raw_parts(self.ip.as_ptr().cast::<u8>(), len) };
-        let ip: std::net::IpAddr = std::str::from_utf8(bytes).ok()?.parse().ok()?;
-        Some(SocketAddr::new(ip, self.port))
+        std::str::from_utf8(bytes).ok()?.parse().ok()
     }
+}
+
+/// A NUL-terminated dotted-quad IPv4 literal as `Ipv4Addr::from_str` reads it (four decimal
+/// octets of 1 to 3 digits, no leading zero), parsed by hand in one pass as it runs per
+/// datagram sent; `None` for anything else (which the std parser then judges).
+fn ipv4_literal(text: &[c_char]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut part, mut value, mut digits) = (0, 0u32, 0);
+    for &c in text {
+        match c as u8 {
+            d @ b'0'..=b'9' => {
+                if digits == 3 || (digits == 1 && value == 0) {
+                    return None; // four digits, or a leading zero
+                }
+                value = value * 10 + u32::from(d - b'0');
+                digits += 1;
+            }
+            end @ (b'.' | 0) => {
+                if digits == 0 || value > 255 {
+                    return None;
+                }
+                octets[part] = value as u8;
+                part += 1;
+                if end == 0 {
+                    return (part == 4).then(|| std::net::Ipv4Addr::from(octets));
+                }
+                if part == 4 {
+                    return None;
+                }
+                (value, digits) = (0, 0);
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// One address a lookup found; `next` links the list. The list belongs to the caller from
@@ -212,17 +306,39 @@ const MAX_RETURNED: usize = 64;
 struct Registry {
     /// The last payload id given out (ids start at 1; 0 means no payload).
     last_id: u64,
-    /// By payload id: the lending runtime's `Lender` id and the buffer.
-    lent: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// By payload id: the lending runtime's `Lender` id and the buffer (a hash map: one
+    /// insert and one remove per datagram or read lent, cheaper than a B-tree's).
+    lent: HashMap<u64, (u64, Vec<u8>), BuildHasherDefault<IdHasher>>,
     /// By `Lender` id, for live runtimes only: released buffers for `Runtime::recycle`.
     returned: BTreeMap<u64, Vec<Vec<u8>>>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     last_id: 0,
-    lent: BTreeMap::new(),
+    lent: HashMap::with_hasher(BuildHasherDefault::new()),
     returned: BTreeMap::new(),
 });
+/// Hashes a payload id (unique, counted up from 1) with one multiplication, which spreads
+/// consecutive ids over the table (Fibonacci hashing).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 static NEXT_LENDER: AtomicU64 = AtomicU64::new(1);
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -388,6 +504,61 @@ mod tests {
         let mut bad = polyio_addr::NONE;
         bad.ip = [b'1' as c_char; 46];
         assert_eq!(bad.socket_addr(), None);
+    }
+
+    #[test]
+    fn the_last_ip_kept_never_stands_for_another() {
+        let a: SocketAddr = "127.0.0.1:5".parse().unwrap();
+        let b: SocketAddr = "10.0.0.1:6".parse().unwrap();
+        let (ra, rb) = (polyio_addr::from_socket(a), polyio_addr::from_socket(b));
+        assert_eq!(ra.socket_addr(), Some(a));
+        assert_eq!(rb.socket_addr(), Some(b));
+        assert_eq!(polyio_addr::from_socket(a).socket_addr(), Some(a));
+        let mut odd = ra;
+        odd.ip[20] = b'x' as c_char; // past the NUL: same address, other bytes
+        assert_eq!(odd.socket_addr(), Some(a));
+        odd.ip[0] = b'x' as c_char;
+        assert_eq!(odd.socket_addr(), None);
+    }
+
+    #[test]
+    fn ipv4_text_matches_std_both_ways() {
+        for octets in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [10, 20, 99, 100],
+            [255, 255, 255, 9],
+        ] {
+            let a = SocketAddr::from((octets, 80));
+            let rec = polyio_addr::from_socket(a);
+            let len = rec.ip.iter().position(|&c| c == 0).unwrap();
+            let text: Vec<u8> = rec.ip[..len].iter().map(|&c| c as u8).collect();
+            assert_eq!(text, a.ip().to_string().into_bytes());
+        }
+        for text in [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.1000",
+            "a.b.c.d",
+            "",
+            "1.2.3.-4",
+            "::1",
+        ] {
+            let nul_terminated: Vec<c_char> =
+                text.bytes().chain([0]).map(|b| b as c_char).collect();
+            assert_eq!(
+                ipv4_literal(&nul_terminated),
+                text.parse::<std::net::Ipv4Addr>().ok(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -169,6 +169,60 @@ pub unsafe extern "C" fn polyio_udp_send(
     })
 }
 
+/// Sends the `len` bytes at `data` as one datagram now, without an operation and without a
+/// completion, if the kernel takes it at once: stores true in `*sent`. Stores false when the
+/// socket is not writable now or sends are already queued on `h` (this one would overtake
+/// them): queue it with `polyio_udp_send`. `to` as for `polyio_udp_send`; `data` is only
+/// read during the call.
+///
+/// Errors (`*sent` untouched): INVALID_ARGUMENT (`rt` or `sent` NULL, `data` NULL with
+/// `len` > 0, `len` above PTRDIFF_MAX, `*to` not an IP address, `h` not a UDP socket),
+/// BAD_HANDLE, SHUTDOWN, and the send's own failure (MESSAGE_TOO_LONG,
+/// CONNECTION_REFUSED after a connected peer's ICMP port unreachable, ...).
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only; `data` is NULL or `len`
+/// readable bytes; `to` is NULL or readable; `sent` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_udp_try_send(
+    rt: *mut polyio_runtime,
+    h: polyio_handle,
+    data: *const u8,
+    len: usize,
+    to: *const polyio_addr,
+    sent: *mut bool,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        let core = runtime_mut!(rt, polyio_status::InvalidArgument);
+        if sent.is_null() || (data.is_null() && len > 0) || len > isize::MAX as usize {
+            return polyio_status::InvalidArgument;
+        }
+        let to = if to.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and readable (caller's promise).
+            match unsafe { &*to }.socket_addr() {
+                Some(a) => Some(a),
+                None => return polyio_status::InvalidArgument,
+            }
+        };
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: checked non-NULL; the caller promised `len` readable bytes.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        match core.udp_try_send(Handle::from_raw(h), bytes, to) {
+            Ok(done) => {
+                // SAFETY: checked non-NULL; the caller promised it is writable.
+                unsafe { sent.write(done) };
+                polyio_status::Ok
+            }
+            Err(s) => s.into(),
+        }
+    })
+}
+
 /// Receives one datagram into the `cap` bytes at `buf`. Completes (op RECV) with its
 /// length and its source in the completion's `addr`; a datagram longer than `cap` keeps its
 /// first `cap` bytes and is flagged `POLYIO_COMPLETION_TRUNC`. The caller keeps `buf` valid

@@ -79,6 +79,27 @@ function polyioApi(binding) {
     return iter ? { value, done: false } : value;
   }
 
+  // A datagram received, from the addon: its bytes as for chunk(), its source `ip` as a
+  // number (IPv4; the text of the last one is kept, as datagrams mostly come from few
+  // hosts) or a string (IPv6), and its port; `iter`: as an iterator result.
+  let lastIp = -1;
+  let lastAddress = '';
+  function datagram(source, offset, length, ip, port, iter) {
+    const data = length < 0 ? source : Buffer.from(source, offset, length);
+    let address = ip;
+    let family = 'IPv6';
+    if (typeof ip === 'number') {
+      if (ip !== lastIp) {
+        lastIp = ip;
+        lastAddress = `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
+      }
+      address = lastAddress;
+      family = 'IPv4';
+    }
+    const msg = { address, family, port, data, size: data.length };
+    return iter ? { value: msg, done: false } : msg;
+  }
+
   function closeOnAbort(signal, server) {
     signal.addEventListener('abort', () => server.close(), { once: true });
   }
@@ -357,5 +378,5 @@ function polyioApi(binding) {
     return new Stats(await binding.__fsStat(p).catch(withPath(p)));
   };
 
-  return { watch, unwatch, abortError, closeOnAbort, destroyOnAbort, chunk };
+  return { watch, unwatch, abortError, closeOnAbort, destroyOnAbort, chunk, datagram };
 }

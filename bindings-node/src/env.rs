@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
+use std::net::SocketAddr;
 use std::ptr;
 use std::rc::Rc;
 
@@ -69,6 +70,7 @@ struct Helpers {
     close_on_abort: sys::napi_ref,
     destroy_on_abort: sys::napi_ref,
     chunk: sys::napi_ref,
+    datagram: sys::napi_ref,
 }
 
 /// Reads shorter than this are copied into a shared ArrayBuffer and handed out as views of
@@ -243,6 +245,7 @@ fn install_api(st: &EnvState, exports: Value) -> napi::Result<()> {
         close_on_abort: get("closeOnAbort")?,
         destroy_on_abort: get("destroyOnAbort")?,
         chunk: get("chunk")?,
+        datagram: get("datagram")?,
     });
     Ok(())
 }
@@ -528,6 +531,33 @@ impl EnvState {
     /// The JS value for `data` read from a connection: a Buffer, or with `iter` an iterator
     /// result `{ value: Buffer, done: false }`. Short reads are views into the pool.
     pub fn chunk(&self, data: &[u8], iter: bool) -> napi::Result<Value> {
+        let (src, offset, length) = self.pooled(data)?;
+        let env = self.env;
+        let args = [src, offset, length, js::boolean(env, iter)];
+        self.call_helper(|h| h.chunk, &args)
+            .ok_or_else(|| napi::Error::from_reason("polyio: chunk() failed"))
+    }
+
+    /// The JS value for datagram `data` from `from`: `{ address, family, port, data, size }`
+    /// (with `iter`, as an iterator result), built by api.js's `datagram()` from the bytes
+    /// (a view into the pool when short) and the address as a number (IPv4, whose text JS
+    /// keeps for the next datagram from the same host) or a string (IPv6).
+    pub fn datagram(&self, data: &[u8], from: SocketAddr, iter: bool) -> napi::Result<Value> {
+        let (src, offset, length) = self.pooled(data)?;
+        let env = self.env;
+        let ip = match from {
+            SocketAddr::V4(a) => js::number(env, f64::from(a.ip().to_bits())),
+            SocketAddr::V6(a) => js::string(env, &a.ip().to_string()),
+        };
+        let port = js::number(env, f64::from(from.port()));
+        let args = [src, offset, length, ip, port, js::boolean(env, iter)];
+        self.call_helper(|h| h.datagram, &args)
+            .ok_or_else(|| napi::Error::from_reason("polyio: datagram() failed"))
+    }
+
+    /// `data` for JS as (source, offset, length): a copy in the shared pool (an ArrayBuffer,
+    /// `length` >= 0) when short, else a Buffer of its own (offset 0, length -1).
+    fn pooled(&self, data: &[u8]) -> napi::Result<(Value, Value, Value)> {
         let env = self.env;
         let n = data.len();
         let (src, offset, length) = if n < POOLED_MAX {
@@ -537,7 +567,7 @@ impl EnvState {
             // detached the ArrayBuffer (transferred it), which would leave no memory to write.
             let mut space = cur.map_or((ptr::null_mut(), 0), |ab| js::arraybuffer_info(env, ab));
             if space.1 < POOL_SIZE || POOL_SIZE - pool.used < n {
-                let (ab, p) = js::arraybuffer(env, POOL_SIZE)?;
+                let (ab, p) = js::arraybuffer_unzeroed(env, POOL_SIZE)?;
                 js::unref(
                     env,
                     std::mem::replace(&mut pool.buf, js::reference(env, ab)),
@@ -560,14 +590,7 @@ impl EnvState {
         } else {
             (js::buffer_copy(env, data)?, 0.0, -1.0)
         };
-        let args = [
-            src,
-            js::number(env, offset),
-            js::number(env, length),
-            js::boolean(env, iter),
-        ];
-        self.call_helper(|h| h.chunk, &args)
-            .ok_or_else(|| napi::Error::from_reason("polyio: chunk() failed"))
+        Ok((src, js::number(env, offset), js::number(env, length)))
     }
 
     /// Settles one completion: hands it to the kind that submitted the op.

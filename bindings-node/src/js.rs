@@ -92,6 +92,29 @@ pub fn arraybuffer(env: RawEnv, len: usize) -> napi::Result<(Value, *mut u8)> {
     Ok((v, data.cast()))
 }
 
+/// A new ArrayBuffer of `len` bytes left unzeroed, and its data pointer: the one under a
+/// new Buffer (which Node allocates as `Buffer.allocUnsafe` does, with its old bytes
+/// readable through `.buffer` as in Node's own pool), or a zeroed one should that Buffer not
+/// span its ArrayBuffer.
+pub fn arraybuffer_unzeroed(env: RawEnv, len: usize) -> napi::Result<(Value, *mut u8)> {
+    let (mut buf, mut data) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: valid env; writes the new Buffer and its data pointer.
+    ok(unsafe { sys::napi_create_buffer(env, len, &mut data, &mut buf) })?;
+    let (mut kind, mut n, mut p, mut ab, mut off) =
+        (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+    // SAFETY: `buf` is a Buffer (a Uint8Array); writes its ArrayBuffer and offset.
+    let st = unsafe {
+        sys::napi_get_typedarray_info(env, buf, &mut kind, &mut n, &mut p, &mut ab, &mut off)
+    };
+    if st == sys::Status::napi_ok && off == 0 && !ab.is_null() {
+        let (d, l) = arraybuffer_info(env, ab);
+        if l >= len && !d.is_null() {
+            return Ok((ab, d));
+        }
+    }
+    arraybuffer(env, len)
+}
+
 /// An ArrayBuffer's data pointer and length (null and 0 once it is detached).
 pub fn arraybuffer_info(env: RawEnv, v: Value) -> (*mut u8, usize) {
     let (mut data, mut len) = (ptr::null_mut(), 0);
@@ -292,6 +315,24 @@ pub fn as_string(env: RawEnv, v: Value) -> Option<String> {
     };
     buf.truncate(len);
     String::from_utf8(buf).ok()
+}
+
+/// The UTF-8 of string `v` in `buf` (no allocation), or `None` when `v` is not a string or
+/// does not fit (then read it with `as_string`).
+pub fn short_string(env: RawEnv, v: Value, buf: &mut [u8; 64]) -> Option<&str> {
+    if type_of(env, v) != sys::ValueType::napi_string {
+        return None;
+    }
+    let mut len = 0;
+    // SAFETY: `v` is a string; `buf` has room for 64 bytes, the NUL included.
+    let st = unsafe {
+        sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast::<c_char>(), 64, &mut len)
+    };
+    // 63 bytes may be a cut string: leave those to `as_string`.
+    if st != sys::Status::napi_ok || len >= 63 {
+        return None;
+    }
+    std::str::from_utf8(&buf[..len]).ok()
 }
 
 /// Appends the bytes of a Buffer / Uint8Array (any TypedArray, by its bytes) or the UTF-8 of

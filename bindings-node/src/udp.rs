@@ -35,6 +35,8 @@ pub(crate) struct UdpState {
     js_ref: Cell<sys::napi_ref>,
     /// Receive buffers handed back by settled receives, for the next ones.
     spare: RefCell<Vec<Vec<u8>>>,
+    /// The last IP literal `send()` was given and its address.
+    last_host: RefCell<Option<(String, IpAddr)>>,
 }
 
 /// Receive buffers a socket keeps for reuse.
@@ -80,19 +82,14 @@ impl Settle for UdpState {
                 let (Some(buf), Some(from)) = (c.buf, c.addr) else {
                     return Err(js::status_error(env, Status::IoError, "recvmsg"));
                 };
-                let data = js::buffer_copy(env, &buf).map_err(|_| js::undefined(env))?;
+                let msg = st
+                    .datagram(&buf, from, iter)
+                    .map_err(|_| js::undefined(env))?;
                 let mut spare = self.spare.borrow_mut();
                 if spare.len() < MAX_SPARE {
                     spare.push(buf);
                 }
-                let o = addr_object(env, &from);
-                js::set(env, o, "data", data);
-                js::set(env, o, "size", js::number(env, c.result as f64));
-                Ok(if iter {
-                    js::iter_result(env, o, false)
-                } else {
-                    o
-                })
+                Ok(msg)
             }
             Status::Canceled if self.closed.get() && aborted.is_none() => {
                 if iter {
@@ -223,6 +220,7 @@ pub fn bind_udp(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
             connected: Cell::new(false),
             js_ref: Cell::new(std::ptr::null_mut()),
             spare: RefCell::new(Vec::new()),
+            last_host: RefCell::new(None),
         }),
     };
     let inner = sock.inner.clone();
@@ -368,19 +366,29 @@ impl UdpSocket {
             }
             Some(p) => {
                 let parsed = port_arg(env, Some(p), 1).and_then(|port| {
-                    let host = address
+                    let Some(v) = address
                         .as_ref()
                         .map(|a| a.raw())
                         .filter(|v| !js::is_nullish(env, *v))
-                        .map(|v| {
-                            js::as_string(env, v)
-                                .ok_or_else(|| bad_type(env, "address", "of type string"))
-                        })
-                        .transpose()?;
-                    match host {
-                        Some(h) => resolve(env, &h, port, self.inner.v6, "address"),
-                        None => Ok(SocketAddr::new(loopback(self.inner.v6), port)),
+                    else {
+                        return Ok(SocketAddr::new(loopback(self.inner.v6), port));
+                    };
+                    // The host an echo replies to is mostly the last one: no parsing then.
+                    let mut text = [0u8; 64];
+                    if let Some(t) = js::short_string(env, v, &mut text) {
+                        let mut last = self.inner.last_host.borrow_mut();
+                        if let Some((known, ip)) = last.as_ref() {
+                            if known == t {
+                                return Ok(SocketAddr::new(*ip, port));
+                            }
+                        }
+                        if let Ok(ip) = t.parse::<IpAddr>() {
+                            *last = Some((t.to_owned(), ip));
+                        }
                     }
+                    let h = js::as_string(env, v)
+                        .ok_or_else(|| bad_type(env, "address", "of type string"))?;
+                    resolve(env, &h, port, self.inner.v6, "address")
                 });
                 match parsed {
                     Ok(a) => Some(a),

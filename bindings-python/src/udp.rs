@@ -63,8 +63,10 @@ pub struct Datagram {
     /// unless connected).
     sockname: Py<PyAny>,
     peername: Py<PyAny>,
-    /// The last source address and its tuple: a peer that keeps sending costs no new tuple.
-    last_from: Option<(SocketAddr, Py<PyAny>)>,
+    /// Recent source addresses and their tuples, by a hash of the address: peers that keep
+    /// sending cost no new tuple (no address formatted), and `sendto` back to one of these
+    /// tuples no parsing.
+    recent: [Option<(SocketAddr, Py<PyAny>)>; RECENT],
 }
 
 impl Datagram {
@@ -73,15 +75,37 @@ impl Datagram {
     }
 
     fn source(&mut self, py: Python<'_>, a: SocketAddr) -> PyResult<Py<PyAny>> {
-        if let Some((last, t)) = &self.last_from {
-            if *last == a {
+        let slot = &mut self.recent[recent_slot(&a)];
+        if let Some((known, t)) = slot {
+            if *known == a {
                 return Ok(t.clone_ref(py));
             }
         }
         let t = addr_tuple(py, a)?;
-        self.last_from = Some((a, t.clone_ref(py)));
+        *slot = Some((a, t.clone_ref(py)));
         Ok(t)
     }
+
+    /// The address of `tuple` if it is one `source` handed out (no parsing).
+    fn known_source(&self, tuple: &Bound<'_, PyAny>) -> Option<SocketAddr> {
+        self.recent
+            .iter()
+            .flatten()
+            .find(|(_, t)| tuple.is(t.bind(tuple.py())))
+            .map(|(a, _)| *a)
+    }
+}
+
+/// Source addresses a datagram endpoint keeps tuples for.
+const RECENT: usize = 16;
+
+/// `a`'s slot among the recent sources: its port and the low bits of its IP mixed.
+fn recent_slot(a: &SocketAddr) -> usize {
+    let ip = match a.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_bits(),
+        std::net::IpAddr::V6(v6) => v6.to_bits() as u32,
+    };
+    (usize::from(a.port()) ^ ip as usize ^ (ip >> 16) as usize) % RECENT
 }
 
 /// Calls `protocol.error_received(exc)`.
@@ -275,7 +299,7 @@ impl Datagram {
         visit.call(&self.address)?;
         visit.call(&self.sockname)?;
         visit.call(&self.peername)?;
-        if let Some((_, t)) = &self.last_from {
+        for (_, t) in self.recent.iter().flatten() {
             visit.call(t)?;
         }
         Ok(())
@@ -285,7 +309,7 @@ impl Datagram {
         self.protocol = None;
         self.on_datagram = None;
         self.address = None;
-        self.last_from = None;
+        self.recent = Default::default();
     }
 
     /// Starts receiving (after `protocol.connection_made`, as asyncio's `_add_reader`).
@@ -351,10 +375,10 @@ impl Datagram {
             }
         }
         let to = match to {
-            // The tuple datagram_received was given (an echo replying): no parsing.
-            Some(a) => match &s.last_from {
-                Some((known, t)) if a.is(t.bind(py)) => Some(*known),
-                _ => Some(sockaddr_of(a)?),
+            // A tuple datagram_received was given (an echo replying): no parsing.
+            Some(a) => match s.known_source(a) {
+                Some(known) => Some(known),
+                None => Some(sockaddr_of(a)?),
             },
             None => s.target,
         };
@@ -629,7 +653,7 @@ impl Driver {
                 bp: Backpressure::default(),
                 sockname,
                 peername,
-                last_from: None,
+                recent: Default::default(),
             },
         )?;
         d.register(id, t.clone_ref(py).into_any(), &DATAGRAM);

@@ -24,6 +24,9 @@ use crate::status::Status;
 /// Datagrams a multi-shot receive takes in a row before it lets other sockets go first.
 const RECV_BURST: usize = 32;
 
+/// Datagrams one `recvmmsg` of a multi-shot receive takes at most.
+const RECV_BATCH: usize = 8;
+
 /// UDP socket settings for [`Runtime::udp_bind`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UdpOptions {
@@ -398,24 +401,44 @@ impl Runtime {
                 }
                 continue;
             };
-            let mut buf = ReadBuf::from_vec(q.take_buf(cap));
-            let r = recv_from(&u.socket, &mut buf, cap, interest);
-            let ReadBuf(ReadInner::Owned(v)) = buf else {
-                return;
-            };
-            match r {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    q.spare(v);
-                    continue;
-                }
-                Err(e) => {
-                    q.spare(v);
-                    q.post_more_error(id, Status::from(e), h);
-                }
-                Ok(d) => q.post_more_datagram(id, d.len, h, v, d.from, d.flags),
+            // Two slots first: a lone datagram comes with the news that the queue is empty
+            // (no recvmsg that would only say EAGAIN); a full batch asks for more next.
+            let want = if burst == 0 { 2 } else { RECV_BATCH }.min(RECV_BURST - burst);
+            let mut bufs: [Vec<u8>; RECV_BATCH] = Default::default();
+            for b in &mut bufs[..want] {
+                *b = q.take_buf(cap);
             }
-            burst += 1;
-            if burst == RECV_BURST {
+            let mut got = [NO_DATAGRAM; RECV_BATCH];
+            let r = recv_batch(
+                &u.socket,
+                &mut bufs[..want],
+                &mut got[..want],
+                cap,
+                interest,
+            );
+            let n = match r {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => {
+                    q.post_more_error(id, Status::from(e), h);
+                    1
+                }
+                Ok(n) => {
+                    for (b, d) in bufs.iter_mut().zip(&got).take(n) {
+                        q.post_more_datagram(id, d.len, h, std::mem::take(b), d.from, d.flags);
+                    }
+                    n
+                }
+            };
+            for b in bufs.into_iter().take(want) {
+                if b.capacity() > 0 {
+                    q.spare(b);
+                }
+            }
+            if n == 0 {
+                continue;
+            }
+            burst += n;
+            if burst >= RECV_BURST {
                 // Let other sockets go first; come back in the next round of this turn.
                 self.shared.push(Key::Recv(h).encode());
                 return;
@@ -481,6 +504,115 @@ struct Datagram {
     len: usize,
     from: SocketAddr,
     flags: u32,
+}
+
+/// A slot no datagram has filled yet.
+const NO_DATAGRAM: Datagram = Datagram {
+    len: 0,
+    from: SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::UNSPECIFIED,
+        0,
+    )),
+    flags: 0,
+};
+
+/// One `recvmmsg` of up to `bufs.len()` datagrams, each into the first `cap` bytes of one
+/// buffer's spare capacity (which grows by it), described in `got`; returns how many arrived. Fewer than asked
+/// means the queue was empty: then tokio's readiness for `interest` is cleared (as a short
+/// stream read clears it), so the next receive waits for the next event instead of trying
+/// a recvmsg that would only say EAGAIN.
+fn recv_batch(
+    socket: &UdpSocket,
+    bufs: &mut [Vec<u8>],
+    got: &mut [Datagram],
+    cap: usize,
+    interest: Interest,
+) -> io::Result<usize> {
+    let k = bufs.len().min(got.len()).min(RECV_BATCH);
+    // SAFETY: zeroed iovecs, address storage and headers are valid values.
+    let mut iov: [libc::iovec; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut names: [libc::sockaddr_storage; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    for i in 0..k {
+        let spare = bufs[i].spare_capacity_mut();
+        iov[i] = libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: spare.len().min(cap),
+        };
+        let hdr = &mut msgs[i].msg_hdr;
+        hdr.msg_name = (&raw mut names[i]).cast();
+        hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        hdr.msg_iov = &raw mut iov[i];
+        hdr.msg_iovlen = 1;
+    }
+    let fd = socket.as_raw_fd();
+    let mut short = None;
+    let r = socket.try_io(interest, || {
+        // SAFETY: each header points at its live address storage and iovec, and each
+        // iovec at a buffer's spare capacity; `k` headers are initialised.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                k as libc::c_uint,
+                0,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n < k && interest == Interest::READABLE {
+            short = Some(n);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    let n = short.map_or(r, Ok)?;
+    for i in 0..n {
+        let len = msgs[i].msg_len as usize;
+        // SAFETY: recvmmsg initialised `len` bytes of this buffer's spare capacity.
+        unsafe { bufs[i].set_len(len) };
+        got[i] = Datagram {
+            len,
+            from: sockaddr_of(&names[i]).ok_or(io::ErrorKind::InvalidData)?,
+            flags: if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                FLAG_TRUNC
+            } else {
+                0
+            },
+        };
+    }
+    Ok(n)
+}
+
+/// The IPv4 or IPv6 address the kernel stored in `ss`.
+fn sockaddr_of(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match libc::c_int::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: a storage of family AF_INET holds a sockaddr_in; storage is aligned
+            // for every address type.
+            let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::from((
+                u32::from_be(a.sin_addr.s_addr).to_be_bytes(),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for AF_INET6 and sockaddr_in6.
+            let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
 }
 
 /// One `recvmsg` of at most `max` bytes into `buf`'s free space, if tokio says the socket is

@@ -2,8 +2,9 @@
  * udp_echo_server.c: a UDP echo server on polyio.
  *
  * One multi-shot receive hands it every datagram with its sender's address; it sends each
- * back from the lent payload itself (no copy) and releases the payload when the send
- * completes.
+ * back from the lent payload itself (no copy): straight to the kernel when it takes the
+ * datagram at once (then the payload is released at once), else with a send whose
+ * completion releases it.
  *
  *   udp_echo_server [--quiet] HOST PORT
  *
@@ -68,12 +69,18 @@ static int handle(polyio_handle sock, const polyio_completion *c) {
     n_datagrams++;
     n_bytes += (uint64_t)c->result;
     /* The payload stays valid until released: send straight from it. */
-    polyio_status s = polyio_udp_send(rt, sock, c->payload, c->payload_len, &c->addr, c->payload_id);
-    if (s != POLYIO_STATUS_OK) {
-        n_failed++;
-        if (c->payload_id != 0)
-            polyio_buffer_release(c->payload_id);
+    bool sent = false;
+    polyio_status s = polyio_udp_try_send(rt, sock, c->payload, c->payload_len, &c->addr, &sent);
+    if (s == POLYIO_STATUS_OK && !sent) {
+        /* Not taken now: the send's completion releases the payload. */
+        s = polyio_udp_send(rt, sock, c->payload, c->payload_len, &c->addr, c->payload_id);
+        if (s == POLYIO_STATUS_OK)
+            return 0;
     }
+    if (s != POLYIO_STATUS_OK)
+        n_failed++;
+    if (c->payload_id != 0)
+        polyio_buffer_release(c->payload_id);
     return 0;
 }
 

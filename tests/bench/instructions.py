@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """User-space instructions per request of echo servers, counted by valgrind's callgrind.
 
-    python3 tests/bench/instructions.py [SERVER ...]     (default: the four Python servers)
+    python3 tests/bench/instructions.py [--transport tcp|udp] [SERVER ...]
+                                          (default: tcp and the four Python servers)
 
 Req/s and CPU time on a shared VM move by tens of percent between runs (hypervisor steal,
 neighbours); an instruction count does not. Each server from tests/bench/run.py's SERVERS
 runs under callgrind, is warmed up by the load generator, has its counters zeroed, serves
-BENCH_SECS (default 5) seconds of 1 KiB echoes over BENCH_CONNS (default 10) connections,
-and has its counters dumped: the result is the instructions it executed per request, in
+BENCH_SECS (default 5) seconds of 1 KiB echoes over BENCH_CONNS (default 10) connections
+(with `--transport udp`, or BENCH_TRANSPORT=udp: datagrams from as many sockets, to its
+argv_udp twin), and has its counters dumped: the result is the instructions it executed per request, in
 total and by shared object, plus the top functions with TOP=N. Under callgrind a server runs
 ~50x slower, so batching per wakeup differs from a real run: use it to compare designs and
 find costs, and `make bench` for speed. Kernel work is not counted. Needs valgrind.
@@ -20,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,10 +67,12 @@ def exclusive_costs(path: Path) -> tuple[collections.Counter[str], dict[str, str
     return costs, fn_obj
 
 
-def measure(name: str, secs: float, conns: int, top: int) -> None:
+def measure(name: str, transport: str, secs: float, conns: int, top: int) -> None:
     spec = bench.SERVERS[name]
-    host, port = bench.HOST, bench.free_port(bench.HOST)
-    argv = [bench.expand(a, host, port) for a in spec["argv"]]
+    host = bench.HOST
+    port = bench.free_port(host, socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
+    ep = bench.Endpoint(transport, host, port)
+    argv = [bench.expand(a, host, port) for a in spec[bench.ARGV_KEYS[transport][0]]]
     argv[0] = bench.resolve_program(argv[0]) or argv[0]
     env = dict(os.environ)
     env.update({k: bench.expand(str(v), host, port) for k, v in spec.get("env", {}).items()})
@@ -81,10 +86,9 @@ def measure(name: str, secs: float, conns: int, top: int) -> None:
             )  # fmt: skip
         try:
             bench.READY_TIMEOUT_S = max(bench.READY_TIMEOUT_S, 60)  # valgrind starts slowly
-            bench.wait_ready(srv, bench.Endpoint("tcp", host, port), log)
-            lg = [str(bench.ROOT / "target/release/polyio-loadgen"), "--host", host,
-                  "--port", str(port), "--conns", str(conns), "--size", "1024",
-                  "--warmup-secs", "0"]  # fmt: skip
+            bench.wait_ready(srv, ep, log)
+            lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
+                  "--conns", str(conns), "--size", "1024", "--warmup-secs", "0"]  # fmt: skip
             subprocess.run([*lg, "--secs", "1"], stdout=subprocess.DEVNULL, check=True)
             subprocess.run(["callgrind_control", "-z", str(srv.pid)], capture_output=True)
             res = json.loads(
@@ -113,19 +117,29 @@ def main() -> int:
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         print("instructions.py: valgrind (with callgrind_control) is needed", file=sys.stderr)
         return 2
-    names = sys.argv[1:] or DEFAULT
+    args = sys.argv[1:]
+    transport = os.environ.get("BENCH_TRANSPORT", "tcp")
+    if args[:1] == ["--transport"] and len(args) >= 2:
+        transport, args = args[1], args[2:]
+    elif args[:1] and args[0].startswith("--transport="):
+        transport, args = args[0].split("=", 1)[1], args[1:]
+    if transport not in ("tcp", "udp"):
+        print(f"instructions.py: transport {transport!r} is not tcp or udp", file=sys.stderr)
+        return 2
+    names = args or DEFAULT
+    key, lacks = bench.ARGV_KEYS[transport]
     for name in names:
         if name not in bench.SERVERS:
             print(f"instructions.py: unknown server {name!r}", file=sys.stderr)
             return 2
-        if "argv" not in bench.SERVERS[name]:
-            print(f"instructions.py: {name} has no TCP mode (it runs on udp only)", file=sys.stderr)
+        if key not in bench.SERVERS[name]:
+            print(f"instructions.py: {name} has no {lacks}", file=sys.stderr)
             return 2
     secs = float(os.environ.get("BENCH_SECS", "5"))
     conns = int(os.environ.get("BENCH_CONNS", "10"))
     top = int(os.environ.get("TOP", "0"))
     for name in names:
-        measure(name, secs, conns, top)
+        measure(name, transport, secs, conns, top)
     return 0
 
 

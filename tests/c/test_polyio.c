@@ -3597,6 +3597,65 @@ done:
     free_runtime(rt);
 }
 
+/* udp_try_send hands a datagram to the kernel with no completion, returns false while a
+ * queued send would be overtaken, and reports the send's own error; bad arguments leave
+ * `*sent` untouched. */
+static void test_udp_try_send(void) {
+    char got[32];
+    polyio_completion c;
+    polyio_addr local, to;
+    uint16_t pport = 0;
+    int pfd = -1;
+    bool sent = false;
+    polyio_runtime *rt = new_runtime(POLYIO_BACKEND_AUTO);
+    REQUIRE(rt);
+    polyio_handle h = udp_bind_local(rt, "127.0.0.1", 0, &local);
+    REQUIRE(h != POLYIO_HANDLE_NONE);
+    pfd = peer_udp(AF_INET, &pport);
+    REQUIRE(pfd >= 0);
+    memset(&to, 0, sizeof to);
+    strcpy(to.ip, "127.0.0.1");
+    to.port = pport;
+    to.family = 4;
+    /* A fresh socket is writable once the runtime has polled it: a turn or a few. */
+    for (int i = 0; i < 100 && !sent; i++) {
+        REQUIRE_ST(polyio_udp_try_send(rt, h, (const uint8_t *)"now", 3, &to, &sent), OK);
+        if (!sent)
+            CHECK_EQ(polyio_reap(rt, &c, 1, 10), 0);
+    }
+    CHECK(sent);
+    CHECK_EQ(recv(pfd, got, sizeof got, 0), 3);
+    CHECK(memcmp(got, "now", 3) == 0);
+    CHECK_EQ(polyio_turn(rt, &c, 1), 0); /* no completion for it */
+    /* A queued send is not overtaken: try_send declines while it is pending. */
+    uint64_t s = ud_next();
+    REQUIRE_ST(polyio_udp_send(rt, h, (const uint8_t *)"queued", 6, &to, s), OK);
+    REQUIRE_ST(polyio_udp_try_send(rt, h, (const uint8_t *)"later", 5, &to, &sent), OK);
+    REQUIRE(WAIT_FOR(rt, s, &c));
+    CHECK_EQ(c.result, 6);
+    CHECK_EQ(recv(pfd, got, sizeof got, 0), 6);
+    CHECK(memcmp(got, "queued", 6) == 0);
+    if (sent) {
+        CHECK_EQ(recv(pfd, got, sizeof got, 0), 5);
+        CHECK(memcmp(got, "later", 5) == 0);
+    }
+    /* Without an address on an unconnected socket: the kernel's error, nothing sent. */
+    sent = true;
+    CHECK(polyio_udp_try_send(rt, h, (const uint8_t *)"x", 1, NULL, &sent) != POLYIO_STATUS_OK);
+    CHECK(sent);
+    CHECK_ST(polyio_udp_try_send(NULL, h, (const uint8_t *)"x", 1, &to, &sent), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_udp_try_send(rt, h, (const uint8_t *)"x", 1, &to, NULL), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_udp_try_send(rt, h, NULL, 1, &to, &sent), POLYIO_STATUS_INVALID_ARGUMENT);
+    strcpy(to.ip, "not an ip");
+    CHECK_ST(polyio_udp_try_send(rt, h, (const uint8_t *)"x", 1, &to, &sent), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK(sent);
+    CHECK_ST(polyio_close(rt, h), OK);
+done:
+    if (pfd >= 0)
+        close(pfd);
+    free_runtime(rt);
+}
+
 /* IPv6: addresses come back in IPv6 form (skipped where ::1 is unavailable). */
 static void test_udp_ipv6(void) {
     uint8_t buf[16];
@@ -4281,6 +4340,7 @@ static const struct {
     {"udp_multishot_order_and_truncation", test_udp_multishot_order_and_truncation},
     {"udp_cancel_deadline_close", test_udp_cancel_deadline_close},
     {"udp_connected", test_udp_connected},
+    {"udp_try_send", test_udp_try_send},
     {"udp_ipv6", test_udp_ipv6},
     {"udp_options_and_invalid_arguments", test_udp_options_and_invalid_arguments},
     {"fs_roundtrip", test_fs_roundtrip},
