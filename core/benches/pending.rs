@@ -39,73 +39,59 @@ fn loaded() -> (Runtime, Handle) {
     (rt, h)
 }
 
+/// Times `f` on a freshly loaded runtime per iteration. Loading is not counted, and neither
+/// is dropping the runtime `f` hands back.
+fn timed(b: &mut criterion::Bencher<'_>, f: impl Fn(Runtime) -> Option<Runtime>) {
+    b.iter_custom(|iters| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let (rt, _) = loaded();
+            let t = Instant::now();
+            let back = f(rt);
+            total += t.elapsed();
+            drop(back);
+        }
+        total
+    })
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pending_100k");
     g.sample_size(10);
     g.bench_function("cancel_each_newest_first", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (mut rt, _) = loaded();
-                let t = Instant::now();
-                for i in (0..PENDING).rev() {
-                    rt.cancel(1000 + i).unwrap();
-                }
-                total += t.elapsed();
+        timed(b, |mut rt| {
+            for i in (0..PENDING).rev() {
+                rt.cancel(1000 + i).unwrap();
             }
-            total
+            Some(rt)
         })
     });
     g.bench_function("cancel_each_oldest_first", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (mut rt, _) = loaded();
-                let t = Instant::now();
-                for i in 0..PENDING {
-                    rt.cancel(1000 + i).unwrap();
-                }
-                total += t.elapsed();
+        timed(b, |mut rt| {
+            for i in 0..PENDING {
+                rt.cancel(1000 + i).unwrap();
             }
-            total
+            Some(rt)
         })
     });
     g.bench_function("deadline_each", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (mut rt, _) = loaded();
-                let t = Instant::now();
-                for i in 0..PENDING {
-                    rt.deadline(1000 + i, 60_000).unwrap();
-                }
-                total += t.elapsed();
+        timed(b, |mut rt| {
+            for i in 0..PENDING {
+                rt.deadline(1000 + i, 60_000).unwrap();
             }
-            total
+            Some(rt)
         })
     });
     g.bench_function("shutdown_all", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (mut rt, _) = loaded();
-                let t = Instant::now();
-                rt.shutdown_all();
-                total += t.elapsed();
-            }
-            total
+        timed(b, |mut rt| {
+            rt.shutdown_all();
+            Some(rt)
         })
     });
     g.bench_function("drop_runtime", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (rt, _) = loaded();
-                let t = Instant::now();
-                drop(rt);
-                total += t.elapsed();
-            }
-            total
+        timed(b, |rt| {
+            drop(rt);
+            None
         })
     });
     g.finish();
