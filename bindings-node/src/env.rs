@@ -14,13 +14,18 @@ use std::ptr;
 use std::rc::Rc;
 
 use napi::sys;
-use polyio_core::{Completion, Handle, IdMap, Options, Runtime, Status};
+use polyio_core::{Completion, Handle, IdMap, Options, Runtime, RuntimeWaker, Status};
 
 use crate::js::{self, RawEnv, Value};
 use crate::uv;
 
 /// Completions settled per turn before the loop runs another.
 const BATCH: usize = 1024;
+/// Completions settled from JS calls (the inline fast path) between two loop wakeups before
+/// the rest wait for the next loop iteration. Without a cap, ops that complete at submission
+/// (a file read io_uring serves from the page cache) chain through promise continuations
+/// without ever returning to the loop, and timers and I/O starve until the chain ends.
+const INLINE_STREAK: usize = 256;
 
 /// What a kind's module tells its [`Settle`] about one op it submitted: its own tag (read,
 /// write, ...) and one number (a write's length, say).
@@ -95,6 +100,10 @@ pub(crate) struct EnvState {
     /// Connections whose JS object was collected while open; closed at the next turn.
     pub deferred_closes: RefCell<Vec<Handle>>,
     out: RefCell<Vec<Completion>>,
+    /// Completions `after_call` settled since the last loop wakeup (see `INLINE_STREAK`).
+    inline_settled: Cell<usize>,
+    /// Makes the backend fd readable: how work already queued asks for the next turn.
+    waker: RuntimeWaker,
     poll: *mut uv::Handle,
     timer: *mut uv::Handle,
     timer_armed: Cell<bool>,
@@ -198,12 +207,14 @@ pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
     })?;
     let st = Rc::new(EnvState {
         env,
+        waker: rt.waker(),
         rt: RefCell::new(rt),
         pending: RefCell::new(PendingMap::default()),
         next_id: Cell::new(1),
         resources: Cell::new(0),
         deferred_closes: RefCell::new(Vec::new()),
         out: RefCell::new(Vec::with_capacity(BATCH)),
+        inline_settled: Cell::new(0),
         poll,
         timer,
         timer_armed: Cell::new(false),
@@ -309,6 +320,7 @@ pub(crate) fn close_when_collected(closed: &Cell<bool>, handle: Handle) {
 /// One wakeup: turn the runtime and settle what completed, in one callback scope.
 fn drive() {
     let Some(st) = state() else { return };
+    st.inline_settled.set(0);
     let env = st.env;
     let mut hscope = ptr::null_mut();
     let mut cscope = ptr::null_mut();
@@ -415,10 +427,17 @@ impl EnvState {
 
     /// After any call that touched the runtime: settle completions it posted (the inline
     /// fast path, cancellations), then re-arm the timer and the loop refs.
+    /// Past `INLINE_STREAK` settles since the loop last woke us, they wait for the next loop
+    /// iteration instead (`rearm` sees them queued and starts the timer at 0 ms), so timers
+    /// and other I/O get their turn, as with `fs/promises`.
     pub fn after_call(&self) {
         loop {
+            if self.inline_settled.get() >= INLINE_STREAK {
+                break;
+            }
             let mut out = std::mem::take(&mut *self.out.borrow_mut());
             let n = self.rt.borrow_mut().drain(&mut out, BATCH);
+            self.inline_settled.set(self.inline_settled.get() + n);
             for c in out.drain(..) {
                 self.settle(c);
             }
@@ -430,11 +449,13 @@ impl EnvState {
         self.rearm();
     }
 
-    /// Runs a turn on the next loop iteration (for work found outside a JS call).
+    /// Runs a turn in the loop's next poll phase (for work found outside a JS call, or
+    /// queued and not yet progressed): the backend fd becomes readable. Not a 0 ms timer: a
+    /// timer restarted from its own callback is due again in the same timers phase, so work
+    /// that keeps queuing more (a chain of reads io_uring completes at once) would never let
+    /// the loop reach its poll and check phases, or JS timers fire.
     pub fn wake_soon(&self) {
-        // SAFETY: the timer lives until `cleanup`, which also clears STATE.
-        unsafe { uv::uv_timer_start(self.timer, on_timer, 0, 0) };
-        self.timer_armed.set(true);
+        self.waker.wake();
     }
 
     /// Starts or stops the timer for the runtime's next timeout, and refs the loop handles
@@ -450,6 +471,13 @@ impl EnvState {
                     self.timer_armed.set(false);
                 }
                 None => {}
+                Some(d) if d.is_zero() => {
+                    if self.timer_armed.get() {
+                        uv::uv_timer_stop(self.timer);
+                        self.timer_armed.set(false);
+                    }
+                    self.waker.wake();
+                }
                 Some(d) => {
                     let ms = d.as_nanos().div_ceil(1_000_000).min(u64::MAX as u128) as u64;
                     uv::uv_timer_start(self.timer, on_timer, ms, 0);

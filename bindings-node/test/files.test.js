@@ -155,6 +155,27 @@ test('an AbortSignal cancels a blocked read (and readFile takes one)', async () 
   await assert.rejects(polyio.readFile(path.join(dir, 'log'), { signal: aborted }), { code: 'ABORT_ERR' });
 });
 
+test('timers keep firing during a long chain of reads that complete at once', async () => {
+  // io_uring serves a cached read during its submit call; settled inline one after another,
+  // such reads would chain through promise continuations and never let the loop run a timer.
+  const p = path.join(dir, 'chain');
+  await fsp.writeFile(p, pattern(1 << 16, 3));
+  const fh = await polyio.open(p, 'r');
+  const buf = Buffer.alloc(4096);
+  let ticks = 0;
+  const iv = setInterval(() => { ticks++; }, 1);
+  try {
+    for (let i = 0; i < 20000; i++) {
+      const { bytesRead } = await fh.read(buf, 0, 4096, (i % 16) * 4096);
+      assert.equal(bytesRead, 4096);
+    }
+  } finally {
+    clearInterval(iv);
+    await fh.close();
+  }
+  assert.ok(ticks > 0, 'no timer ran during 20,000 reads');
+});
+
 test('the whole suite on the blocking pool', { skip: want === 'threads' }, () => {
   const r = spawnSync(process.execPath, ['--test', __filename], {
     env: { ...process.env, POLYIO_FS_BACKEND: 'threads', NODE_TEST_CONTEXT: undefined },
