@@ -393,6 +393,67 @@ class StreamWriter:
         await self._c.drain()
 
 
+def _stream_pair(drv: Driver, h: int, limit: int) -> tuple[StreamReader, StreamWriter]:
+    """Connection `h` as a (StreamReader, StreamWriter) pair, for every stream kind."""
+    c = drv.stream(h, limit)
+    reader = StreamReader(c)
+    return reader, StreamWriter(c, reader)
+
+
+def _attach_protocol(drv: Driver, h: int, protocol: asyncio.BaseProtocol) -> Conn:
+    """Connection `h` as a transport of `protocol`: ``connection_made`` first (a raise aborts
+    the transport and propagates), then reading starts, as asyncio orders them."""
+    t = drv.transport(h, protocol)
+    try:
+        protocol.connection_made(t)  # type: ignore[arg-type]
+    except BaseException:
+        t.abort()
+        raise
+    t.start()
+    return t
+
+
+def _stream_acceptor(
+    drv: Driver,
+    client_connected_cb: Callable[[StreamReader, StreamWriter], Optional[Awaitable[None]]],
+    limit: int,
+) -> Callable[[int], None]:
+    """What a streams server does with each accepted connection: calls
+    `client_connected_cb(reader, writer)`, and a coroutine result becomes a task."""
+    loop = drv.loop
+
+    def on_connection(h: int) -> None:
+        res = client_connected_cb(*_stream_pair(drv, h, limit))
+        if asyncio.iscoroutine(res):
+            loop.create_task(res)
+
+    return on_connection
+
+
+def _protocol_acceptor(
+    drv: Driver, protocol_factory: Callable[[], asyncio.BaseProtocol]
+) -> Callable[[int], None]:
+    """What a protocol server does with each accepted connection: a new protocol from
+    `protocol_factory()` on its transport."""
+
+    def on_connection(h: int) -> None:
+        _attach_protocol(drv, h, protocol_factory())
+
+    return on_connection
+
+
+async def _serve(
+    drv: Driver, handles: Sequence[int], on_connection: Callable[[int], None], start_serving: bool
+) -> Server:
+    """A Server over `handles`, accepting at once when `start_serving` (as asyncio, which
+    yields once so that the listening starts before the caller goes on)."""
+    server = Server(drv, handles, on_connection)
+    if start_serving:
+        server._start()
+        await asyncio.sleep(0)
+    return server
+
+
 async def open_connection(
     host: Optional[str] = None,
     port: Optional[int] = None,
@@ -425,9 +486,7 @@ async def open_connection(
     )  # fmt: skip
     drv = _driver()
     h = await _connect(drv, *_check_host_port(host, port), fam, delay, inter)
-    c = drv.stream(h, limit)
-    reader = StreamReader(c)
-    return reader, StreamWriter(c, reader)
+    return _stream_pair(drv, h, limit)
 
 
 async def create_connection(
@@ -456,14 +515,7 @@ async def create_connection(
     drv = _driver()
     h = await _connect(drv, *_check_host_port(host, port), fam, delay, inter)
     protocol = protocol_factory()
-    t = drv.transport(h, protocol)
-    try:
-        protocol.connection_made(t)  # type: ignore[arg-type]
-    except BaseException:
-        t.abort()
-        raise
-    t.start()
-    return t, protocol
+    return _attach_protocol(drv, h, protocol), protocol
 
 
 class Server:
@@ -692,23 +744,11 @@ async def start_server(
         family, flags, sock, ssl, reuse_address, ssl_handshake_timeout, ssl_shutdown_timeout
     )
     drv = _driver()
-    loop = drv.loop
     if limit <= 0:
         raise ValueError("Limit cannot be <= 0")
-
-    def on_connection(h: int) -> None:
-        c = drv.stream(h, limit)
-        reader = StreamReader(c)
-        res = client_connected_cb(reader, StreamWriter(c, reader))
-        if asyncio.iscoroutine(res):
-            loop.create_task(res)
-
+    on_connection = _stream_acceptor(drv, client_connected_cb, limit)
     handles = await _listen(drv, host, port, fam, backlog, reuse_port)
-    server = Server(drv, handles, on_connection)
-    if start_serving:
-        server._start()
-        await asyncio.sleep(0)
-    return server
+    return await _serve(drv, handles, on_connection, start_serving)
 
 
 async def create_server(
@@ -733,23 +773,9 @@ async def create_server(
         family, flags, sock, ssl, reuse_address, ssl_handshake_timeout, ssl_shutdown_timeout
     )
     drv = _driver()
-
-    def on_connection(h: int) -> None:
-        protocol = protocol_factory()
-        t = drv.transport(h, protocol)
-        try:
-            protocol.connection_made(t)  # type: ignore[arg-type]
-        except BaseException:
-            t.abort()
-            raise
-        t.start()
-
+    on_connection = _protocol_acceptor(drv, protocol_factory)
     handles = await _listen(drv, host, port, fam, backlog, reuse_port)
-    server = Server(drv, handles, on_connection)
-    if start_serving:
-        server._start()
-        await asyncio.sleep(0)
-    return server
+    return await _serve(drv, handles, on_connection, start_serving)
 
 
 async def sleep(delay: float, result: _T = None) -> _T:  # type: ignore[assignment]

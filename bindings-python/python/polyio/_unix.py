@@ -15,7 +15,18 @@ import stat
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional, TypeVar, Union
 
-from polyio._api import Server, StreamReader, StreamWriter, _driver, _unsupported
+from polyio._api import (
+    Server,
+    StreamReader,
+    StreamWriter,
+    _attach_protocol,
+    _driver,
+    _protocol_acceptor,
+    _serve,
+    _stream_acceptor,
+    _stream_pair,
+    _unsupported,
+)
 from polyio._polyio import DEFAULT_LIMIT, Conn, Driver
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
@@ -107,9 +118,7 @@ async def open_unix_connection(
     they raise ``NotImplementedError``."""
     _check_connect_args(ssl, sock, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
     drv, h = await _connect(path, sock)
-    c = drv.stream(h, limit)
-    reader = StreamReader(c)
-    return reader, StreamWriter(c, reader)
+    return _stream_pair(drv, h, limit)
 
 
 async def create_unix_connection(
@@ -128,14 +137,7 @@ async def create_unix_connection(
     _check_connect_args(ssl, sock, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
     drv, h = await _connect(path, sock)
     protocol = protocol_factory()
-    t = drv.transport(h, protocol)
-    try:
-        protocol.connection_made(t)  # type: ignore[arg-type]
-    except BaseException:
-        t.abort()
-        raise
-    t.start()
-    return t, protocol
+    return _attach_protocol(drv, h, protocol), protocol
 
 
 def _listen(
@@ -208,23 +210,11 @@ async def start_unix_server(
     if limit <= 0:
         raise ValueError("Limit cannot be <= 0")
     drv = _driver()
-    loop = drv.loop
-
-    def on_connection(h: int) -> None:
-        c = drv.stream(h, limit)
-        reader = StreamReader(c)
-        res = client_connected_cb(reader, StreamWriter(c, reader))
-        if asyncio.iscoroutine(res):
-            loop.create_task(res)
-
+    on_connection = _stream_acceptor(drv, client_connected_cb, limit)
     listener = _listen(
         drv, path, sock, ssl, ssl_handshake_timeout, ssl_shutdown_timeout, backlog, cleanup_socket
     )
-    server = Server(drv, [listener], on_connection)
-    if start_serving:
-        server._start()
-        await asyncio.sleep(0)
-    return server
+    return await _serve(drv, [listener], on_connection, start_serving)
 
 
 async def create_unix_server(
@@ -242,22 +232,8 @@ async def create_unix_server(
     """Listens on the Unix socket `path`; each connection gets `protocol_factory()` and a
     transport, as ``loop.create_unix_server``. Arguments as for :func:`start_unix_server`."""
     drv = _driver()
-
-    def on_connection(h: int) -> None:
-        protocol = protocol_factory()
-        t = drv.transport(h, protocol)
-        try:
-            protocol.connection_made(t)  # type: ignore[arg-type]
-        except BaseException:
-            t.abort()
-            raise
-        t.start()
-
+    on_connection = _protocol_acceptor(drv, protocol_factory)
     listener = _listen(
         drv, path, sock, ssl, ssl_handshake_timeout, ssl_shutdown_timeout, backlog, cleanup_socket
     )
-    server = Server(drv, [listener], on_connection)
-    if start_serving:
-        server._start()
-        await asyncio.sleep(0)
-    return server
+    return await _serve(drv, [listener], on_connection, start_serving)
