@@ -136,11 +136,7 @@ impl Runtime {
     /// kernel took every byte (a write that completed inline), 0 for a stale handle.
     pub fn pending_writes(&self, h: Handle) -> usize {
         match self.resources.get(h) {
-            Some(Resource::Conn(c)) => c
-                .writes
-                .iter()
-                .filter(|id| self.q.op(**id).is_some())
-                .count(),
+            Some(Resource::Conn(c)) => self.q.live_count(&c.writes),
             Some(Resource::Listener(_) | Resource::Udp(_) | Resource::File(_)) | None => 0,
         }
     }

@@ -213,11 +213,7 @@ impl Runtime {
     /// Sends queued on UDP socket `h` that have not completed (0 for a stale handle).
     pub fn udp_pending_sends(&self, h: Handle) -> usize {
         match self.resources.get(h) {
-            Some(Resource::Udp(u)) => u
-                .sends
-                .iter()
-                .filter(|id| self.q.op(**id).is_some())
-                .count(),
+            Some(Resource::Udp(u)) => self.q.live_count(&u.sends),
             Some(Resource::Conn(_) | Resource::Listener(_) | Resource::File(_)) | None => 0,
         }
     }

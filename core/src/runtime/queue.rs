@@ -92,6 +92,12 @@ impl Queue {
         self.ops.get_mut(id)
     }
 
+    /// How many of the op ids in `ids` (a resource's queue, which may still hold ids of
+    /// cancelled ops) are in flight.
+    pub(crate) fn live_count(&self, ids: &VecDeque<Handle>) -> usize {
+        ids.iter().filter(|id| self.ops.get(**id).is_some()).count()
+    }
+
     /// Every op in flight.
     pub(crate) fn op_ids(&self) -> Vec<Handle> {
         self.ops.handles()
