@@ -630,6 +630,22 @@ class Server:
         await self.wait_closed()
 
 
+def _check_server_ssl(ssl: Any, ssl_handshake_timeout: Any, ssl_shutdown_timeout: Any) -> None:
+    """asyncio's server-side checks of the TLS arguments, in its order: ``ssl`` must be a
+    context or None (polyio supports none: NotImplementedError), and the TLS timeouts need
+    ``ssl``."""
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    if ssl is not None:
+        raise _unsupported("ssl", ssl)
+    for name, value in (
+        ("ssl_handshake_timeout", ssl_handshake_timeout),
+        ("ssl_shutdown_timeout", ssl_shutdown_timeout),
+    ):
+        if value is not None:
+            raise ValueError(f"{name} is only meaningful with ssl")
+
+
 def _check_server_args(
     family: int,
     flags: int,
@@ -641,16 +657,7 @@ def _check_server_args(
 ) -> int:
     """asyncio's create_server arguments polyio honours, or NotImplementedError (or
     asyncio's own errors) for the ones it does not; returns the family."""
-    if isinstance(ssl, bool):
-        raise TypeError("ssl argument must be an SSLContext or None")
-    if ssl is not None:
-        raise _unsupported("ssl", ssl)
-    for name, value in (
-        ("ssl_handshake_timeout", ssl_handshake_timeout),
-        ("ssl_shutdown_timeout", ssl_shutdown_timeout),
-    ):
-        if value is not None:
-            raise ValueError(f"{name} is only meaningful with ssl")
+    _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     if sock is not None:
         raise _unsupported("sock", sock)
     if flags != socket.AI_PASSIVE:

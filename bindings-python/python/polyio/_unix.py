@@ -20,6 +20,7 @@ from polyio._api import (
     StreamReader,
     StreamWriter,
     _attach_protocol,
+    _check_server_ssl,
     _driver,
     _protocol_acceptor,
     _serve,
@@ -152,16 +153,7 @@ def _listen(
 ) -> int:
     """Binds and listens as asyncio's create_unix_server: its argument checks, in its order,
     and a stale socket file at a filesystem path removed first."""
-    if isinstance(ssl, bool):
-        raise TypeError("ssl argument must be an SSLContext or None")
-    if ssl is not None:
-        raise _unsupported("ssl", ssl)
-    for name, value in (
-        ("ssl_handshake_timeout", ssl_handshake_timeout),
-        ("ssl_shutdown_timeout", ssl_shutdown_timeout),
-    ):
-        if value is not None:
-            raise ValueError(f"{name} is only meaningful with ssl")
+    _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     if path is None:
         if sock is None:
             raise ValueError("path was not specified, and no sock specified")
