@@ -34,12 +34,7 @@ unsafe fn ip_arg(ip: *const c_char) -> Option<IpAddr> {
         return None;
     }
     // SAFETY: non-NULL and NUL-terminated (caller's promise).
-    let text = unsafe { CStr::from_ptr(ip) }.to_str().ok()?;
-    let bare = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    bare.parse().ok()
+    polyio_core::ip_literal(unsafe { CStr::from_ptr(ip) }.to_str().ok()?)
 }
 
 /// Opens a UDP socket bound to `ip:port`: `ip` is an IPv4 or IPv6 literal (`"0.0.0.0"`,

@@ -4,7 +4,6 @@
 //! asked for); the listener is a `Server`, which accepts as every stream kind's does; a
 //! listen on a name looks it up first, as `net` does.
 
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -210,11 +209,7 @@ fn server_of(st: &EnvState, listened: Result<Handle, Status>) -> Result<Value, V
 /// Whether `listen()` can bind `host` without a lookup: an IP literal (IPv6 with or without
 /// brackets) or `localhost`.
 fn is_literal_or_localhost(host: &str) -> bool {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse::<IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost")
+    polyio_core::ip_literal(host).is_some() || host.eq_ignore_ascii_case("localhost")
 }
 
 /// A pending `listen()` on a name: its lookup, then a listener on the first address (as

@@ -46,7 +46,9 @@ pub use handle::Handle;
 pub use idmap::{IdHasher, IdMap};
 pub use op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, FLAG_TRUNC, OpCode};
 pub use policy::{Backpressure, BadWaterMarks, HIGH_WATER, LOW_WATER, READ_SIZE, WaterMarks};
-pub use resolve::{AddrInfo, LookupHints, MAX_HOST_LEN, Query, Resolve, SystemResolver};
+pub use resolve::{
+    AddrInfo, LookupHints, MAX_HOST_LEN, Query, Resolve, SystemResolver, ip_literal,
+};
 pub use runtime::{Options, Runtime, Stats};
 pub use status::{ALL_STATUSES, Status};
 pub use tcp::{ConnectOptions, ListenOptions, MAX_KEEPALIVE_IDLE_SECS};

@@ -132,7 +132,7 @@ pub(crate) fn check_host(host: &str) -> Result<(), Status> {
 }
 
 /// The IP address `host` spells, with or without IPv6 brackets (`"::1"`, `"[::1]"`).
-pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
+pub fn ip_literal(host: &str) -> Option<IpAddr> {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
