@@ -13,9 +13,10 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::conn::bytes_of;
 use crate::driver::{Driver, Kind, op_of, ud};
 use crate::errors::{raise, status_err};
 use crate::sock::{TransportSocket, addr_tuple};
@@ -273,23 +274,6 @@ fn sockaddr_of(addr: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
         .ok_or_else(|| raise(addr.py(), Status::NameNotResolved))
 }
 
-fn data_of(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(b) = data.cast::<PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
-    }
-    if let Ok(b) = data.cast::<PyByteArray>() {
-        return Ok(b.to_vec());
-    }
-    if data.is_instance_of::<PyMemoryView>() {
-        let b = data.py().get_type::<PyBytes>().call1((data,))?;
-        return Ok(b.cast::<PyBytes>()?.as_bytes().to_vec());
-    }
-    Err(PyTypeError::new_err(format!(
-        "data argument must be a bytes-like object, not {:?}",
-        data.get_type().name()?.to_string()
-    )))
-}
-
 #[pymethods]
 impl Datagram {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -340,7 +324,7 @@ impl Datagram {
         addr: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let py = slf.py();
-        let bytes = data_of(data)?;
+        let bytes = bytes_of(data)?;
         if bytes.is_empty() && py.version_info() < (3, 12) {
             return Ok(()); // asyncio before 3.12 drops empty datagrams
         }
