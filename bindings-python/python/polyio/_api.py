@@ -322,8 +322,8 @@ class StreamReader:
 
     Reading runs ahead of the caller (one core read in flight until ``2 * limit`` bytes are
     buffered, as asyncio's). Cancelling a waiting read (``task.cancel()``,
-    ``asyncio.timeout``, ``asyncio.wait_for``) cancels the core read and loses no bytes:
-    whatever arrived stays buffered, and the next read call resumes reading."""
+    ``asyncio.timeout``, ``asyncio.wait_for``) loses no bytes: whatever arrived stays
+    buffered, and reading ahead goes on, so EOF and resets are noticed when they come."""
 
     __slots__ = ("_c",)
 
@@ -339,6 +339,9 @@ class StreamReader:
             info.append("eof")
         if self._c.stream_limit() != DEFAULT_LIMIT:
             info.append(f"limit={self._c.stream_limit()}")
+        waiter = self._c.waiter()
+        if waiter is not None:
+            info.append(f"waiter={waiter!r}")
         exc = self._c.exception()
         if exc is not None:
             info.append(f"exception={exc!r}")
