@@ -10,8 +10,9 @@ import gc
 import os
 import socket
 import struct
+import threading
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -158,7 +159,7 @@ def _drop_pairs(api: SimpleNamespace, n: int) -> Callable[[], Awaitable[int]]:
             r, w = await api.open_connection(HOST, port_of(server))
             w.write(b"x")
             del r, w
-            gc.collect()
+        gc.collect()
         assert await until(lambda: ended == n)
         await finish(server)
         return ended
@@ -222,6 +223,59 @@ def test_transports_left_open_are_closed_with_the_loop(loop: str, which: str) ->
     unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert len(unclosed) >= n
     assert open_fds() == before
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+@pytest.mark.parametrize("which", ["asyncio", "polyio"])
+def test_async_generator_cleanup_at_shutdown_still_has_its_streams(loop: str, which: str) -> None:
+    """``asyncio.run`` closes the async generators left open before it closes the loop;
+    their cleanup may still write, drain and close polyio streams (polyio closes its runtime
+    only after them)."""
+    api = POLYIO if which == "polyio" else ASYNCIO
+    n = 6
+    received: list[bytes] = []
+    listener = socket.create_server((HOST, 0))
+
+    def serve() -> None:
+        conns = [listener.accept()[0] for _ in range(n)]
+        for c in conns:
+            with c:
+                data = b""
+                while chunk := c.recv(65536):
+                    data += chunk
+                received.append(data)
+
+    async def session(i: int) -> AsyncIterator[None]:
+        r, w = await api.open_connection(HOST, listener.getsockname()[1])
+        try:
+            w.write(b"hello%d," % i)
+            yield
+        finally:
+            w.write(b"bye")
+            await w.drain()
+            w.close()
+            await w.wait_closed()
+
+    gens: list[AsyncIterator[None]] = []
+    errors: list[Any] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: errors.append(ctx))
+        for i in range(n):
+            g = session(i)
+            await g.__anext__()
+            gens.append(g)  # left open: asyncio.run closes them
+
+    th = threading.Thread(target=serve)
+    th.start()
+    try:
+        with asyncio.Runner(loop_factory=LOOPS[loop]) as r:
+            r.run(main())
+    finally:
+        th.join(10)
+        listener.close()
+    assert errors == []
+    assert sorted(received) == [b"hello%d,bye" % i for i in range(n)]
 
 
 # ---- limit <= 0 -----------------------------------------------------------------------------

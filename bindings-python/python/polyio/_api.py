@@ -60,7 +60,10 @@ async def _closer(d: Driver) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
-        d.close()
+        try:
+            await _other_generators_closed()
+        finally:
+            d.close()
         # Polyio used again on this loop (after its shutdown began) gets a new driver.
         key = id(d.loop)
         drivers: dict[int, Driver] = getattr(_tls, "drivers", None) or {}
@@ -69,6 +72,21 @@ async def _closer(d: Driver) -> AsyncGenerator[None, None]:
         if getattr(_tls, "last", None) is d:
             _tls.last = None
         _closers().pop(key, None)
+
+
+async def _other_generators_closed() -> None:
+    """Waits until the other async generators ``shutdown_asyncgens`` is closing with this
+    one (each in a task of its own) are closed: their cleanup may still use polyio."""
+    me = asyncio.current_task()
+    while True:
+        others = [
+            t
+            for t in asyncio.all_tasks()
+            if t is not me and type(t.get_coro()).__name__ == "async_generator_athrow"
+        ]
+        if not others:
+            return
+        await asyncio.wait(others)
 
 
 def _close_at_shutdown(d: Driver) -> None:
