@@ -7,7 +7,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
 
-use crate::conn::{Conn, bytes_of, fatal, with_driver};
+use crate::conn::{Conn, bytes_of, fatal, force_close, with_driver};
 use crate::drain::Drain;
 use crate::driver::Driver;
 use crate::readbuf::Req;
@@ -197,6 +197,17 @@ impl Conn {
     /// The driver the connection was made on (kept after the close; `StreamWriter._loop`).
     fn driver(&self, py: Python<'_>) -> Option<Py<Driver>> {
         self.home.as_ref().map(|d| d.clone_ref(py))
+    }
+
+    /// Ends the stream as a lost connection does (`StreamWriter._protocol.connection_lost`):
+    /// with `exc`, reads raise it; without, they see EOF. The socket is closed.
+    #[pyo3(signature = (exc=None))]
+    fn lose(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let err = match exc {
+            Some(e) if !e.is_none() => Some(PyErr::from_value(e)),
+            _ => None,
+        };
+        force_close(slf, err)
     }
 
     /// Keeps a server connection's StreamWriter alive until the connection is lost (as

@@ -500,3 +500,33 @@ def test_reader_and_writer_internals_libraries_read(compare: Any) -> None:
         "bytearray", b"hello\nworld", True, False, 1000, None, None, True, True, True,
         b"world", True, True,
     ]  # fmt: skip
+
+
+
+def test_writer_protocol_connection_lost_fails_the_reader(
+    run: Callable[[Awaitable[Any]], Any],
+) -> None:
+    """``writer._protocol.connection_lost(exc)`` makes the reader raise `exc`, with nothing
+    reported to the loop: what CPython's test_streams (``test_open_connection_error``)
+    checks of asyncio's streams. (Not run on asyncio's here: its transport stays open
+    under a protocol told it was lost, which that test papers over.)"""
+
+    async def main() -> None:
+        seen: list[Any] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: seen.append(ctx))
+
+        async def handler(r: Any, w: Any) -> None:
+            await r.read()
+            w.close()
+
+        server = await polyio.start_server(handler, HOST, 0)
+        r, w = await polyio.open_connection(HOST, port_of(server))
+        w._protocol.connection_lost(ZeroDivisionError())
+        with pytest.raises(ZeroDivisionError):
+            await asyncio.wait_for(r.read(), 5)
+        w.close()
+        await asyncio.sleep(0.01)
+        assert seen == []
+        await finish(server)
+
+    run(main())

@@ -500,6 +500,11 @@ class StreamWriter:
         drv = self._c.driver()
         return None if drv is None else drv.loop
 
+    @property
+    def _protocol(self) -> _StreamProtocol:
+        return _StreamProtocol(self._c)
+
+
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
         self._c.write(data)
 
@@ -531,6 +536,21 @@ class StreamWriter:
         below the high-water mark); raises once the connection is lost. Instances use the
         native ``Conn.drain`` directly: a coroutine to asyncio, without a Python frame."""
         await self._c.drain()
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """``StreamWriter._protocol``: asyncio's streams have a StreamReaderProtocol between the
+    transport and the reader; polyio's have none, and this stands in for the part code
+    outside asyncio calls: ``connection_lost(exc)`` ends the stream as a lost connection
+    does (asyncio's own tests use it to fail a reader)."""
+
+    __slots__ = ("_c",)
+
+    def __init__(self, conn: Conn) -> None:
+        self._c = conn
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._c.lose(exc)
 
 
 def _check_limit(limit: int) -> None:

@@ -202,6 +202,9 @@ class Conn:
         """The stream's limit (``StreamReader._limit``)."""
     def driver(self) -> Optional[Driver]:
         """The driver the connection was made on."""
+    def lose(self, exc: Optional[BaseException] = None) -> None:
+        """Ends the stream as a lost connection does: with ``exc``, reads raise it; without,
+        they see EOF. The socket is closed."""
     def keep_writer(self, writer: Any) -> None:
         """Keeps a server connection's StreamWriter alive until the connection is lost."""
     def drain(self) -> Drain:
