@@ -472,9 +472,9 @@ class StreamWriter:
             info.append(f"reader={self._reader!r}")
         return "<{}>".format(" ".join(info))
 
-    def __del__(self) -> None:
+    def __del__(self, warnings: Any = warnings) -> None:
         # As asyncio's StreamWriter: an open connection whose writer is collected is closed,
-        # with a ResourceWarning.
+        # with a ResourceWarning (`warnings` bound early, for collection at exit).
         c = getattr(self, "_c", None)
         if c is None or c.is_closing():
             return
