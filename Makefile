@@ -22,7 +22,11 @@ BUILD := $(CURDIR)/build
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VPY := $(VENV)/bin/python
-PY_TOOLS := maturin==1.* pytest pytest-timeout uvloop==0.21.* mypy
+# redis: redis-py's asyncio client, run on polyio's streams in the tests (against Debian's
+# redis-server, which deps-test installs).
+PY_TOOLS := maturin==1.* pytest pytest-timeout uvloop==0.21.* mypy redis==8.1.0
+# The venv is (re)provisioned when this list changes.
+PY_TOOLS_ID := $(shell printf '%s' '$(PY_TOOLS)' | cksum | cut -d' ' -f1)
 MATURIN_TARGET := $(CURDIR)/target/maturin
 
 CFLAGS_STRICT := -std=c11 -Wall -Wextra -Werror -g -Iinclude
@@ -39,15 +43,18 @@ $(CBINDGEN):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS) --quiet
 
 .PHONY: deps-test deps-bench
-deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config)
-	@missing=""; for p in valgrind pkg-config; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config, redis-server)
+	@missing=""; for p in valgrind pkg-config redis-server; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev)
 	@if ! [ -e /usr/include/uv.h ]; then echo "installing libuv1-dev"; apt-get update -qq && apt-get install -y -qq libuv1-dev >/dev/null; fi
 
-$(VENV)/.tools-stamp:
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.tools-stamp: $(VENV)/.tools-$(PY_TOOLS_ID)
+	@touch $@
+
+$(VENV)/.tools-$(PY_TOOLS_ID):
+	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q $(PY_TOOLS)
 	@touch $@
@@ -148,7 +155,7 @@ test-c: lib examples ## C tests: plain, AddressSanitizer+UBSan, valgrind; the he
 	bash tests/c/run.sh asan
 	bash tests/c/run.sh valgrind
 
-test-python: python-dev ## Python: mypy --strict, stubs vs module (mypy.stubtest), then pytest on asyncio and uvloop
+test-python: deps-test python-dev ## Python: mypy --strict, stubs vs module (mypy.stubtest), then pytest on asyncio and uvloop
 	cd bindings-python && $(VPY) -m mypy --strict python/polyio
 	cd bindings-python && $(VPY) -m mypy.stubtest polyio
 	cd bindings-python && $(VPY) -m pytest -q tests

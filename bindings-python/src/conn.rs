@@ -57,8 +57,6 @@ pub struct Conn {
     pub(crate) reading: bool,
     /// Its cancel is on the way.
     pub(crate) stopping: bool,
-    /// A waiting read was cancelled: no core read until the next read call.
-    pub(crate) idle: bool,
     pub(crate) limit_paused: bool,
     pub(crate) user_paused: bool,
     pub(crate) stash_eof: bool,
@@ -84,8 +82,17 @@ pub struct Conn {
     pub(crate) lost: bool,
     pub(crate) lost_exc: Option<PyErr>,
     pub(crate) closed_waiters: Vec<Py<PyAny>>,
+    /// The addresses at connection time, as asyncio's transports keep them after the close.
     pub(crate) peername: Option<Py<PyAny>>,
     pub(crate) sockname: Option<Py<PyAny>>,
+    /// `get_extra_info('socket')`, made at the first ask and kept after the close.
+    pub(crate) socket: Option<Py<PyAny>>,
+    /// The driver, kept after the close for `get_extra_info('socket')` alone.
+    pub(crate) home: Option<Py<Driver>>,
+    /// A server connection's StreamWriter, kept alive while the connection is open (as
+    /// asyncio's `StreamReaderProtocol._stream_writer`), so that a handler that drops it
+    /// does not close the connection.
+    pub(crate) stream_writer: Option<Py<PyAny>>,
     /// The protocol's bound `data_received`, looked up once when reading starts and again
     /// on `set_protocol` (as uvloop does), not once per read.
     pub(crate) on_data: Option<Py<PyAny>>,
@@ -105,7 +112,8 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
-    pub fn new(drv: Py<Driver>, id: u64, h: Handle, mode: Mode) -> Conn {
+    pub fn new(py: Python<'_>, drv: Py<Driver>, id: u64, h: Handle, mode: Mode) -> Conn {
+        let home = drv.clone_ref(py);
         Conn {
             drv: Some(drv),
             id,
@@ -114,7 +122,6 @@ impl Conn {
             rbuf: ReadBuffer::default(),
             reading: false,
             stopping: false,
-            idle: false,
             limit_paused: false,
             user_paused: false,
             stash_eof: false,
@@ -137,6 +144,9 @@ impl Conn {
             closed_waiters: Vec::new(),
             peername: None,
             sockname: None,
+            socket: None,
+            home: Some(home),
+            stream_writer: None,
             on_data: None,
         }
     }
@@ -169,8 +179,10 @@ impl Conn {
         }
     }
 
-    /// The runtime was dropped under us (the driver closed): forget everything.
-    pub fn detach(&mut self) {
+    /// The runtime was dropped under us (the driver closed): forget everything. Returns the
+    /// kept StreamWriter, for the caller to drop once it no longer borrows the connection.
+    #[must_use]
+    pub fn detach(&mut self) -> Option<Py<PyAny>> {
         self.lost = true;
         self.conn_lost = self.conn_lost.max(1);
         self.closing = true;
@@ -179,6 +191,7 @@ impl Conn {
         self.drain_waiters.clear();
         self.closed_waiters.clear();
         self.on_data = None;
+        self.stream_writer.take()
     }
 
     /// Tries to answer `req` from the buffer, the stream's error or its EOF: `None` means
@@ -324,7 +337,7 @@ pub(crate) fn callback_failed(c: &Bound<'_, Conn>, what: &str, e: PyErr) -> PyRe
 /// waiter, and tell the protocol (via call_soon, as asyncio does).
 pub(crate) fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<()> {
     let py = c.py();
-    let (drv, proto, fut, drains, closers, paused) = {
+    let (drv, proto, fut, drains, closers, paused, _writer) = {
         let mut s = c.borrow_mut();
         if s.lost {
             return Ok(());
@@ -367,6 +380,8 @@ pub(crate) fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<(
             std::mem::take(&mut s.drain_waiters),
             std::mem::take(&mut s.closed_waiters),
             paused,
+            // Dropped (its __del__ may run) once the connection is no longer borrowed.
+            s.stream_writer.take(),
         )
     };
     let exc_value = || -> PyResult<Py<PyAny>> {
@@ -461,12 +476,18 @@ impl Conn {
         }
         visit.call(&self.peername)?;
         visit.call(&self.sockname)?;
+        visit.call(&self.socket)?;
+        visit.call(&self.home)?;
+        visit.call(&self.stream_writer)?;
         visit.call(&self.on_data)?;
         Ok(())
     }
 
     fn __clear__(&mut self) {
         self.drv = None;
+        self.home = None;
+        self.socket = None;
+        self.stream_writer = None;
         self.on_data = None;
         self.waiter = None;
         self.drain_waiters.clear();

@@ -39,6 +39,11 @@ impl ReadBuffer {
         self.data.len() - self.pos
     }
 
+    /// The unread bytes.
+    pub fn unread_bytes(&self) -> &[u8] {
+        &self.data[self.pos..]
+    }
+
     /// Takes the first `n` unread bytes as `bytes`.
     pub fn take(&mut self, py: Python<'_>, n: usize) -> Py<PyAny> {
         let b = PyBytes::new(py, &self.data[self.pos..self.pos + n]);

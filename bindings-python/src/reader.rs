@@ -5,10 +5,11 @@
 use pyo3::exceptions::{PyEOFError, PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyByteArray, PyBytes};
 
-use crate::conn::{Conn, bytes_of, fatal, with_driver};
+use crate::conn::{Conn, bytes_of, fatal, force_close, with_driver};
 use crate::drain::Drain;
+use crate::driver::Driver;
 use crate::readbuf::Req;
 
 /// A read call: answered from the buffer now, or a future that the stream path resolves
@@ -31,11 +32,6 @@ fn stream_op(c: &Bound<'_, Conn>, req: Req) -> PyResult<Py<PyAny>> {
     }
     if !s.is_stream() {
         return Err(PyRuntimeError::new_err("not a stream connection"));
-    }
-    if s.idle {
-        // The read after a cancelled one: resume reading (below, after the fast path).
-        s.idle = false;
-        s.limit_paused = true;
     }
     let drv = s.drv.as_ref().map(|d| d.clone_ref(py));
     if let Some(r) = s.satisfy(py, &req) {
@@ -117,8 +113,8 @@ impl Conn {
     }
 
     /// The task awaiting `fut` (a future from read/readline/readexactly/readuntil) was
-    /// cancelled: cancel the core read and stop reading until the next read call. Bytes the
-    /// future was resolved with before the cancel reached the task go back to the buffer.
+    /// cancelled: the call stops waiting; bytes the future was resolved with before the
+    /// cancel reached the task go back to the buffer.
     fn _cancelled(slf: &Bound<'_, Self>, fut: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let mut s = slf.borrow_mut();
@@ -145,9 +141,20 @@ impl Conn {
         if s.lost || s.closing || s.eof {
             return Ok(());
         }
-        s.idle = true;
-        s.limit_paused = false;
-        s.cancel_read(py)
+        // The stream keeps reading ahead, as asyncio's does after a cancelled read: EOF or a
+        // reset is noticed when it comes (`at_eof()`, `exception()`), not at the next read
+        // call. Past twice the limit, with nobody waiting now, reading stops as usual.
+        let drv = s.drv.as_ref().map(|d| d.clone_ref(py));
+        let r = with_driver(py, &drv, |d| {
+            let r = s.pump_read(d);
+            let _ = d.poke(py);
+            r
+        });
+        if let Some(Err(st)) = r {
+            drop(s);
+            return fatal(slf, i64::from(st.code()));
+        }
+        Ok(())
     }
 
     fn at_eof(&self) -> bool {
@@ -163,6 +170,52 @@ impl Conn {
     /// Bytes buffered for the reader (for tests).
     fn buffered(&self) -> usize {
         self.avail()
+    }
+
+    // ---- what libraries read of asyncio's StreamReader internals ------------------------
+
+    /// A copy of the unread bytes, for `StreamReader._buffer`.
+    fn unread<'py>(&self, py: Python<'py>) -> Bound<'py, PyByteArray> {
+        PyByteArray::new(py, self.rbuf.unread_bytes())
+    }
+
+    /// The future a waiting read call awaits, or None (`StreamReader._waiter`).
+    fn waiter(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.waiter.as_ref().map(|(_, f)| f.clone_ref(py))
+    }
+
+    /// No more bytes will come (`StreamReader._eof`; bytes may still be buffered).
+    fn eof_received(&self) -> bool {
+        self.eof
+    }
+
+    /// The stream's limit (`StreamReader._limit`).
+    fn stream_limit(&self) -> usize {
+        self.limit()
+    }
+
+    /// The driver the connection was made on (kept after the close; `StreamWriter._loop`).
+    fn driver(&self, py: Python<'_>) -> Option<Py<Driver>> {
+        self.home.as_ref().map(|d| d.clone_ref(py))
+    }
+
+    /// Ends the stream as a lost connection does (`StreamWriter._protocol.connection_lost`):
+    /// with `exc`, reads raise it; without, they see EOF. The socket is closed.
+    #[pyo3(signature = (exc=None))]
+    fn lose(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let err = match exc {
+            Some(e) if !e.is_none() => Some(PyErr::from_value(e)),
+            _ => None,
+        };
+        force_close(slf, err)
+    }
+
+    /// Keeps a server connection's StreamWriter alive until the connection is lost (as
+    /// asyncio's `StreamReaderProtocol` keeps its `_stream_writer`).
+    fn keep_writer(&mut self, writer: Py<PyAny>) {
+        if !self.lost {
+            self.stream_writer = Some(writer);
+        }
     }
 
     // ---- stream writer ---------------------------------------------------------------

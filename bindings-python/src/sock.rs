@@ -43,14 +43,24 @@ impl TransportSocket {
             Err(Status::InvalidArgument) => "AF_UNIX",
             Err(_) => return Ok(None),
         };
+        Self::with_family(py, drv, h, name).map(Some)
+    }
+
+    /// The socket of `h`, of family `name` (`"AF_INET"`, `"AF_INET6"` or `"AF_UNIX"`).
+    pub fn with_family(
+        py: Python<'_>,
+        drv: &Bound<'_, Driver>,
+        h: Handle,
+        name: &str,
+    ) -> PyResult<Self> {
         let family = py.import(intern!(py, "socket"))?.getattr(name)?.unbind();
-        Ok(Some(TransportSocket {
+        Ok(TransportSocket {
             drv: drv.clone().unbind(),
             h,
             family,
             unix: name == "AF_UNIX",
             datagram: false,
-        }))
+        })
     }
 
     /// [`new`](Self::new) for a UDP socket's handle.
@@ -123,6 +133,19 @@ pub(crate) fn addr_tuple(py: Python<'_>, a: std::net::SocketAddr) -> PyResult<Py
                 .unbind()
         }
     })
+}
+
+/// The family of a socket address as asyncio gives it: a 2-tuple is IPv4, a 4-tuple IPv6,
+/// anything else (a path) Unix.
+pub(crate) fn family_of(addr: &Bound<'_, PyAny>) -> &'static str {
+    match addr.len() {
+        _ if addr.is_instance_of::<pyo3::types::PyString>() || addr.is_instance_of::<PyBytes>() => {
+            "AF_UNIX"
+        }
+        Ok(2) => "AF_INET",
+        Ok(4) => "AF_INET6",
+        _ => "AF_UNIX",
+    }
 }
 
 /// The peer's (`peer`) or the local address of `h`, or None once it is closed.

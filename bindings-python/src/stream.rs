@@ -20,6 +20,7 @@ use crate::conn::{
 };
 use crate::driver::{self, Driver, Kind, op_of, ud};
 use crate::errors::raise;
+use crate::sock::peer_or_local;
 
 const CANCELED: i64 = Status::Canceled as i64;
 
@@ -54,10 +55,26 @@ fn flush(d: &Bound<'_, Driver>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
     }
 }
 
+/// The driver closed with the connection still open: its socket is gone with the runtime.
+/// Warns `ResourceWarning: unclosed transport ...`, as asyncio's transports do when the
+/// closed loop lets them go.
 fn detach(obj: &Bound<'_, PyAny>) {
-    if let Ok(conn) = obj.cast::<Conn>() {
-        conn.borrow_mut().detach();
+    let Ok(conn) = obj.cast::<Conn>() else { return };
+    let py = obj.py();
+    if !conn.borrow().closing {
+        let msg = conn
+            .repr()
+            .map(|r| format!("unclosed transport {r}"))
+            .unwrap_or_else(|_| "unclosed transport".into());
+        let category = py.get_type::<pyo3::exceptions::PyResourceWarning>();
+        if let Ok(msg) = std::ffi::CString::new(msg) {
+            if let Err(e) = PyErr::warn(py, &category, &msg, 1) {
+                e.write_unraisable(py, Some(obj));
+            }
+        }
     }
+    let writer = conn.borrow_mut().detach();
+    drop(writer); // its __del__ borrows the connection
 }
 
 /// Queues the connection's buffered writes (or write_eof) for the driver's next flush.
@@ -105,7 +122,7 @@ impl Conn {
     }
 
     fn wants_read(&self) -> bool {
-        if self.lost || self.closing || self.eof || self.reading || self.idle {
+        if self.lost || self.closing || self.eof || self.reading {
             return false;
         }
         match self.mode {
@@ -123,7 +140,7 @@ impl Conn {
             return Ok(());
         }
         if !self.wants_read() {
-            if self.is_stream() && !self.eof && !self.idle {
+            if self.is_stream() && !self.eof {
                 self.limit_paused = true;
             }
             return Ok(());
@@ -423,7 +440,14 @@ fn new_conn(slf: &Bound<'_, Driver>, handle: u64, mode: Mode, start: bool) -> Py
         let _ = d.rt()?.set_nodelay(h, true);
         id
     };
-    let conn = Py::new(py, Conn::new(slf.clone().unbind(), id, h, mode))?;
+    let mut c = Conn::new(py, slf.clone().unbind(), id, h, mode);
+    {
+        // Kept from connection time, as asyncio's transports keep them.
+        let d = slf.borrow();
+        c.peername = peer_or_local(py, &d, h, true);
+        c.sockname = peer_or_local(py, &d, h, false);
+    }
+    let conn = Py::new(py, c)?;
     slf.borrow_mut()
         .register(id, conn.clone_ref(py).into_any(), &STREAM);
     if start {

@@ -9,7 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
 
 use crate::conn::{Conn, Mode, bytes_of, callback_failed, close, fatal, force_close, with_driver};
-use crate::sock::{TransportSocket, peer_or_local};
+use crate::sock::{self, TransportSocket, peer_or_local};
 use crate::stream::{data_received_of, deliver_stash, mark_dirty, start_reading};
 
 static TRANSPORT_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -95,6 +95,28 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
         }
     }
     Ok(())
+}
+
+impl Conn {
+    /// `get_extra_info('socket')`: made at the first ask and kept, as asyncio's transport
+    /// keeps its socket object after the close (its `fileno()` is then -1).
+    fn socket(&mut self, py: Python<'_>) -> Option<Py<PyAny>> {
+        if let Some(s) = &self.socket {
+            return Some(s.clone_ref(py));
+        }
+        let home = self.home.as_ref()?.bind(py);
+        let made = match &self.drv {
+            Some(d) => TransportSocket::new(py, d.bind(py), self.h),
+            // Closed before anyone asked: the family from the address kept at connection time.
+            None => {
+                let name = self.sockname.as_ref().map(|a| sock::family_of(a.bind(py)));
+                TransportSocket::with_family(py, home, self.h, name.unwrap_or("AF_INET")).map(Some)
+            }
+        };
+        let s = Py::new(py, made.ok()??).ok()?.into_any();
+        self.socket = Some(s.clone_ref(py));
+        Some(s)
+    }
 }
 
 #[pymethods]
@@ -201,20 +223,13 @@ impl Conn {
         let (peer, cache) = match name {
             "peername" => (true, &self.peername),
             "sockname" => (false, &self.sockname),
-            "socket" => {
-                let Some(d) = self.drv.as_ref() else {
-                    return default;
-                };
-                return match TransportSocket::new(py, d.bind(py), self.h) {
-                    Ok(Some(s)) => Py::new(py, s).map_or(default, |s| s.into_any()),
-                    _ => default,
-                };
-            }
+            "socket" => return self.socket(py).unwrap_or(default),
             _ => return default,
         };
         if let Some(v) = cache {
             return v.clone_ref(py);
         }
+        // Not known at connection time: ask the socket, if it is still open.
         let h = self.h;
         let v = with_driver(py, &self.drv, |d| peer_or_local(py, d, h, peer)).flatten();
         match v {
@@ -228,6 +243,32 @@ impl Conn {
             }
             None => default,
         }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let fd = self
+            .drv
+            .as_ref()
+            .and_then(|d| {
+                let d = d.bind(py).try_borrow().ok()?;
+                d.runtime().map(|rt| rt.raw_fd(self.h))
+            })
+            .and_then(Result::ok)
+            .unwrap_or(-1);
+        let state = if self.lost {
+            "closed"
+        } else if self.closing {
+            "closing"
+        } else {
+            "open"
+        };
+        let peer = self
+            .peername
+            .as_ref()
+            .and_then(|p| p.bind(py).repr().ok())
+            .map(|r| format!(" peername={r}"))
+            .unwrap_or_default();
+        format!("<polyio.Transport fd={fd} {state}{peer}>")
     }
 
     /// `polyio.Transport`, a subclass of `asyncio.Transport`: what `isinstance` consults

@@ -4,7 +4,12 @@ that asyncio also implements run against asyncio's own streams/protocols too."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -122,3 +127,55 @@ def cancellers(delay: float) -> dict[str, Callable[[Any], Awaitable[None]]]:
                 await aw
 
     return {"task.cancel": by_task, "wait_for": by_wait_for, "timeout": by_timeout}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """A real ``redis-server`` (Debian's; ``make deps-test`` installs it) on a free
+    127.0.0.1 port, its files in a temp dir, no persistence; stopped after the session.
+    Gives ``host``, ``port`` and ``url``. Tests share it: each flushes what it uses."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed: `make deps-test` installs it")
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    for _ in range(5):  # the free port may be taken before redis-server binds it
+        port = _free_port()
+        args = [exe, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir)]
+        args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        log = open(workdir / "redis.log", "wb")
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline and not _redis_ping(port):
+            time.sleep(0.02)
+        if proc.poll() is None and _redis_ping(port):
+            break
+        proc.kill()
+        proc.wait()
+        log.close()
+    else:
+        pytest.fail(f"redis-server did not start: {(workdir / 'redis.log').read_text()}")
+    try:
+        yield SimpleNamespace(host="127.0.0.1", port=port, url=f"redis://127.0.0.1:{port}/0")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

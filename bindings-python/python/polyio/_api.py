@@ -12,7 +12,8 @@ import errno
 import ipaddress
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import warnings
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Optional, TypeVar, Union
 
 from polyio._polyio import DEFAULT_LIMIT, STATUS_CANCELED, Conn, Driver, TransportSocket
@@ -37,13 +38,80 @@ def _driver(loop: Optional[asyncio.AbstractEventLoop] = None) -> Driver:
         if old.loop.is_closed():
             old.close()
             del drivers[key]
+            _closers().pop(key, None)
     d = drivers.get(id(loop))
     if d is None or d.loop is not loop:
         d = Driver(loop)
         d.start()
         drivers[id(loop)] = d
+        _close_at_shutdown(d)
     _tls.last = d
     return d
+
+
+def _closers() -> dict[int, AsyncGenerator[None, None]]:
+    closers: Optional[dict[int, AsyncGenerator[None, None]]] = getattr(_tls, "closers", None)
+    if closers is None:
+        closers = _tls.closers = {}
+    return closers
+
+
+async def _closer(d: Driver) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        try:
+            await _other_generators_closed()
+        finally:
+            d.close()
+        # Polyio used again on this loop (after its shutdown began) gets a new driver.
+        key = id(d.loop)
+        drivers: dict[int, Driver] = getattr(_tls, "drivers", None) or {}
+        if drivers.get(key) is d:
+            del drivers[key]
+        if getattr(_tls, "last", None) is d:
+            _tls.last = None
+        _closers().pop(key, None)
+
+
+async def _other_generators_closed() -> None:
+    """Waits until the other async generators ``shutdown_asyncgens`` is closing with this
+    one (each in a task of its own) are closed: their cleanup may still use polyio."""
+    me = asyncio.current_task()
+    while True:
+        others = [
+            t
+            for t in asyncio.all_tasks()
+            if t is not me and type(t.get_coro()).__name__ == "async_generator_athrow"
+        ]
+        if not others:
+            return
+        await asyncio.wait(others)
+
+
+def _close_at_shutdown(d: Driver) -> None:
+    """Closes `d` (its sockets and its own fds) when its loop shuts down: an async
+    generator the running loop tracks, which ``loop.shutdown_asyncgens()`` closes, as
+    ``asyncio.run`` and ``asyncio.Runner`` call it before ``loop.close()`` (on asyncio's
+    loops and uvloop alike). A loop closed without it still has its driver closed at the
+    next use of polyio on this thread, or when the driver is collected."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if running is not d.loop:
+        return
+    agen = _closer(d)
+    _closers()[id(d.loop)] = agen  # the loop tracks it weakly
+    with warnings.catch_warnings():
+        # After shutdown_asyncgens the loop warns about a new generator: it is not tracked
+        # then, and the driver is closed at the next use instead.
+        warnings.simplefilter("ignore", ResourceWarning)
+        step = agen.asend(None)
+    try:
+        step.send(None)
+    except StopIteration:
+        pass  # suspended at its yield, as intended
 
 
 def _unsupported(name: str, value: object) -> NotImplementedError:
@@ -272,8 +340,8 @@ class StreamReader:
 
     Reading runs ahead of the caller (one core read in flight until ``2 * limit`` bytes are
     buffered, as asyncio's). Cancelling a waiting read (``task.cancel()``,
-    ``asyncio.timeout``, ``asyncio.wait_for``) cancels the core read and loses no bytes:
-    whatever arrived stays buffered, and the next read call resumes reading."""
+    ``asyncio.timeout``, ``asyncio.wait_for``) loses no bytes: whatever arrived stays
+    buffered, and reading ahead goes on, so EOF and resets are noticed when they come."""
 
     __slots__ = ("_c",)
 
@@ -281,7 +349,52 @@ class StreamReader:
         self._c = conn
 
     def __repr__(self) -> str:
-        return f"<polyio.StreamReader buffered={self._c.buffered()} eof={self._c.at_eof()}>"
+        info = ["StreamReader"]
+        n = self._c.buffered()
+        if n:
+            info.append(f"{n} bytes")
+        if self._c.eof_received():
+            info.append("eof")
+        if self._c.stream_limit() != DEFAULT_LIMIT:
+            info.append(f"limit={self._c.stream_limit()}")
+        waiter = self._c.waiter()
+        if waiter is not None:
+            info.append(f"waiter={waiter!r}")
+        exc = self._c.exception()
+        if exc is not None:
+            info.append(f"exception={exc!r}")
+        info.append(f"transport={self._c!r}")
+        return "<{}>".format(" ".join(info))
+
+    # What libraries read of asyncio's StreamReader internals (read-only here): redis-py
+    # checks ``_buffer`` (``len``/``bool``) to tell whether a pooled connection has unread
+    # replies (``can_read_destructive``, ``_socket_is_empty``).
+
+    @property
+    def _buffer(self) -> bytearray:
+        """A copy of the unread bytes (asyncio's is the buffer itself; changing this copy
+        changes nothing)."""
+        return self._c.unread()
+
+    @property
+    def _eof(self) -> bool:
+        return self._c.eof_received()
+
+    @property
+    def _exception(self) -> Optional[BaseException]:
+        return self._c.exception()
+
+    @property
+    def _limit(self) -> int:
+        return self._c.stream_limit()
+
+    @property
+    def _waiter(self) -> Optional[asyncio.Future[bytes]]:
+        return self._c.waiter()
+
+    @property
+    def _transport(self) -> Conn:
+        return self._c
 
     async def read(self, n: int = -1) -> bytes:
         r = self._c.read(n)
@@ -354,11 +467,43 @@ class StreamWriter:
         self.drain = conn.drain  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
-        return f"<polyio.StreamWriter closing={self._c.is_closing()}>"
+        info = ["StreamWriter", f"transport={self._c!r}"]
+        if self._reader is not None:
+            info.append(f"reader={self._reader!r}")
+        return "<{}>".format(" ".join(info))
+
+    def __del__(self, warnings: Any = warnings) -> None:
+        # As asyncio's StreamWriter: an open connection whose writer is collected is closed,
+        # with a ResourceWarning (`warnings` bound early, for collection at exit).
+        c = getattr(self, "_c", None)
+        if c is None or c.is_closing():
+            return
+        loop = self._loop
+        if loop is not None and loop.is_closed():
+            warnings.warn("loop is closed", ResourceWarning)
+        else:
+            c.close()
+            warnings.warn(f"unclosed {self!r}", ResourceWarning)
 
     @property
     def transport(self) -> Conn:
         return self._c
+
+    # What libraries read of asyncio's StreamWriter internals.
+
+    @property
+    def _transport(self) -> Conn:
+        return self._c
+
+    @property
+    def _loop(self) -> Optional[asyncio.AbstractEventLoop]:
+        drv = self._c.driver()
+        return None if drv is None else drv.loop
+
+    @property
+    def _protocol(self) -> _StreamProtocol:
+        return _StreamProtocol(self._c)
+
 
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
         self._c.write(data)
@@ -393,6 +538,27 @@ class StreamWriter:
         await self._c.drain()
 
 
+class _StreamProtocol(asyncio.Protocol):
+    """``StreamWriter._protocol``: asyncio's streams have a StreamReaderProtocol between the
+    transport and the reader; polyio's have none, and this stands in for the part code
+    outside asyncio calls: ``connection_lost(exc)`` ends the stream as a lost connection
+    does (asyncio's own tests use it to fail a reader)."""
+
+    __slots__ = ("_c",)
+
+    def __init__(self, conn: Conn) -> None:
+        self._c = conn
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._c.lose(exc)
+
+
+def _check_limit(limit: int) -> None:
+    """asyncio's StreamReader check, made before any socket exists."""
+    if limit <= 0:
+        raise ValueError("Limit cannot be <= 0")
+
+
 def _stream_pair(drv: Driver, h: int, limit: int) -> tuple[StreamReader, StreamWriter]:
     """Connection `h` as a (StreamReader, StreamWriter) pair, for every stream kind."""
     c = drv.stream(h, limit)
@@ -419,15 +585,46 @@ def _stream_acceptor(
     limit: int,
 ) -> Callable[[int], None]:
     """What a streams server does with each accepted connection: calls
-    `client_connected_cb(reader, writer)`, and a coroutine result becomes a task."""
+    `client_connected_cb(reader, writer)`, and a coroutine result becomes a task. The
+    connection keeps its writer alive while it is open, as asyncio's protocol does. A
+    callback that raises (or a task that fails) is reported to the loop's exception handler
+    as asyncio reports it, and the connection is closed; so is it when the task is
+    cancelled."""
     loop = drv.loop
 
     def on_connection(h: int) -> None:
-        res = client_connected_cb(*_stream_pair(drv, h, limit))
+        reader, writer = _stream_pair(drv, h, limit)
+        transport = writer.transport
+        transport.keep_writer(writer)
+        try:
+            res = client_connected_cb(reader, writer)
+        except Exception as exc:
+            _client_cb_failed(loop, exc, transport)
+            return
         if asyncio.iscoroutine(res):
-            loop.create_task(res)
+
+            def done(task: asyncio.Task[None]) -> None:
+                if task.cancelled():
+                    transport.close()
+                    return
+                exc = task.exception()
+                if exc is not None:
+                    _client_cb_failed(loop, exc, transport)
+
+            loop.create_task(res).add_done_callback(done)
 
     return on_connection
+
+
+def _client_cb_failed(loop: asyncio.AbstractEventLoop, exc: BaseException, transport: Conn) -> None:
+    loop.call_exception_handler(
+        {
+            "message": "Unhandled exception in client_connected_cb",
+            "exception": exc,
+            "transport": transport,
+        }
+    )
+    transport.close()
 
 
 def _protocol_acceptor(
@@ -480,6 +677,7 @@ async def open_connection(
     as ``interleave`` says, as asyncio does. The other asyncio arguments (``ssl``, ``sock``,
     ``local_addr``, ...) are not supported: a non-default value raises
     ``NotImplementedError``."""
+    _check_limit(limit)
     fam, delay, inter = _check_connect_args(
         ssl, family, proto, flags, sock, local_addr, server_hostname,
         ssl_handshake_timeout, ssl_shutdown_timeout, happy_eyeballs_delay, interleave,
@@ -747,12 +945,11 @@ async def start_server(
     asyncio; with port 0 each gets its own port, as asyncio); a sequence binds each host.
     ``family`` (``AF_INET`` / ``AF_INET6``) restricts it. ``ssl``, ``sock`` and
     ``reuse_address=False`` are not supported: they raise ``NotImplementedError``."""
+    _check_limit(limit)
     fam = _check_server_args(
         family, flags, sock, ssl, reuse_address, ssl_handshake_timeout, ssl_shutdown_timeout
     )
     drv = _driver()
-    if limit <= 0:
-        raise ValueError("Limit cannot be <= 0")
     on_connection = _stream_acceptor(drv, client_connected_cb, limit)
     handles = await _listen(drv, host, port, fam, backlog, reuse_port)
     return await _serve(drv, handles, on_connection, start_serving)

@@ -186,12 +186,27 @@ class Conn:
     def readexactly(self, n: int) -> Union[bytes, asyncio.Future[bytes]]: ...
     def readuntil(self, separator: Optional[_Buffer] = None) -> Union[bytes, asyncio.Future[bytes]]: ...
     def _cancelled(self, fut: asyncio.Future[bytes]) -> None:
-        """The task awaiting ``fut`` was cancelled: cancels the core read (reading resumes with
-        the next read call); bytes ``fut`` was resolved with go back to the buffer."""
+        """The task awaiting ``fut`` was cancelled: the call stops waiting (reading ahead goes
+        on, as asyncio's); bytes ``fut`` was resolved with go back to the buffer."""
     def at_eof(self) -> bool: ...
     def exception(self) -> Optional[BaseException]: ...
     def buffered(self) -> int:
         """Bytes buffered for the reader."""
+    def unread(self) -> bytearray:
+        """A copy of the unread bytes (``StreamReader._buffer``)."""
+    def waiter(self) -> Optional[asyncio.Future[bytes]]:
+        """The future a waiting read call awaits (``StreamReader._waiter``)."""
+    def eof_received(self) -> bool:
+        """No more bytes will come (``StreamReader._eof``)."""
+    def stream_limit(self) -> int:
+        """The stream's limit (``StreamReader._limit``)."""
+    def driver(self) -> Optional[Driver]:
+        """The driver the connection was made on."""
+    def lose(self, exc: Optional[BaseException] = None) -> None:
+        """Ends the stream as a lost connection does: with ``exc``, reads raise it; without,
+        they see EOF. The socket is closed."""
+    def keep_writer(self, writer: Any) -> None:
+        """Keeps a server connection's StreamWriter alive until the connection is lost."""
     def drain(self) -> Drain:
         """StreamWriter.drain: an awaitable that ends at once when the write buffer is at or
         below the high-water mark, else once it drops below the low-water mark. Awaiting it

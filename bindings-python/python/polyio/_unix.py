@@ -20,6 +20,7 @@ from polyio._api import (
     StreamReader,
     StreamWriter,
     _attach_protocol,
+    _check_limit,
     _check_server_ssl,
     _driver,
     _protocol_acceptor,
@@ -117,6 +118,7 @@ async def open_unix_connection(
     """Connects to the Unix socket at `path` and returns a (StreamReader, StreamWriter)
     pair, as ``asyncio.open_unix_connection``. ``ssl`` and ``sock`` are not supported:
     they raise ``NotImplementedError``."""
+    _check_limit(limit)
     _check_connect_args(ssl, sock, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
     drv, h = await _connect(path, sock)
     return _stream_pair(drv, h, limit)
@@ -199,8 +201,7 @@ async def start_unix_server(
     removes the socket file (if it is still the one bound here) unless ``cleanup_socket`` is
     false, as asyncio does from Python 3.13 (the keyword is accepted on every version).
     ``ssl`` and ``sock`` are not supported: they raise ``NotImplementedError``."""
-    if limit <= 0:
-        raise ValueError("Limit cannot be <= 0")
+    _check_limit(limit)
     drv = _driver()
     on_connection = _stream_acceptor(drv, client_connected_cb, limit)
     listener = _listen(
