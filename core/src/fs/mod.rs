@@ -466,7 +466,8 @@ impl Runtime {
             ring.abandon(entry, res);
             return;
         }
-        match ring.advance(entry, res) {
+        let q = &mut self.q;
+        match ring.advance(entry, res, |cap| q.take_buf(cap)) {
             uring::Outcome::Pending(next_tag) => {
                 if ring.first_queued() {
                     self.requeue(Key::Ring);
