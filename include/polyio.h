@@ -1392,6 +1392,29 @@ polyio_status polyio_fs_read(struct polyio_runtime *rt,
                              uint64_t user_data);
 
 /**
+ * Reads `cap` bytes of file `file` at `offset` into `buf` now, without an operation and
+ * without a completion, when the page cache holds every one of them (`preadv2` with
+ * `RWF_NOWAIT`, which never waits for storage): stores true in `*done`. Stores false when
+ * it did not (a range not wholly cached or past the end of the file, a file system without
+ * `RWF_NOWAIT`, a read error, or the blocking-pool backend): `buf`'s contents are then
+ * unspecified; submit `polyio_fs_read` for the same range. This is the first step an
+ * io_uring read takes inside the kernel, without the submission and the completion.
+ *
+ * Errors (`*done` untouched): INVALID_ARGUMENT (`rt`, `buf` or `done` NULL, `offset`
+ * negative), BAD_HANDLE.
+ *
+ * # Safety
+ * `rt` is NULL or a live runtime used by this thread only; `buf` is NULL or `cap` writable
+ * bytes, written only during the call; `done` is NULL or writable.
+ */
+polyio_status polyio_fs_try_read(struct polyio_runtime *rt,
+                                 polyio_handle file,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 int64_t offset,
+                                 bool *done);
+
+/**
  * Writes `len` bytes at `data` to file `file` at `offset`, or at the file's position (or
  * its end, for a file opened with `O_APPEND`) with `POLYIO_FS_AT_POSITION`. Completes (op
  * FS_WRITE) with the number of bytes written (one `pwrite`: it may be short, as

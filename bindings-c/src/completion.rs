@@ -4,7 +4,7 @@
 //! `polyio_buffer_release` (a process-wide registry by never-reused id, so no release is UB).
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::{CString, c_char, c_int};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -304,18 +304,63 @@ const MAX_RETURNED: usize = 64;
 
 /// Payloads lent to C, and released ones waiting to be reused by the runtime that lent them.
 struct Registry {
-    /// The last payload id given out (ids start at 1; 0 means no payload).
-    last_id: u64,
-    /// By payload id: the lending runtime's `Lender` id and the buffer (a hash map: one
-    /// insert and one remove per datagram or read lent, cheaper than a B-tree's).
-    lent: HashMap<u64, (u64, Vec<u8>), BuildHasherDefault<IdHasher>>,
+    lent: Lent,
     /// By `Lender` id, for live runtimes only: released buffers for `Runtime::recycle`.
     returned: BTreeMap<u64, Vec<Vec<u8>>>,
 }
 
+/// Entries the window holds before its oldest still-lent ones move to the hash map.
+const WINDOW_MAX: usize = 1024;
+
+/// The lent payloads by id (ids count up from 1 and are never reused; 0 means no payload),
+/// each with its lending runtime's `Lender` id. Payloads are mostly released in about the
+/// order they were lent, so the ids from `base` on live in a window indexed by `id - base`:
+/// lending is a push, releasing an index, no hashing. A payload kept while the window grows
+/// past `WINDOW_MAX` moves to `held`, a hash map, so a buffer held for long pins no memory.
+struct Lent {
+    /// The id of `window[0]`; `base + window.len()` is the next id.
+    base: u64,
+    window: VecDeque<Option<(u64, Vec<u8>)>>,
+    held: HashMap<u64, (u64, Vec<u8>), BuildHasherDefault<IdHasher>>,
+}
+
+impl Lent {
+    /// Lends `buf` for `lender`; returns its new id.
+    fn insert(&mut self, lender: u64, buf: Vec<u8>) -> u64 {
+        let id = self.base + self.window.len() as u64;
+        self.window.push_back(Some((lender, buf)));
+        if self.window.len() > WINDOW_MAX {
+            // Keep the older half's still-lent entries aside (amortised over many lends).
+            while self.window.len() > WINDOW_MAX / 2 {
+                if let Some(Some(e)) = self.window.pop_front() {
+                    self.held.insert(self.base, e);
+                }
+                self.base += 1;
+            }
+        }
+        id
+    }
+
+    /// Takes back the payload `id`, if it is lent.
+    fn remove(&mut self, id: u64) -> Option<(u64, Vec<u8>)> {
+        let Some(at) = id.checked_sub(self.base) else {
+            return self.held.remove(&id);
+        };
+        let e = self.window.get_mut(usize::try_from(at).ok()?)?.take()?;
+        while let Some(None) = self.window.front() {
+            self.window.pop_front();
+            self.base += 1;
+        }
+        Some(e)
+    }
+}
+
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    last_id: 0,
-    lent: HashMap::with_hasher(BuildHasherDefault::new()),
+    lent: Lent {
+        base: 1,
+        window: VecDeque::new(),
+        held: HashMap::with_hasher(BuildHasherDefault::new()),
+    },
     returned: BTreeMap::new(),
 });
 /// Hashes a payload id (unique, counted up from 1) with one multiplication, which spreads
@@ -397,9 +442,7 @@ pub(crate) unsafe fn write_records(
             Some(buf) if !buf.is_empty() => {
                 let (p, len) = (buf.as_ptr(), buf.len());
                 let reg = reg.get_or_insert_with(registry);
-                reg.last_id += 1;
-                let id = reg.last_id;
-                reg.lent.insert(id, (lender.id, buf));
+                let id = reg.lent.insert(lender.id, buf);
                 lender.lent = true;
                 (p, len, id)
             }
@@ -461,7 +504,7 @@ pub extern "C" fn polyio_buffer_release(payload_id: u64) -> polyio_status {
             return polyio_status::InvalidArgument;
         }
         let mut reg = registry();
-        let Some((lender, buf)) = reg.lent.remove(&payload_id) else {
+        let Some((lender, buf)) = reg.lent.remove(payload_id) else {
             return polyio_status::NotFound;
         };
         match reg.returned.get_mut(&lender) {
@@ -562,14 +605,47 @@ mod tests {
     }
 
     #[test]
+    fn lent_ids_resolve_in_any_release_order() {
+        let mut lent = Lent {
+            base: 1,
+            window: VecDeque::new(),
+            held: HashMap::default(),
+        };
+        let ids: Vec<u64> = (0..3 * WINDOW_MAX)
+            .map(|i| lent.insert(7, vec![i as u8]))
+            .collect();
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "counted up");
+        assert_eq!(ids[0], 1);
+        // The first stays lent while thousands come and go: it moved aside, the window
+        // stayed bounded.
+        for (i, &id) in ids.iter().enumerate().skip(1).rev() {
+            assert_eq!(lent.remove(id), Some((7, vec![i as u8])));
+            assert_eq!(lent.remove(id), None, "twice");
+        }
+        assert!(lent.window.len() <= WINDOW_MAX);
+        assert_eq!(lent.remove(ids[0]), Some((7, vec![0])));
+        assert_eq!(lent.remove(ids[0]), None);
+        assert!(lent.window.is_empty() && lent.held.is_empty());
+        let next = lent.insert(7, vec![1]);
+        assert_eq!(next, ids[ids.len() - 1] + 1, "never reused");
+        assert_eq!(lent.remove(next + 1), None, "never given out");
+        assert_eq!(lent.remove(0), None);
+        assert_eq!(lent.remove(u64::MAX), None);
+        // Released in lending order: the window empties as it goes.
+        let more: Vec<u64> = (0..10).map(|_| lent.insert(8, Vec::new())).collect();
+        for id in more {
+            assert!(lent.remove(id).is_some());
+        }
+        assert_eq!(lent.remove(next), Some((7, vec![1])));
+        assert!(lent.window.is_empty());
+    }
+
+    #[test]
     fn hostile_releases_change_nothing() {
         let lender = Lender::new();
         let id = {
             let mut reg = registry();
-            reg.last_id += 1;
-            let id = reg.last_id;
-            reg.lent.insert(id, (lender.id, vec![1u8, 2, 3]));
-            id
+            reg.lent.insert(lender.id, vec![1u8, 2, 3])
         };
         assert_eq!(polyio_buffer_release(0), polyio_status::InvalidArgument);
         assert_eq!(polyio_buffer_release(u64::MAX), polyio_status::NotFound);

@@ -140,6 +140,47 @@ pub unsafe extern "C" fn polyio_fs_read(
     })
 }
 
+/// Reads `cap` bytes of file `file` at `offset` into `buf` now, without an operation and
+/// without a completion, when the page cache holds every one of them (`preadv2` with
+/// `RWF_NOWAIT`, which never waits for storage): stores true in `*done`. Stores false when
+/// it did not (a range not wholly cached or past the end of the file, a file system without
+/// `RWF_NOWAIT`, a read error, or the blocking-pool backend): `buf`'s contents are then
+/// unspecified; submit `polyio_fs_read` for the same range. This is the first step an
+/// io_uring read takes inside the kernel, without the submission and the completion.
+///
+/// Errors (`*done` untouched): INVALID_ARGUMENT (`rt`, `buf` or `done` NULL, `offset`
+/// negative), BAD_HANDLE.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime used by this thread only; `buf` is NULL or `cap` writable
+/// bytes, written only during the call; `done` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn polyio_fs_try_read(
+    rt: *mut polyio_runtime,
+    file: polyio_handle,
+    buf: *mut u8,
+    cap: usize,
+    offset: i64,
+    done: *mut bool,
+) -> polyio_status {
+    ffi_boundary!(polyio_status::Panic, {
+        let core = runtime_mut!(rt, polyio_status::InvalidArgument);
+        if buf.is_null() || done.is_null() || offset < 0 || cap > isize::MAX as usize {
+            return polyio_status::InvalidArgument;
+        }
+        // SAFETY: checked non-NULL; the caller promised `cap` writable bytes at `buf`.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(buf, cap) };
+        match core.fs_try_read(Handle::from_raw(file), bytes, offset as u64) {
+            Ok(full) => {
+                // SAFETY: checked non-NULL; the caller promised it is writable.
+                unsafe { done.write(full) };
+                polyio_status::Ok
+            }
+            Err(s) => s.into(),
+        }
+    })
+}
+
 /// Writes `len` bytes at `data` to file `file` at `offset`, or at the file's position (or
 /// its end, for a file opened with `O_APPEND`) with `POLYIO_FS_AT_POSITION`. Completes (op
 /// FS_WRITE) with the number of bytes written (one `pwrite`: it may be short, as

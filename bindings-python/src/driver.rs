@@ -110,6 +110,9 @@ pub struct Driver {
     pub(crate) expect_writes: bool,
     timer: Option<(Instant, Py<PyAny>)>,
     out: Vec<Completion>,
+    /// When `fs_try_pread` first answered inline since the driver last ran (it stops after
+    /// a budget, so that reading cached bytes never keeps the loop from running).
+    pub(crate) inline_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -215,6 +218,7 @@ impl Driver {
         let mut batch = {
             let mut d = slf.borrow_mut();
             d.in_run = true;
+            d.inline_since = None;
             std::mem::take(&mut d.out)
         };
         let mut result = Ok(());
@@ -415,6 +419,7 @@ impl Driver {
             next_id: 0,
             dirty: Vec::new(),
             spare_dirty: Vec::new(),
+            inline_since: None,
             flush_scheduled: false,
             run_scheduled: false,
             in_run: false,

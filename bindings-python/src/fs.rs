@@ -6,6 +6,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use polyio_core::{Completion, FileStat, FsBackend, Handle, ReadBuf, WriteBuf};
 use pyo3::prelude::*;
@@ -26,6 +27,11 @@ const WHAT_BYTES: u8 = 1;
 const WHAT_COUNT: u8 = 2;
 const WHAT_STAT: u8 = 3;
 const WHAT_NONE: u8 = 4;
+
+/// How long `fs_try_pread` answers inline after its first inline answer since the driver
+/// last ran: then it says None, the read goes through the ring, and its await lets the loop
+/// run (timers, I/O callbacks), so reading cached bytes in a loop never stalls it longer.
+const INLINE_BUDGET: Duration = Duration::from_micros(200);
 
 /// A stat as the tuple `_files.py` turns into an `os.stat_result`: `(mode, ino, dev, nlink,
 /// uid, gid, size, atime_ns, mtime_ns, ctime_ns, blksize, blocks, rdev)`.
@@ -66,9 +72,14 @@ fn settle(d: &Bound<'_, Driver>, waiter: &Bound<'_, PyAny>, c: Completion) -> Py
     } else {
         Ok(match what {
             WHAT_HANDLE => c.handle.into_raw().into_pyobject(py)?.into_any().unbind(),
-            WHAT_BYTES => PyBytes::new(py, c.buf.as_deref().unwrap_or_default())
-                .into_any()
-                .unbind(),
+            WHAT_BYTES => {
+                let bytes = PyBytes::new(py, c.buf.as_deref().unwrap_or_default());
+                if let (Some(buf), Ok(rt)) = (c.buf, d.borrow_mut().rt()) {
+                    // Copied out: the next whole-file read (or stream read) reuses it.
+                    rt.recycle(buf);
+                }
+                bytes.into_any().unbind()
+            }
             WHAT_COUNT => c.result.into_pyobject(py)?.into_any().unbind(),
             WHAT_STAT => match &c.stat {
                 Some(s) => stat_tuple(py, s)?.into_any().unbind(),
@@ -152,6 +163,57 @@ impl Driver {
         let buf = ReadBuf::with_capacity(n);
         let off = offset_of(offset);
         Driver::file_waiter(slf, |rt, u| rt.fs_read(h, buf, off, u), WHAT_BYTES)
+    }
+
+    /// The `n` bytes at `offset` read now, without an op, when the page cache holds all of
+    /// them (io_uring backend; `Runtime::fs_try_read`); else None, and the caller submits
+    /// `fs_read`. None also for offset -1 (a position read) and once `INLINE_BUDGET` has
+    /// passed since the first inline read after the driver last ran, so that a coroutine
+    /// reading cached bytes in a loop still yields to the loop.
+    fn fs_try_pread(
+        slf: &Bound<'_, Self>,
+        handle: u64,
+        n: usize,
+        offset: i64,
+    ) -> PyResult<Option<Py<PyBytes>>> {
+        let py = slf.py();
+        let Ok(offset) = u64::try_from(offset) else {
+            return Ok(None);
+        };
+        let Ok(len) = pyo3::ffi::Py_ssize_t::try_from(n) else {
+            return Ok(None);
+        };
+        let mut d = slf.borrow_mut();
+        let now = Instant::now();
+        match d.inline_since {
+            Some(t) if now.duration_since(t) > INLINE_BUDGET => return Ok(None),
+            Some(_) => {}
+            None => d.inline_since = Some(now),
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        // SAFETY: a new bytes object of `len` uninitialised bytes (NULL source), owned by
+        // `bytes` from here; it is filled below before anyone else sees it.
+        let bytes = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len),
+            )?
+        };
+        // SAFETY: `bytes` is a bytes object of `n` bytes that only this function holds, so
+        // its buffer may be written (CPython's documented way to fill a new bytes object).
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(
+                pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>(),
+                n,
+            )
+        };
+        let h = Handle::from_raw(handle);
+        if !d.rt()?.fs_try_read(h, buf, offset).unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(Some(bytes.cast_into::<PyBytes>()?.unbind()))
     }
 
     /// Writes `data` at `offset` (-1: at the file position, or the end with O_APPEND); the

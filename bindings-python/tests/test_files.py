@@ -370,3 +370,49 @@ def test_the_loop_keeps_running_during_file_io(run: Run, fs: str, tmp_path: path
         return ticks
 
     assert run(main()) > 5
+
+
+def test_cached_reads_answer_inline_and_still_yield(
+    run: Run, fs: str, tmp_path: pathlib.Path
+) -> None:
+    """On io_uring, reads of cached bytes come back without a trip through the loop; a
+    coroutine reading in a tight loop still lets other tasks run (the inline budget)."""
+    path = tmp_path / "cached"
+    data = noise(64 * 4096, 9)
+    path.write_bytes(data)
+    reads = 20_000
+
+    async def main() -> tuple[int, int]:
+        ticks = 0
+        stop = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        async with polyio.open(path, "rb") as f:
+            drv = polyio._api._driver()
+            before, ticks_before = drv.stats()[1], ticks
+            for i in range(reads):
+                at = (i * 7 % 64) * 4096
+                assert await f.pread(4096, at) == data[at : at + 4096]
+            ops = drv.stats()[1] - before
+            during = ticks - ticks_before
+            # Reads through read() at the position, and at the end of the file (short).
+            assert await f.read(10) == data[:10]
+            assert await f.read() == data[10:]
+            assert await f.read(10) == b""
+        stop = True
+        await t
+        return during, ops
+
+    during, ops = run(main())
+    assert during > 0, "the ticker ran while the reads went on"
+    if fs == "uring":
+        assert ops < reads // 4, "most reads answered inline, without an op"
+    else:
+        assert ops == reads, "the blocking pool runs every read as an op"

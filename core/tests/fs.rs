@@ -167,6 +167,53 @@ fn short_reads_at_eof_and_past_it() {
 }
 
 #[test]
+fn try_read_takes_cached_bytes_only_on_io_uring() {
+    each(|rt, r, dir| {
+        let path = dir.join("cached");
+        let data = noise(3 * 4096, 7);
+        std::fs::write(&path, &data).unwrap();
+        let h = open(rt, r, &path, libc::O_RDONLY);
+        let mut buf = vec![0u8; 4096];
+        let uring = rt.stats().fs_backend == FsBackend::Uring;
+        assert_eq!(
+            rt.fs_try_read(h, &mut buf, 4096),
+            Ok(uring),
+            "a cached range"
+        );
+        if uring {
+            assert_eq!(buf, data[4096..8192]);
+        }
+        assert_eq!(
+            rt.fs_try_read(h, &mut buf, 10_000),
+            Ok(false),
+            "short: past the end"
+        );
+        assert_eq!(
+            rt.fs_try_read(h, &mut buf, 1 << 40),
+            Ok(false),
+            "far past the end"
+        );
+        assert_eq!(
+            rt.fs_try_read(h, &mut buf, u64::MAX),
+            Err(Status::InvalidArgument)
+        );
+        assert_eq!(
+            rt.stats().completions,
+            1,
+            "no op, no completion: only the open's"
+        );
+        close(rt, r, h);
+        assert_eq!(rt.fs_try_read(h, &mut buf, 0), Err(Status::BadHandle));
+        // A FIFO has no offsets: never read here, its bytes stay for the op.
+        let (f, fpath) = fifo(rt, r, dir);
+        feed(&fpath);
+        assert_eq!(rt.fs_try_read(f, &mut buf[..64], 0), Ok(false));
+        assert_eq!(read_at(rt, r, f, 64, None), vec![0xAA; 64]);
+        close(rt, r, f);
+    });
+}
+
+#[test]
 fn offsets_past_two_gib_on_a_sparse_file() {
     each(|rt, r, dir| {
         let path = dir.join("sparse");

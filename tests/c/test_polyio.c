@@ -3899,6 +3899,25 @@ static void fs_roundtrip(uint32_t fsb) {
     REQUIRE_ST(polyio_fs_read(rt, f, back, 100, 1LL << 40, ud), OK);
     CHECK_EQ(fs_wait(rt, ud, &c), 0); /* past EOF */
 
+    /* Cached bytes read now, without an op (io_uring backend only); never a short read. */
+    bool full = false;
+    REQUIRE_ST(polyio_runtime_stats(rt, &st), OK);
+    uint64_t done_before = st.completions;
+    memset(back, 0, 4096);
+    CHECK_ST(polyio_fs_try_read(rt, f, back, 4096, 8192, &full), OK);
+    CHECK_EQ(full, fsb == POLYIO_FS_BACKEND_URING);
+    if (full)
+        CHECK(memcmp(back, data + 8192, 4096) == 0);
+    full = true;
+    CHECK_ST(polyio_fs_try_read(rt, f, back, 100, 500950, &full), OK);
+    CHECK(!full); /* short at EOF: left to polyio_fs_read */
+    CHECK_ST(polyio_fs_try_read(rt, f, back, 100, -1, &full), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_fs_try_read(rt, f, NULL, 100, 0, &full), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_fs_try_read(rt, f, back, 100, 0, NULL), POLYIO_STATUS_INVALID_ARGUMENT);
+    CHECK_ST(polyio_fs_try_read(rt, POLYIO_HANDLE_NONE, back, 100, 0, &full), POLYIO_STATUS_BAD_HANDLE);
+    REQUIRE_ST(polyio_runtime_stats(rt, &st), OK);
+    CHECK_EQ(st.completions, done_before); /* no completion */
+
     polyio_stat s;
     memset(&s, 0, sizeof s);
     ud = ud_next();

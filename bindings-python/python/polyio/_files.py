@@ -149,6 +149,11 @@ class _FileBase(Generic[_S]):
         return self._pos if self._regular else -1
 
     async def _pread(self, n: int, offset: int) -> bytes:
+        # Cached bytes come back now, without a future or a trip through the loop (None for
+        # a position read, offset -1, or when the loop is due to run).
+        data = self._drv.fs_try_pread(self._handle, n, offset)
+        if data is not None:
+            return data
         return await _op(self._drv, self._drv.fs_read(self._handle, n, offset))
 
     async def _pwrite(self, data: bytes, offset: int) -> int:
@@ -169,7 +174,10 @@ class _FileBase(Generic[_S]):
     async def _read_raw(self, n: int) -> bytes:
         """Up to `n` bytes at the position (all to the end for n < 0), advancing it."""
         if n >= 0:
-            data = await self._pread(n, self._here()) if n else b""
+            at = self._here()
+            data = self._drv.fs_try_pread(self._handle, n, at) if n else b""
+            if data is None:
+                data = await _op(self._drv, self._drv.fs_read(self._handle, n, at))
             self._pos += len(data)
             return data
         parts = []
@@ -330,7 +338,12 @@ class BinaryFile(_FileBase[bytes]):
         self._check_readable()
         if n < 0 or offset < 0:
             raise OSError(22, os.strerror(22))
-        return await self._pread(n, offset) if n else b""
+        if not n:
+            return b""
+        data = self._drv.fs_try_pread(self._handle, n, offset)
+        if data is not None:
+            return data
+        return await _op(self._drv, self._drv.fs_read(self._handle, n, offset))
 
     async def pwrite(self, data: _Buffer, offset: int) -> int:
         """Writes `data` at `offset`, as ``os.pwrite(fd, data, offset)`` (one write: the

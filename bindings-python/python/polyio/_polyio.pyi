@@ -98,6 +98,8 @@ class Driver:
         """Opens a file; the future resolves to its handle."""
     def fs_read(self, handle: int, n: int, offset: int) -> tuple[asyncio.Future[bytes], int]:
         """Reads up to n bytes at offset (-1: the file position)."""
+    def fs_try_pread(self, handle: int, n: int, offset: int) -> Optional[bytes]:
+        """The n bytes at offset now when the page cache holds them all, else None."""
     def fs_write(self, handle: int, data: bytes, offset: int) -> tuple[asyncio.Future[int], int]:
         """Writes data at offset (-1: the file position); resolves to the count."""
     def fs_fsync(self, handle: int, datasync: bool) -> tuple[asyncio.Future[None], int]: ...

@@ -135,6 +135,38 @@ impl Runtime {
         }
     }
 
+    /// Reads all of `buf` from file `h` at `offset` now, on the calling thread, when the page
+    /// cache holds every byte of it (`preadv2` with `RWF_NOWAIT`, which never waits for
+    /// storage): `Ok(true)`, no op and no completion. `Ok(false)`: nothing is promised about
+    /// `buf`'s contents; submit [`fs_read`](Self::fs_read) instead. That is the answer for a
+    /// range not wholly cached or past the end of the file (a short read), for a file system
+    /// without `RWF_NOWAIT`, for any error (the op reports it), and on the blocking-pool
+    /// backend, whose users asked for every read to run on the pool. This is what an
+    /// io_uring read does first inside the kernel, without a submission and a completion.
+    pub fn fs_try_read(&mut self, h: Handle, buf: &mut [u8], offset: u64) -> Result<bool, Status> {
+        let offset = i64::try_from(offset).map_err(|_| Status::InvalidArgument)?;
+        let fd = self.file(h)?;
+        if self.fs.chosen != FsBackend::Uring || buf.is_empty() {
+            return Ok(false);
+        }
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: one iovec naming `buf`, which is valid for writes of its length; the fd is
+        // open (the runtime holds it). The call never blocks on storage (RWF_NOWAIT).
+        let n = unsafe {
+            libc::preadv2(
+                std::os::fd::AsRawFd::as_raw_fd(&**fd),
+                &iov,
+                1,
+                offset,
+                libc::RWF_NOWAIT,
+            )
+        };
+        Ok(n >= 0 && n as usize == buf.len())
+    }
+
     /// Writes `buf` to file `h` at `offset` (`None`: at the file's position, or at its end
     /// with `O_APPEND`). Completes with the count written (one `pwrite`: it may be short);
     /// an owned buffer comes back in `Completion::buf`.
@@ -466,7 +498,8 @@ impl Runtime {
             ring.abandon(entry, res);
             return;
         }
-        match ring.advance(entry, res) {
+        let q = &mut self.q;
+        match ring.advance(entry, res, |cap| q.take_buf(cap)) {
             uring::Outcome::Pending(next_tag) => {
                 if ring.first_queued() {
                     self.requeue(Key::Ring);

@@ -437,8 +437,15 @@ impl Ring {
         self.entries.remove(&tag)
     }
 
-    /// Settles a completion `res` of `entry`, whose op is live.
-    pub(crate) fn advance(&mut self, entry: Entry, res: i32) -> Outcome {
+    /// Settles a completion `res` of `entry`, whose op is live. A whole-file read takes its
+    /// buffer from `take_buf` (the runtime's released buffers, so steady reading neither
+    /// grows nor trims the heap per file).
+    pub(crate) fn advance(
+        &mut self,
+        entry: Entry,
+        res: i32,
+        take_buf: impl FnOnce(usize) -> Vec<u8>,
+    ) -> Outcome {
         let Entry {
             op,
             file,
@@ -508,7 +515,7 @@ impl Ring {
                     Ok(size) if regular && size > 0 => size.saturating_add(1),
                     _ => UNSIZED_READ,
                 };
-                let data = Vec::with_capacity(cap);
+                let data = take_buf(cap);
                 self.read_more(op, file, fd, data, regular)
             }
             Step::ReadFileRead {
