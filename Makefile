@@ -15,6 +15,8 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 TOOLS := $(CURDIR)/.tools
 CBINDGEN_VERSION := 0.29.4
 CBINDGEN := $(TOOLS)/bin/cbindgen
+MDBOOK_VERSION := 0.5.4
+MDBOOK := $(TOOLS)/bin/mdbook
 BUILD := $(CURDIR)/build
 
 # Python: a venv inside the repo (gitignored); maturin gets its own target dir, because pyo3
@@ -45,6 +47,11 @@ help: ## List the targets
 
 $(CBINDGEN):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS) --quiet
+
+# mdBook without its `serve` and `watch` features (an HTTP server and a file watcher the
+# static build does not need, and most of its compile time).
+$(MDBOOK):
+	$(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --features search --root $(TOOLS) --quiet
 
 .PHONY: deps-test deps-bench
 deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config, redis-server, cmake)
@@ -163,7 +170,7 @@ check-versions: ## Fail unless Cargo.toml, the header, the package.json files an
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint check-links test-c test-install test-python
-test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist ## Run every test suite (what CI runs)
+test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 check-links: ## Fail if a link in README.md or docs/*.md names no tracked file of this repository
@@ -197,6 +204,31 @@ test-install: ## Install into build/prefix and build an echo with only the pkg-c
 	for e in $(EXAMPLES); do $(CC) -std=c11 -Wall -Wextra -Werror examples/c/$$e.c $$(pkg-config --cflags --libs polyio) -o $(BUILD)/pc/$$e; done
 	@bash tests/echo_pair.sh $(BUILD)/pc/echo_server $(BUILD)/pc/echo_client --conns 4 --size 4096 --count 200
 	@echo "install: a program built with 'pkg-config --cflags --libs polyio' echoes through polyio"
+
+# ---- docs ----------------------------------------------------------------------------
+
+.PHONY: docs docs-reference check-docs test-docs bench-docs
+docs: $(MDBOOK) check-docs ## Build the book (docs/, mdBook $(MDBOOK_VERSION)) into build/docs/: open build/docs/index.html
+	$(MDBOOK) build docs
+	@echo "docs: build/docs/index.html"
+
+docs-reference: ## Regenerate docs/reference/ (C, Python, Node) from the header, the Python modules and .pyi, index.d.ts
+	python3 scripts/docs_reference.py docs/reference
+
+check-docs: ## Fail if docs/reference/ differs from a fresh generation
+	@rm -rf $(BUILD)/docs-reference && python3 scripts/docs_reference.py $(BUILD)/docs-reference
+	@diff -ru docs/reference $(BUILD)/docs-reference || { echo "docs/reference is stale: run 'make docs-reference' and commit it"; exit 1; }
+	@echo "docs: docs/reference matches the header, the Python sources and index.d.ts"
+
+test-docs: check-docs python-dev node-build lib-release ## Run every sample in docs/*.md: C against an installed prefix (pkg-config, CMake), Python in .venv, Node
+	@rm -rf $(BUILD)/docs-prefix $(BUILD)/docs-node && mkdir -p $(BUILD)/docs-node/node_modules
+	@$(MAKE) install PREFIX=$(BUILD)/docs-prefix >/dev/null
+	@ln -s $(CURDIR)/$(NODE_PKG) $(BUILD)/docs-node/node_modules/polyio
+	python3 tests/docs_samples.py --prefix $(BUILD)/docs-prefix --python $(VPY) --node-modules $(BUILD)/docs-node/node_modules $(BUILD)/docs-samples
+
+bench-docs: ## Copy the latest make bench / bench-files tables and chart from target/bench/ into docs/bench/
+	@mkdir -p docs/bench
+	@for f in echo.svg echo.md files.md; do [ -f target/bench/$$f ] && cp target/bench/$$f docs/bench/$$f && echo "docs/bench/$$f"; done; true
 
 # ---- demo and bench ------------------------------------------------------------------
 
