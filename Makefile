@@ -143,7 +143,7 @@ install: lib-release ## Install header, libpolyio.{so,a}, polyio.pc and the CMak
 
 # ---- dist ----------------------------------------------------------------------------
 
-.PHONY: dist dist-python dist-node dist-c test-dist check-versions
+.PHONY: dist dist-python dist-node dist-c test-dist set-version check-versions
 dist: dist-python dist-node dist-c ## Write dist/: the abi3 manylinux wheel and the sdist, the npm tarballs (polyio, polyio-linux-x64-gnu), the C tarball
 	@ls -l $(DIST)
 
@@ -163,6 +163,13 @@ dist-c: lib-release ## The C tarball (header, libpolyio.so.X.Y.Z and symlinks, l
 
 test-dist: deps-test dist ## Install every dist/ artifact with no Rust toolchain on PATH (venv, npm --offline, a C prefix with pkg-config and CMake) and echo through each
 	SDIST_TARGET_DIR=$(MATURIN_TARGET) bash tests/dist.sh $(DIST) $(BUILD)/test-dist
+
+set-version: ## Move every part of polyio to version V (make set-version V=X.Y.Z), generated files included
+	@[ -n "$(V)" ] || { echo "usage: make set-version V=X.Y.Z"; exit 1; }
+	python3 scripts/set_version.py $(V)
+	$(CARGO) update --workspace --quiet
+	$(MAKE) header node-build docs-reference
+	python3 tests/versions.py
 
 check-versions: ## Fail unless Cargo.toml, the header, the package.json files and the loader name one version
 	python3 tests/versions.py

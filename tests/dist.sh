@@ -47,12 +47,11 @@ python3 "$root/tests/versions.py" --dist "$dist"
 # ---- Python ---------------------------------------------------------------------------
 echo "== wheel: $(basename "$wheel")"
 tag=$(basename "$wheel" .whl); tag=${tag##*-}
-if [ -x "$root/.venv/bin/auditwheel" ]; then
-  audit=$(rust_less "$root/.venv/bin/auditwheel" show "$wheel" | tr -s ' \n' '  ')
-  grep -q "is consistent with the following platform tag: \"$tag\"" <<<"$audit" \
-    || { echo "$audit"; echo "auditwheel does not accept the tag $tag" >&2; exit 1; }
-  echo "auditwheel: $(basename "$wheel") is consistent with $tag"
-fi
+[ -x "$root/.venv/bin/auditwheel" ] || { echo "dist.sh: .venv/bin/auditwheel is missing: make dist installs it" >&2; exit 1; }
+audit=$(rust_less "$root/.venv/bin/auditwheel" show "$wheel" | tr -s ' \n' '  ')
+grep -q "is consistent with the following platform tag: \"$tag\"" <<<"$audit" \
+  || { echo "$audit"; echo "auditwheel does not accept the tag $tag" >&2; exit 1; }
+echo "auditwheel: $(basename "$wheel") is consistent with $tag"
 rust_less python3 -m venv "$work/wheel-venv"
 rust_less "$work/wheel-venv/bin/python" -m pip install -q --no-index --disable-pip-version-check "$wheel"
 (cd "$work" && rust_less "$work/wheel-venv/bin/python" "$root/tests/dist/check.py")
