@@ -168,7 +168,7 @@ set-version: ## Move every part of polyio to version V (make set-version V=X.Y.Z
 	@[ -n "$(V)" ] || { echo "usage: make set-version V=X.Y.Z"; exit 1; }
 	python3 scripts/set_version.py $(V)
 	$(CARGO) update --workspace --quiet
-	$(MAKE) header node-build docs-reference
+	$(MAKE) header node-build
 	python3 tests/versions.py
 
 check-versions: ## Fail unless Cargo.toml, the header, the package.json files and the loader name one version
@@ -214,20 +214,15 @@ test-install: ## Install into build/prefix and build an echo with only the pkg-c
 
 # ---- docs ----------------------------------------------------------------------------
 
-.PHONY: docs docs-reference check-docs test-docs bench-docs
-docs: $(MDBOOK) check-docs ## Build the book (docs/, mdBook $(MDBOOK_VERSION)) into build/docs/: open build/docs/index.html
-	$(MDBOOK) build docs
-	@echo "docs: build/docs/index.html"
+.PHONY: docs test-docs bench-docs
+docs: $(MDBOOK) ## Build the book (docs/ and the references generated from the header, the Python sources, index.d.ts) with mdBook $(MDBOOK_VERSION) into build/docs/
+	@rm -rf $(BUILD)/book-src && mkdir -p $(BUILD) && cp -r docs $(BUILD)/book-src
+	python3 scripts/docs_reference.py --check $(BUILD)/book-src/reference
+	$(MDBOOK) build $(BUILD)/book-src -d $(BUILD)/docs
+	@echo "docs: open build/docs/index.html"
 
-docs-reference: ## Regenerate docs/reference/ (C, Python, Node) from the header, the Python modules and .pyi, index.d.ts
-	python3 scripts/docs_reference.py docs/reference
-
-check-docs: ## Fail if docs/reference/ differs from a fresh generation
-	@rm -rf $(BUILD)/docs-reference && python3 scripts/docs_reference.py $(BUILD)/docs-reference
-	@diff -ru docs/reference $(BUILD)/docs-reference || { echo "docs/reference is stale: run 'make docs-reference' and commit it"; exit 1; }
-	@echo "docs: docs/reference matches the header, the Python sources and index.d.ts"
-
-test-docs: check-docs python-dev node-build lib-release ## Run every sample in docs/*.md: C against an installed prefix (pkg-config, CMake), Python in .venv, Node
+test-docs: python-dev node-build lib-release ## Generate the reference pages (each must cover its source) and run every sample in docs/*.md: C against an installed prefix (pkg-config, CMake), Python in .venv, Node
+	python3 scripts/docs_reference.py --check $(BUILD)/docs-reference
 	@rm -rf $(BUILD)/docs-prefix $(BUILD)/docs-node && mkdir -p $(BUILD)/docs-node/node_modules
 	@$(MAKE) install PREFIX=$(BUILD)/docs-prefix >/dev/null
 	@ln -s $(CURDIR)/$(NODE_PKG) $(BUILD)/docs-node/node_modules/polyio

@@ -2,8 +2,8 @@
 """set_version.py: moves polyio to a new version everywhere it is written by hand: the
 workspace version and the polyio-core dependency in Cargo.toml, the POLYIO_VERSION_*
 constants cbindgen copies into the header (bindings-c/src/runtime.rs), and the Node
-packages' package.json files and package-lock.json. The generated files follow with `make set-version`, which
-then runs `make header`, `make node-build` (index.js) and `make docs-reference`;
+packages' package.json files and package-lock.json. `make set-version V=X.Y.Z` runs this,
+then regenerates the rest (`make header`; `make node-build` for index.js), and
 tests/versions.py checks that they all agree.
 
     scripts/set_version.py X.Y.Z
