@@ -15,6 +15,8 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 TOOLS := $(CURDIR)/.tools
 CBINDGEN_VERSION := 0.29.4
 CBINDGEN := $(TOOLS)/bin/cbindgen
+MDBOOK_VERSION := 0.5.4
+MDBOOK := $(TOOLS)/bin/mdbook
 BUILD := $(CURDIR)/build
 
 # Python: a venv inside the repo (gitignored); maturin gets its own target dir, because pyo3
@@ -28,6 +30,10 @@ PY_TOOLS := maturin==1.* pytest pytest-timeout uvloop==0.21.* mypy redis==8.1.0
 # The venv is (re)provisioned when this list changes.
 PY_TOOLS_ID := $(shell printf '%s' '$(PY_TOOLS)' | cksum | cut -d' ' -f1)
 MATURIN_TARGET := $(CURDIR)/target/maturin
+# What `make dist` needs beyond the test tools: auditwheel reads the wheel's manylinux tag.
+DIST_PY_TOOLS := auditwheel==6.*
+DIST := $(CURDIR)/dist
+C_DIST_NAME := libpolyio-$(VERSION)-linux-x86_64
 
 CFLAGS_STRICT := -std=c11 -Wall -Wextra -Werror -g -Iinclude
 # What a Rust staticlib needs from the system (`rustc --print native-static-libs`).
@@ -42,9 +48,14 @@ help: ## List the targets
 $(CBINDGEN):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(TOOLS) --quiet
 
+# mdBook without its `serve` and `watch` features (an HTTP server and a file watcher the
+# static build does not need, and most of its compile time).
+$(MDBOOK):
+	$(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --features search --root $(TOOLS) --quiet
+
 .PHONY: deps-test deps-bench
-deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config, redis-server)
-	@missing=""; for p in valgrind pkg-config redis-server; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config, redis-server, cmake)
+	@missing=""; for p in valgrind pkg-config redis-server cmake; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev)
@@ -57,6 +68,10 @@ $(VENV)/.tools-$(PY_TOOLS_ID):
 	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q $(PY_TOOLS)
+	@touch $@
+
+$(VENV)/.dist-stamp: $(VENV)/.tools-stamp
+	$(VPY) -m pip install -q $(DIST_PY_TOOLS)
 	@touch $@
 
 # ---- build ---------------------------------------------------------------------------
@@ -122,18 +137,47 @@ test-matrix: examples node-build python-dev ## Cross-language echo matrix (C, Py
 # ---- install -------------------------------------------------------------------------
 
 .PHONY: install
-install: lib-release ## Install header, libpolyio.{so,a} and polyio.pc under PREFIX (default /usr/local)
-	install -d $(PREFIX)/include $(PREFIX)/lib/pkgconfig
-	install -m 644 include/polyio.h $(PREFIX)/include/polyio.h
-	install -m 755 target/release/libpolyio.so $(PREFIX)/lib/libpolyio.so
-	install -m 644 target/release/libpolyio.a $(PREFIX)/lib/libpolyio.a
-	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|' -e 's|@VERSION@|$(VERSION)|' bindings-c/polyio.pc.in > $(PREFIX)/lib/pkgconfig/polyio.pc
+install: lib-release ## Install header, libpolyio.{so,a}, polyio.pc and the CMake package under PREFIX (default /usr/local)
+	bash packaging/c.sh $(PREFIX) $(abspath $(PREFIX))
 	@echo "installed polyio $(VERSION) under $(PREFIX)"
+
+# ---- dist ----------------------------------------------------------------------------
+
+.PHONY: dist dist-python dist-node dist-c test-dist set-version check-versions
+dist: dist-python dist-node dist-c ## Write dist/: the abi3 manylinux wheel and the sdist, the npm tarballs (polyio, polyio-linux-x64-gnu), the C tarball
+	@ls -l $(DIST)
+
+dist-python: $(VENV)/.dist-stamp ## The Python wheel (release, abi3, the lowest manylinux tag it meets) and sdist, into dist/
+	@mkdir -p $(DIST) && rm -f $(DIST)/polyio-*.whl $(DIST)/polyio-*.tar.gz
+	cd bindings-python && VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin build -q --release --strip --target-dir $(MATURIN_TARGET) -o $(DIST)
+	cd bindings-python && $(VENV)/bin/maturin sdist -o $(DIST)
+
+dist-node: node-build ## The npm tarballs, napi-rs's layout: polyio (optionalDependencies) and polyio-linux-x64-gnu (the .node), into dist/
+	@mkdir -p $(DIST) && rm -f $(DIST)/polyio-*.tgz
+	bash packaging/npm.sh $(BUILD)/dist/npm $(DIST)
+
+dist-c: lib-release ## The C tarball (header, libpolyio.so.X.Y.Z and symlinks, libpolyio.a, .pc files, CMake package), into dist/
+	@mkdir -p $(DIST) && rm -f $(DIST)/libpolyio-*.tar.gz && rm -rf $(BUILD)/dist/c
+	bash packaging/c.sh $(BUILD)/dist/c/$(C_DIST_NAME)
+	tar -C $(BUILD)/dist/c --owner=0 --group=0 -czf $(DIST)/$(C_DIST_NAME).tar.gz $(C_DIST_NAME)
+
+test-dist: deps-test dist ## Install every dist/ artifact with no Rust toolchain on PATH (venv, npm --offline, a C prefix with pkg-config and CMake) and echo through each
+	SDIST_TARGET_DIR=$(MATURIN_TARGET) bash tests/dist.sh $(DIST) $(BUILD)/test-dist
+
+set-version: ## Move every part of polyio to version V (make set-version V=X.Y.Z), generated files included
+	@[ -n "$(V)" ] || { echo "usage: make set-version V=X.Y.Z"; exit 1; }
+	python3 scripts/set_version.py $(V)
+	$(CARGO) update --workspace --quiet
+	$(MAKE) header node-build
+	python3 tests/versions.py
+
+check-versions: ## Fail unless Cargo.toml, the header, the package.json files and the loader name one version
+	python3 tests/versions.py
 
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint check-links test-c test-install test-python
-test: deps-test check-header check-links lint test-rust test-c test-install test-python test-node test-matrix test-packages ## Run every test suite (what CI runs)
+test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 check-links: ## Fail if a link in README.md or docs/*.md names no tracked file of this repository
@@ -168,9 +212,25 @@ test-install: ## Install into build/prefix and build an echo with only the pkg-c
 	@bash tests/echo_pair.sh $(BUILD)/pc/echo_server $(BUILD)/pc/echo_client --conns 4 --size 4096 --count 200
 	@echo "install: a program built with 'pkg-config --cflags --libs polyio' echoes through polyio"
 
-.PHONY: test-packages
-test-packages: node-build ## pip install ./bindings-python into a fresh venv, npm install ./bindings-node into a fresh project; use both
-	CARGO_TARGET_DIR=$(MATURIN_TARGET) bash tests/packages.sh $(BUILD)/packages
+# ---- docs ----------------------------------------------------------------------------
+
+.PHONY: docs test-docs bench-docs
+docs: $(MDBOOK) ## Build the book (docs/ and the references generated from the header, the Python sources, index.d.ts) with mdBook $(MDBOOK_VERSION) into build/docs/
+	@rm -rf $(BUILD)/book-src && mkdir -p $(BUILD) && cp -r docs $(BUILD)/book-src
+	python3 scripts/docs_reference.py --check $(BUILD)/book-src/reference
+	$(MDBOOK) build $(BUILD)/book-src -d $(BUILD)/docs
+	@echo "docs: open build/docs/index.html"
+
+test-docs: python-dev node-build lib-release ## Generate the reference pages (each must cover its source) and run every sample in docs/*.md: C against an installed prefix (pkg-config, CMake), Python in .venv, Node
+	python3 scripts/docs_reference.py --check $(BUILD)/docs-reference
+	@rm -rf $(BUILD)/docs-prefix $(BUILD)/docs-node && mkdir -p $(BUILD)/docs-node/node_modules
+	@$(MAKE) install PREFIX=$(BUILD)/docs-prefix >/dev/null
+	@ln -s $(CURDIR)/$(NODE_PKG) $(BUILD)/docs-node/node_modules/polyio
+	python3 tests/docs_samples.py --prefix $(BUILD)/docs-prefix --python $(VPY) --node-modules $(BUILD)/docs-node/node_modules $(BUILD)/docs-samples
+
+bench-docs: ## Copy the latest make bench / bench-files tables and chart from target/bench/ into docs/bench/
+	@mkdir -p docs/bench
+	@for f in echo.svg echo.md files.md; do [ -f target/bench/$$f ] && cp target/bench/$$f docs/bench/$$f && echo "docs/bench/$$f"; done; true
 
 # ---- demo and bench ------------------------------------------------------------------
 
@@ -228,4 +288,4 @@ bench-instructions: deps-test bench-build ## User-space instructions per request
 .PHONY: clean
 clean: ## Remove build outputs (keeps .tools)
 	$(CARGO) clean
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(DIST)

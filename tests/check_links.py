@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fails if a Markdown link in README.md or docs/*.md does not name a file in this repository.
+"""Fails if a Markdown link in README.md or docs/*.md does not name a file in this repository
+(or one of the reference pages `make docs` generates into the book: docs/reference/*.md).
 
     python3 tests/check_links.py [FILE.md ...]
 
@@ -46,9 +47,16 @@ def links(md: Path) -> list[tuple[int, str]]:
     return found
 
 
+def generated() -> set[str]:
+    """The pages `make docs` generates into the book (scripts/docs_reference.py's PAGES)."""
+    text = (ROOT / "scripts/docs_reference.py").read_text()
+    match = re.search(r"^PAGES = \(([^)]*)\)", text, re.M)
+    return {f"docs/reference/{p}" for p in re.findall(r'"([^"]+)"', match.group(1) if match else "")}
+
+
 def main(argv: list[str]) -> int:
     files = [Path(a).resolve() for a in argv] or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    known = tracked()
+    known = tracked() | generated()
     bad = 0
     for md in files:
         for line, target in links(md):
