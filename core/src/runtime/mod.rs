@@ -241,14 +241,19 @@ impl Runtime {
     /// operation that became ready, fires due timers, then moves up to `max` completions
     /// into `out` (the rest wait for the next call). Returns how many it moved.
     pub fn turn(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
-        self.q.stats.turns += 1;
-        let _driving = DrivingGuard::new(self.id);
         // With completions already waiting (typically one posted inline by the consumer's
         // last submit), this turn can hand them over without an epoll_wait; never twice in a
         // row, so a consumer whose ops keep completing inline cannot starve other sockets.
         let skip_io = !self.q.completions.is_empty() && !self.skipped_io;
         self.skipped_io = skip_io;
-        if self.backend == Backend::Epoll && !skip_io {
+        self.turn_inner(out, max, !skip_io)
+    }
+
+    /// A turn that polls I/O (one `epoll_wait(0)` on the epoll backend) only if `poll_io`.
+    fn turn_inner(&mut self, out: &mut Vec<Completion>, max: usize, poll_io: bool) -> usize {
+        self.q.stats.turns += 1;
+        let _driving = DrivingGuard::new(self.id);
+        if self.backend == Backend::Epoll && poll_io {
             // One pass of tokio's scheduler: `yield_now` defers, so the scheduler parks with
             // a zero timeout (epoll_wait(0)), dispatching I/O wakers into our ready queue.
             self.tokio.block_on(tokio::task::yield_now());
@@ -274,8 +279,10 @@ impl Runtime {
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
         loop {
             let idle = self.q.in_flight() == 0 && self.q.completions.is_empty();
-            // Nothing due now: sleep on the backend fd first, so that the turn after it finds
-            // work (one wakeup costs one poll and one epoll_wait, not an idle turn as well).
+            // Nothing due now: sleep first, so that the turn after it finds work. Without a
+            // time limit on the epoll backend the sleep is tokio's own epoll_wait; with one
+            // (a timer, a deadline, `timeout`) it is a poll on the backend fd, and the turn
+            // after it runs an epoll_wait(0).
             let mut wait = self.next_timeout();
             // A wake made while nobody was in `reap` is remembered: this reap returns at once,
             // even if turns drained the backend fd since.
@@ -286,6 +293,18 @@ impl Runtime {
                 if let Some(d) = deadline {
                     let left = d.saturating_duration_since(Instant::now());
                     wait = Some(wait.map_or(left, |w| w.min(left)));
+                }
+                if wait.is_none() && self.backend == Backend::Epoll {
+                    // Park in tokio's own epoll_wait: the I/O it wakes for is dispatched
+                    // there, so the turn after it needs no epoll_wait of its own (one
+                    // syscall per wakeup, not a poll and an epoll_wait).
+                    self.park_in_reactor();
+                    let n = self.turn_inner(out, max, false);
+                    self.skipped_io = false;
+                    if n > 0 || self.shared.take_woken() {
+                        return n;
+                    }
+                    continue;
                 }
                 if wait != Some(Duration::ZERO) {
                     poll_readable(self.backend_fd, wait);
@@ -300,6 +319,17 @@ impl Runtime {
                 return 0;
             }
         }
+    }
+
+    /// Blocks in tokio's driver (its epoll_wait, no timeout) until a waker queues a key or
+    /// the eventfd is signaled (a wake from another thread); the I/O events it waits for
+    /// are dispatched to their wakers on the way out.
+    fn park_in_reactor(&mut self) {
+        let _driving = DrivingGuard::new(self.id);
+        let shared = self.shared.clone();
+        self.tokio
+            .block_on(std::future::poll_fn(|cx| shared.poll_parked(cx)));
+        shared.unpark();
     }
 
     /// Moves up to `max` completions that are already posted (for example inline ones from
