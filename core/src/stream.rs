@@ -19,6 +19,14 @@ use crate::runtime::Runtime;
 use crate::socket::{Conn, ListenSocket, Listener, Resource, StreamSocket};
 use crate::status::Status;
 
+/// What a write's first `send` left to do (see `Runtime::write_now`).
+enum WriteNow {
+    /// The write is over: every byte sent, or the error that ended it.
+    Finished(Result<usize, Status>),
+    /// The write queues, with this many bytes already sent.
+    Queue(usize),
+}
+
 /// How many iovecs one vectored write gathers from queued writes.
 const MAX_IOV: usize = 64;
 /// Full buffers a multi-shot read takes in a row before it lets other sockets go first.
@@ -76,7 +84,46 @@ impl Runtime {
         if buf.len() > isize::MAX as usize {
             return Err(Status::InvalidArgument);
         }
-        self.queue_write(h, user_data, OpCode::Write, OpState::Write { buf, done: 0 })
+        let done = match self.write_now(h, &buf)? {
+            WriteNow::Finished(r) => {
+                // Every byte is with the kernel, or the send failed: the op completes
+                // here, without entering the op table.
+                self.q
+                    .post_done(user_data, OpCode::Write, r, h, buf.into_vec());
+                return Ok(());
+            }
+            WriteNow::Queue(done) => done,
+        };
+        self.queue_write(h, user_data, OpCode::Write, OpState::Write { buf, done })
+    }
+
+    /// A write's first `send`, made at once when nothing is queued before it on `h` (tokio
+    /// skips it when it knows the socket to be unwritable): whether that ends the write, or
+    /// how many bytes it took before the rest must queue.
+    fn write_now(&mut self, h: Handle, buf: &WriteBuf) -> Result<WriteNow, Status> {
+        let conn = self.conn_mut(h)?;
+        if !conn.writes.is_empty() || buf.is_empty() {
+            return Ok(WriteNow::Queue(0));
+        }
+        let bytes = buf.as_slice();
+        let fd = conn.stream.as_raw_fd();
+        let sent = conn.stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: `fd` is the connection's open socket and `bytes` borrows `buf`, alive
+            // for the whole call.
+            let n =
+                unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        Ok(match sent {
+            Ok(n) if n == bytes.len() => WriteNow::Finished(Ok(n)),
+            Ok(n) => WriteNow::Queue(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => WriteNow::Queue(0),
+            Err(e) => WriteNow::Finished(Err(Status::from(e))),
+        })
     }
 
     /// Writes what the kernel takes of `bufs` now, in order, without an operation and so
