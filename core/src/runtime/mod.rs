@@ -258,10 +258,13 @@ impl Runtime {
             // a zero timeout (epoll_wait(0)), dispatching I/O wakers into our ready queue.
             self.tokio.block_on(tokio::task::yield_now());
         }
-        let _enter = self.tokio.enter();
         self.shared.drain_signal();
         self.process_ready();
-        self.fire_timers(Instant::now());
+        if !self.q.timers.is_empty() {
+            // A timer may poll a task or cancel one: inside tokio's context.
+            let _enter = self.tokio.enter();
+            self.fire_timers(Instant::now());
+        }
         self.pop_completions(out, max)
     }
 
@@ -345,7 +348,10 @@ impl Runtime {
         n
     }
 
-    /// Progresses what the wakers queued: each key names a resource queue or a task.
+    /// Progresses what the wakers queued: each key names a resource queue or a task. Reads
+    /// and writes on registered sockets run outside tokio's context (polling readiness needs
+    /// none, and entering costs two thread-local swaps per turn); accepts (which register
+    /// the new socket), tasks and the ring run inside it.
     fn process_ready(&mut self) {
         let mut batch = std::mem::take(&mut self.scratch);
         for _ in 0..READY_ROUNDS {
@@ -357,11 +363,20 @@ impl Runtime {
                 match Key::decode(raw, self.id) {
                     Some(Key::Read(h)) => self.progress_read(h),
                     Some(Key::Write(h)) => self.progress_write(h),
-                    Some(Key::Accept(h)) => self.progress_accept(h),
-                    Some(Key::Task(id)) => self.progress_task(id),
+                    Some(Key::Accept(h)) => {
+                        let _enter = self.tokio.enter();
+                        self.progress_accept(h);
+                    }
+                    Some(Key::Task(id)) => {
+                        let _enter = self.tokio.enter();
+                        self.progress_task(id);
+                    }
                     Some(Key::Recv(h)) => self.progress_recv(h),
                     Some(Key::Send(h)) => self.progress_send(h),
-                    Some(Key::Ring) => self.progress_ring(),
+                    Some(Key::Ring) => {
+                        let _enter = self.tokio.enter();
+                        self.progress_ring();
+                    }
                     None => {}
                 }
             }
