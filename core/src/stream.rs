@@ -243,7 +243,7 @@ impl Runtime {
                 write_waker: noop,
             }))
             .ok_or(Status::QueueFull)?;
-        let (rw, ww) = (self.waker_for(Key::Read(h)), self.waker_for(Key::Write(h)));
+        let (rw, ww) = self.waker_pair([Key::Read(h), Key::Write(h)]);
         if let Some(Resource::Conn(c)) = self.resources.get_mut(h) {
             c.read_waker = rw;
             c.write_waker = ww;

@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 
 thread_local! {
     /// The id of the runtime this thread is driving right now (0: none).
@@ -204,6 +204,75 @@ pub(crate) fn waker(shared: &Arc<Shared>, key: u64) -> Waker {
     }))
 }
 
+/// Two wakers, for two keys (a connection's read and write), sharing one allocation: an
+/// idle connection holds one where two `KeyWaker`s would take two.
+struct PairWaker {
+    keys: [u64; 2],
+    shared: Arc<Shared>,
+}
+
+/// The waker for `keys[0]` and the one for `keys[1]`, both queueing on `shared`.
+pub(crate) fn waker_pair(shared: &Arc<Shared>, keys: [u64; 2]) -> (Waker, Waker) {
+    let pair = Arc::new(PairWaker {
+        keys,
+        shared: shared.clone(),
+    });
+    let data = Arc::into_raw(pair).cast::<()>();
+    // SAFETY: `data` is an `Arc<PairWaker>` turned raw, which owns one strong count; the
+    // second waker takes one more. Each vtable's functions treat `data` as such an `Arc`.
+    unsafe {
+        Arc::increment_strong_count(data.cast::<PairWaker>());
+        (
+            Waker::from_raw(RawWaker::new(data, &PAIR_VTABLES[0])),
+            Waker::from_raw(RawWaker::new(data, &PAIR_VTABLES[1])),
+        )
+    }
+}
+
+/// The vtables of the two wakers of a `PairWaker`: the same functions, with the key's
+/// index as a constant.
+static PAIR_VTABLES: [RawWakerVTable; 2] = [pair_vtable::<0>(), pair_vtable::<1>()];
+
+const fn pair_vtable<const I: usize>() -> RawWakerVTable {
+    RawWakerVTable::new(
+        pair_clone::<I>,
+        pair_wake::<I>,
+        pair_wake_by_ref::<I>,
+        pair_drop,
+    )
+}
+
+/// # Safety
+/// `data` is a live `Arc<PairWaker>` from `waker_pair` (as are all the `pair_*` functions').
+unsafe fn pair_clone<const I: usize>(data: *const ()) -> RawWaker {
+    // SAFETY: the caller's guarantee; the clone owns the count added here.
+    unsafe { Arc::increment_strong_count(data.cast::<PairWaker>()) };
+    RawWaker::new(data, &PAIR_VTABLES[I])
+}
+
+/// # Safety
+/// As `pair_clone`; consumes the waker's count.
+unsafe fn pair_wake<const I: usize>(data: *const ()) {
+    // SAFETY: the caller's guarantee; this takes over the waker's count.
+    let pair = unsafe { Arc::from_raw(data.cast::<PairWaker>()) };
+    pair.shared.push(pair.keys[I]);
+}
+
+/// # Safety
+/// As `pair_clone`.
+unsafe fn pair_wake_by_ref<const I: usize>(data: *const ()) {
+    // SAFETY: the caller's guarantee; borrowed, no count taken.
+    let pair = unsafe { &*data.cast::<PairWaker>() };
+    pair.shared.push(pair.keys[I]);
+}
+
+/// # Safety
+/// As `pair_clone`; consumes the waker's count.
+unsafe fn pair_drop(data: *const ()) {
+    // SAFETY: the caller's guarantee; this releases the waker's count.
+    unsafe { drop(Arc::from_raw(data.cast::<PairWaker>())) };
+}
+
 /// A thread-safe handle that wakes a runtime from any thread.
 #[derive(Clone)]
 pub struct RuntimeWaker {
@@ -224,5 +293,31 @@ impl std::fmt::Debug for RuntimeWaker {
         f.debug_struct("RuntimeWaker")
             .field("runtime", &self.shared.rt_id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waker_pair_queues_each_key_and_frees_its_allocation_once() {
+        let shared = Arc::new(Shared::new(7).unwrap());
+        let (r, w) = waker_pair(&shared, [11, 22]);
+        let r2 = r.clone();
+        assert!(r2.will_wake(&r));
+        assert!(!r.will_wake(&w), "the two wakers must stay distinct");
+        r.wake_by_ref();
+        w.wake_by_ref();
+        r2.wake();
+        let w2 = w.clone();
+        drop(w);
+        w2.wake();
+        let mut keys = Vec::new();
+        shared.take_ready(&mut keys);
+        assert_eq!(keys, [11, 22, 11, 22]);
+        assert_eq!(Arc::strong_count(&shared), 2, "r still holds the pair");
+        drop(r);
+        assert_eq!(Arc::strong_count(&shared), 1, "the pair was not freed");
     }
 }

@@ -390,6 +390,11 @@ impl Runtime {
         self.shared.push(key.encode());
     }
 
+    /// The wakers that queue `keys[0]` and `keys[1]`, in one allocation (a connection's).
+    pub(crate) fn waker_pair(&self, keys: [Key; 2]) -> (std::task::Waker, std::task::Waker) {
+        wake::waker_pair(&self.shared, keys.map(Key::encode))
+    }
+
     /// A waker that queues `key` for the next turn.
     pub(crate) fn waker_for(&self, key: Key) -> std::task::Waker {
         wake::waker(&self.shared, key.encode())
