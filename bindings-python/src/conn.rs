@@ -201,7 +201,25 @@ impl Conn {
             return Some(Err(e.clone_ref(py)));
         }
         let (eof, limit) = (self.eof, self.limit());
-        self.rbuf.satisfy(py, req, eof, limit)
+        let r = self.rbuf.satisfy(py, req, eof, limit);
+        if r.is_some() {
+            if let Some(v) = self.rbuf.take_spare() {
+                self.give_back_read_buf(py, v);
+            }
+        }
+        r
+    }
+
+    /// Hands an emptied read buffer to the runtime for its next multi-shot read (dropped
+    /// instead when the driver is busy or gone).
+    fn give_back_read_buf(&self, py: Python<'_>, v: Vec<u8>) {
+        if let Some(d) = &self.drv {
+            if let Ok(mut d) = d.bind(py).try_borrow_mut() {
+                if let Ok(rt) = d.rt() {
+                    rt.recycle(v);
+                }
+            }
+        }
     }
 
     /// Hands buffered writes (and a pending write_eof) to the core.
@@ -219,7 +237,8 @@ impl Conn {
                 Ok(n) => {
                     wrote = true;
                     if n == self.wbuf.len() {
-                        self.wbuf.clear();
+                        // Freed, not kept: an idle connection holds no write buffer.
+                        self.wbuf = Vec::new();
                     } else {
                         self.wbuf.drain(..n);
                     }
