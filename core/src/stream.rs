@@ -56,7 +56,20 @@ impl Runtime {
         if cap == 0 || cap > isize::MAX as usize {
             return Err(Status::InvalidArgument);
         }
-        self.queue_read(h, user_data, OpState::ReadMulti { cap })
+        self.queue_read(h, user_data, OpState::ReadMulti { cap, once: false })
+    }
+
+    /// Reads up to `cap` bytes, as [`read`](Self::read), into a buffer the runtime takes
+    /// from its recycled ones (see [`recycle`](Self::recycle)) only when bytes arrive: the
+    /// completion hands it over, holding the bytes, and a read waiting on an idle
+    /// connection holds no buffer. Completes with the count, 0 at end of stream (and no
+    /// buffer); queues with other reads, in order.
+    pub fn read_pooled(&mut self, h: Handle, cap: usize, user_data: u64) -> Result<(), Status> {
+        self.admit()?;
+        if cap == 0 || cap > isize::MAX as usize {
+            return Err(Status::InvalidArgument);
+        }
+        self.queue_read(h, user_data, OpState::ReadMulti { cap, once: true })
     }
 
     /// Appends a read (single or multi-shot) to `h`'s read queue; at the front, it starts
@@ -315,9 +328,9 @@ impl Runtime {
                     ..
                 }) => None,
                 Some(Op {
-                    state: OpState::ReadMulti { cap },
+                    state: OpState::ReadMulti { cap, once },
                     ..
-                }) => Some(*cap),
+                }) => Some((*cap, *once)),
                 _ => {
                     conn.reads.pop_front();
                     continue;
@@ -333,7 +346,7 @@ impl Runtime {
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            let Some(cap) = multi else {
+            let Some((cap, once)) = multi else {
                 let Some(Op {
                     state: OpState::Read(buf),
                     ..
@@ -357,6 +370,14 @@ impl Runtime {
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => q.spare(v),
+                Ok(n) if n > 0 && once => {
+                    // A single pooled read: its one completion carries the buffer.
+                    conn.reads.pop_front();
+                    if let Some(op) = q.op_mut(id) {
+                        op.state = OpState::Read(ReadBuf(ReadInner::Owned(v)));
+                    }
+                    q.finish(id, Ok(n), h);
+                }
                 Ok(n) if n > 0 => {
                     q.post_more(id, n, h, v);
                     if n == cap {
