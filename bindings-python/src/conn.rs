@@ -237,8 +237,7 @@ impl Conn {
                 Ok(n) => {
                     wrote = true;
                     if n == self.wbuf.len() {
-                        // Freed, not kept: an idle connection holds no write buffer.
-                        self.wbuf = Vec::new();
+                        self.wbuf.clear();
                     } else {
                         self.wbuf.drain(..n);
                     }
@@ -266,6 +265,20 @@ impl Conn {
         }
         // Bytes went out without a completion: what on_write would do, if it has work.
         (wrote && (self.bp.is_paused() || self.closing)).then_some(FlushAction::Wrote)
+    }
+
+    /// Appends `b` to the write buffer, taking one from the driver's spares if this
+    /// connection holds none (it gives it back once flushed).
+    pub(crate) fn buffer_write(&mut self, py: Python<'_>, b: &[u8]) {
+        if b.is_empty() {
+            return;
+        }
+        if self.wbuf.capacity() == 0 {
+            if let Some(v) = with_driver(py, &self.drv, Driver::take_write_buf) {
+                self.wbuf = v;
+            }
+        }
+        self.wbuf.extend_from_slice(b);
     }
 
     /// A large write with nothing buffered or queued ahead of it goes to the kernel now,
