@@ -61,7 +61,9 @@ pub struct Conn {
     pub(crate) user_paused: bool,
     pub(crate) stash_eof: bool,
     pub(crate) eof: bool,
-    pub(crate) exc: Option<PyErr>,
+    /// The stream's error (boxed, as `lost_exc`: rare, and a `PyErr` inline would add
+    /// ~50 bytes to every connection).
+    pub(crate) exc: Option<Box<PyErr>>,
     pub(crate) waiter: Option<(Req, Py<PyAny>)>,
     // write side
     pub(crate) wbuf: Vec<u8>,
@@ -80,7 +82,7 @@ pub struct Conn {
     // lifetime
     pub(crate) closing: bool,
     pub(crate) lost: bool,
-    pub(crate) lost_exc: Option<PyErr>,
+    pub(crate) lost_exc: Option<Box<PyErr>>,
     pub(crate) closed_waiters: Vec<Py<PyAny>>,
     /// The addresses at connection time, as asyncio's transports keep them after the close.
     pub(crate) peername: Option<Py<PyAny>>,
@@ -394,7 +396,7 @@ pub(crate) fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<(
                 match &exc {
                     Some(e) => {
                         if s.exc.is_none() {
-                            s.exc = Some(e.clone_ref(py));
+                            s.exc = Some(Box::new(e.clone_ref(py)));
                         }
                     }
                     None => s.eof = true,
@@ -403,7 +405,7 @@ pub(crate) fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<(
             }
             Mode::Protocol(p) => Some(p.clone_ref(py)),
         };
-        s.lost_exc = exc.as_ref().map(|e| e.clone_ref(py));
+        s.lost_exc = exc.as_ref().map(|e| Box::new(e.clone_ref(py)));
         let fut = s.waiter.take();
         (
             drv,
