@@ -261,9 +261,14 @@ bench-build: deps-bench examples-release python-release node-build
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o $(BUILD)/bench/libuv_echo
 
-bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP, 3 rounds of 3 s per cell (BENCH_SERVERS, BENCH_TRANSPORTS, BENCH_SIZES, BENCH_REPEATS, BENCH_SECS narrow it); writes target/bench/
+bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP, 3 rounds of 3 s per cell (BENCH_SERVERS, BENCH_TRANSPORTS, BENCH_SIZES, BENCH_REPEATS, BENCH_SECS narrow it), then memory per idle connection; writes target/bench/
 	BENCH_REPEATS=$${BENCH_REPEATS:-3} BENCH_SECS=$${BENCH_SECS:-3} python3 tests/bench/run.py
+	python3 tests/bench/idle.py
 	$(CARGO) bench -p polyio-core --bench roundtrip -- --quick
+
+.PHONY: bench-idle
+bench-idle: bench-build ## Server RSS per idle connection (4,000 connections, one round trip each, then idle), polyio beside uvloop, net and libuv (BENCH_IDLE_CONNS, BENCH_IDLE_REPEATS); writes target/bench/idle.{json,md}
+	python3 tests/bench/idle.py $(SERVERS)
 
 .PHONY: bench-files bench-files-build
 # The file benchmark's Python peers, in .venv beside the release polyio (not make test's tools).
@@ -282,8 +287,8 @@ bench-files: bench-files-build ## File benchmark: polyio (io_uring and blocking 
 	NODE=$(NODE) python3 tests/bench/files/run.py
 
 .PHONY: bench-instructions
-bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind (steady where req/s is not): make bench-instructions [SERVERS="polyio-c libuv"]
-	python3 tests/bench/instructions.py $(SERVERS)
+bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind at 1 and 10 connections (steady where req/s is not); SYSCALLS=1: syscalls per request under strace -c: make bench-instructions [SERVERS="polyio-c libuv"] [SYSCALLS=1]
+	python3 tests/bench/instructions.py $(if $(SYSCALLS),--syscalls) $(SERVERS)
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .tools)

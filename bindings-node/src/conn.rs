@@ -12,7 +12,7 @@ use napi::bindgen_prelude::Unknown;
 use napi::{Env, sys};
 use napi_derive::napi;
 use polyio_core::{
-    Completion, FLAG_PARTIAL, HIGH_WATER, Handle, LOW_WATER, READ_SIZE, ReadBuf, Status, WriteBuf,
+    Completion, FLAG_PARTIAL, HIGH_WATER, Handle, LOW_WATER, READ_SIZE, Status, WriteBuf,
 };
 
 use crate::args::{parse_signal, raw};
@@ -45,13 +45,9 @@ pub(crate) struct ConnState {
     flush: RefCell<Vec<sys::napi_deferred>>,
     /// The first write failure; later writes reject with it.
     error: Cell<Option<Status>>,
-    /// A read buffer to reuse.
-    spare: RefCell<Option<Vec<u8>>>,
     /// A strong reference to the JS object while the connection is open: as with a
     /// `net.Socket`, an open connection is a GC root and stays open until closed.
     js_ref: Cell<sys::napi_ref>,
-    /// A write buffer to reuse (the core hands each write's `Vec` back).
-    wspare: RefCell<Option<Vec<u8>>>,
     /// Idle timeout in ms (0: none): a read that waits longer rejects with `'ETIMEDOUT'`.
     timeout: Cell<u64>,
 }
@@ -62,19 +58,6 @@ pub(crate) fn closed_error(env: RawEnv) -> Value {
 }
 
 impl ConnState {
-    fn give_back(&self, v: Vec<u8>) {
-        if v.capacity() >= READ_SIZE {
-            *self.spare.borrow_mut() = Some(v);
-        }
-    }
-
-    /// Keeps a written buffer for the next write (small ones only).
-    fn give_back_write(&self, v: Vec<u8>) {
-        if v.capacity() <= 4 * READ_SIZE {
-            *self.wspare.borrow_mut() = Some(v);
-        }
-    }
-
     /// A write completed (or failed, or was cancelled by close).
     fn write_done(&self, st: &EnvState, len: usize, status: Status) {
         let env = st.env;
@@ -179,14 +162,14 @@ impl Settle for ConnState {
                     Err(failure(env, aborted, status, "read"))
                 };
                 if let Some(v) = c.buf {
-                    self.give_back(v);
+                    st.rt.borrow_mut().recycle(v);
                 }
                 r
             }
             OP_WRITE => {
                 let partial = c.flags & FLAG_PARTIAL != 0;
                 if let Some(v) = c.buf {
-                    self.give_back_write(v);
+                    st.give_back_write(v);
                 }
                 self.write_done(st, op.arg as usize, status);
                 if partial {
@@ -257,8 +240,6 @@ impl Connection {
                 drain: RefCell::new(Vec::new()),
                 flush: RefCell::new(Vec::new()),
                 error: Cell::new(None),
-                spare: RefCell::new(None),
-                wspare: RefCell::new(None),
                 js_ref: Cell::new(std::ptr::null_mut()),
                 timeout: Cell::new(0),
             }),
@@ -354,17 +335,13 @@ impl Connection {
         if let Err(e) = st.unless_aborted(signal) {
             return js::settled(env, Err(e));
         }
-        let buf = self
-            .inner
-            .spare
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| Vec::with_capacity(READ_SIZE));
         let id = st.next_id();
+        // The buffer comes from the runtime's recycled ones when bytes arrive: a read
+        // waiting on an idle connection holds none.
         let submitted = st
             .rt
             .borrow_mut()
-            .read(self.inner.handle, ReadBuf::from_vec(buf), id);
+            .read_pooled(self.inner.handle, READ_SIZE, id);
         if let Err(s) = submitted {
             return js::settled(env, Err(js::status_error(env, s, "read")));
         }
@@ -413,8 +390,7 @@ impl Connection {
             return js::settled(env, Err(e));
         }
         let inner = &self.inner;
-        let mut bytes = inner.wspare.borrow_mut().take().unwrap_or_default();
-        bytes.clear();
+        let mut bytes = st.take_write_buf();
         if !raw(&data).is_some_and(|v| js::bytes_into(env, v, &mut bytes)) {
             return js::settled(
                 env,
@@ -450,7 +426,7 @@ impl Connection {
             let sent = st.rt.borrow_mut().try_write(inner.handle, &[&bytes]);
             match sent {
                 Ok(n) if n == bytes.len() => {
-                    *inner.wspare.borrow_mut() = Some(bytes);
+                    st.give_back_write(bytes);
                     return Ok(st.resolved());
                 }
                 Ok(n) => {

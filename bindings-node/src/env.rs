@@ -84,6 +84,10 @@ struct Helpers {
 const POOL_SIZE: usize = 8 * 1024;
 const POOLED_MAX: usize = POOL_SIZE / 2;
 
+/// Write buffers kept for reuse (see `EnvState::give_back_write`), and the largest kept.
+const WRITE_BUFS_KEPT: usize = 16;
+const WRITE_BUF_MAX: usize = 256 * 1024;
+
 /// The current pool: a strongly referenced ArrayBuffer and how much of it is handed out.
 struct Pool {
     buf: sys::napi_ref,
@@ -115,6 +119,9 @@ pub(crate) struct EnvState {
     resolved: sys::napi_ref,
     helpers: RefCell<Option<Helpers>>,
     pool: RefCell<Pool>,
+    /// Write buffers to reuse, shared by every connection (the core hands each write's
+    /// `Vec` back): an idle connection keeps none.
+    write_bufs: RefCell<Vec<Vec<u8>>>,
 }
 
 type PendingMap = IdMap<Pending>;
@@ -227,6 +234,7 @@ pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
             buf: ptr::null_mut(),
             used: POOL_SIZE,
         }),
+        write_bufs: RefCell::new(Vec::new()),
     });
     set_state(&st);
     // SAFETY: valid env; `cleanup` takes no argument.
@@ -358,6 +366,20 @@ fn drive() {
 }
 
 impl EnvState {
+    /// An empty write buffer, reused when one was given back.
+    pub(crate) fn take_write_buf(&self) -> Vec<u8> {
+        self.write_bufs.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Keeps a written buffer for a later write (a few, and small ones only).
+    pub(crate) fn give_back_write(&self, mut v: Vec<u8>) {
+        let mut bufs = self.write_bufs.borrow_mut();
+        if v.capacity() <= WRITE_BUF_MAX && bufs.len() < WRITE_BUFS_KEPT {
+            v.clear();
+            bufs.push(v);
+        }
+    }
+
     pub fn next_id(&self) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);

@@ -61,7 +61,9 @@ pub struct Conn {
     pub(crate) user_paused: bool,
     pub(crate) stash_eof: bool,
     pub(crate) eof: bool,
-    pub(crate) exc: Option<PyErr>,
+    /// The stream's error (boxed, as `lost_exc`: rare, and a `PyErr` inline would add
+    /// ~50 bytes to every connection).
+    pub(crate) exc: Option<Box<PyErr>>,
     pub(crate) waiter: Option<(Req, Py<PyAny>)>,
     // write side
     pub(crate) wbuf: Vec<u8>,
@@ -80,7 +82,7 @@ pub struct Conn {
     // lifetime
     pub(crate) closing: bool,
     pub(crate) lost: bool,
-    pub(crate) lost_exc: Option<PyErr>,
+    pub(crate) lost_exc: Option<Box<PyErr>>,
     pub(crate) closed_waiters: Vec<Py<PyAny>>,
     /// The addresses at connection time, as asyncio's transports keep them after the close.
     pub(crate) peername: Option<Py<PyAny>>,
@@ -201,7 +203,25 @@ impl Conn {
             return Some(Err(e.clone_ref(py)));
         }
         let (eof, limit) = (self.eof, self.limit());
-        self.rbuf.satisfy(py, req, eof, limit)
+        let r = self.rbuf.satisfy(py, req, eof, limit);
+        if r.is_some() {
+            if let Some(v) = self.rbuf.take_spare() {
+                self.give_back_read_buf(py, v);
+            }
+        }
+        r
+    }
+
+    /// Hands an emptied read buffer to the runtime for its next multi-shot read (dropped
+    /// instead when the driver is busy or gone).
+    fn give_back_read_buf(&self, py: Python<'_>, v: Vec<u8>) {
+        if let Some(d) = &self.drv {
+            if let Ok(mut d) = d.bind(py).try_borrow_mut() {
+                if let Ok(rt) = d.rt() {
+                    rt.recycle(v);
+                }
+            }
+        }
     }
 
     /// Hands buffered writes (and a pending write_eof) to the core.
@@ -247,6 +267,20 @@ impl Conn {
         }
         // Bytes went out without a completion: what on_write would do, if it has work.
         (wrote && (self.bp.is_paused() || self.closing)).then_some(FlushAction::Wrote)
+    }
+
+    /// Appends `b` to the write buffer, taking one from the driver's spares if this
+    /// connection holds none (it gives it back once flushed).
+    pub(crate) fn buffer_write(&mut self, py: Python<'_>, b: &[u8]) {
+        if b.is_empty() {
+            return;
+        }
+        if self.wbuf.capacity() == 0 {
+            if let Some(v) = with_driver(py, &self.drv, Driver::take_write_buf) {
+                self.wbuf = v;
+            }
+        }
+        self.wbuf.extend_from_slice(b);
     }
 
     /// A large write with nothing buffered or queued ahead of it goes to the kernel now,
@@ -362,7 +396,7 @@ pub(crate) fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<(
                 match &exc {
                     Some(e) => {
                         if s.exc.is_none() {
-                            s.exc = Some(e.clone_ref(py));
+                            s.exc = Some(Box::new(e.clone_ref(py)));
                         }
                     }
                     None => s.eof = true,
@@ -371,7 +405,7 @@ pub(crate) fn force_close(c: &Bound<'_, Conn>, exc: Option<PyErr>) -> PyResult<(
             }
             Mode::Protocol(p) => Some(p.clone_ref(py)),
         };
-        s.lost_exc = exc.as_ref().map(|e| e.clone_ref(py));
+        s.lost_exc = exc.as_ref().map(|e| Box::new(e.clone_ref(py)));
         let fut = s.waiter.take();
         (
             drv,

@@ -17,6 +17,10 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::errors::raise;
 
 /// Completions settled per turn before the loop gets control back.
+/// Write buffers a driver keeps for reuse, and the largest it keeps.
+const WRITE_BUFS_KEPT: usize = 16;
+const WRITE_BUF_MAX: usize = 256 * 1024;
+
 const TURN_BATCH: usize = 1024;
 /// Turn-and-drain rounds per callback: inline completions of re-submitted reads and flushed
 /// writes are settled in the same callback, within this bound.
@@ -113,6 +117,9 @@ pub struct Driver {
     /// When `fs_try_pread` first answered inline since the driver last ran (it stops after
     /// a budget, so that reading cached bytes never keeps the loop from running).
     pub(crate) inline_since: Option<Instant>,
+    /// Write buffers shared by every connection: one flushed goes back here, so an idle
+    /// connection keeps none.
+    write_bufs: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -125,6 +132,19 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
+    /// An empty write buffer, reused when one was given back.
+    pub(crate) fn take_write_buf(&mut self) -> Vec<u8> {
+        self.write_bufs.pop().unwrap_or_default()
+    }
+
+    /// Keeps an emptied write buffer for a later write (a few, and small ones only).
+    pub(crate) fn keep_write_buf(&mut self, mut v: Vec<u8>) {
+        if v.capacity() <= WRITE_BUF_MAX && self.write_bufs.len() < WRITE_BUFS_KEPT {
+            v.clear();
+            self.write_bufs.push(v);
+        }
+    }
+
     pub(crate) fn rt(&mut self) -> PyResult<&mut Runtime> {
         self.rt
             .as_deref_mut()
@@ -426,6 +446,7 @@ impl Driver {
             expect_writes: false,
             timer: None,
             out: Vec::with_capacity(64),
+            write_bufs: Vec::new(),
         })
     }
 

@@ -55,6 +55,15 @@ impl ReadBuffer {
         b.into_any().unbind()
     }
 
+    /// The emptied buffer's allocation, once every byte in it was taken: an idle
+    /// connection keeps no read buffer (the runtime reuses it for the next read).
+    pub fn take_spare(&mut self) -> Option<Vec<u8>> {
+        (self.avail() == 0 && self.data.capacity() > 0).then(|| {
+            self.pos = 0;
+            std::mem::take(&mut self.data)
+        })
+    }
+
     /// Buffers `data`; returns a buffer to hand back to the runtime (`data` itself, or the
     /// old buffer it replaced).
     #[must_use]

@@ -46,7 +46,13 @@ fn flush(d: &Bound<'_, Driver>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
     let action = {
         let mut d = d.borrow_mut();
         let Ok(rt) = d.rt() else { return Ok(()) };
-        conn.borrow_mut().flush(rt)
+        let mut s = conn.borrow_mut();
+        let action = s.flush(rt);
+        if s.wbuf.is_empty() && s.wbuf.capacity() > 0 {
+            // Everything went out: the buffer goes back to the driver, not kept idle here.
+            d.keep_write_buf(std::mem::take(&mut s.wbuf));
+        }
+        action
     };
     match action {
         Some(FlushAction::Fatal(code)) => fatal(conn, code),

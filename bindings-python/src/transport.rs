@@ -67,11 +67,11 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
                         break;
                     }
                 };
-                s.wbuf.extend_from_slice(rest);
+                s.buffer_write(py, rest);
             } else {
                 let v = bytes_of(data)?;
                 added += v.len();
-                s.wbuf.extend_from_slice(&v);
+                s.buffer_write(py, &v);
             }
         }
         if let Some(st) = failed {

@@ -86,6 +86,14 @@ impl WriteBuf {
         self.len() == 0
     }
 
+    /// The owned buffer, to hand back in a completion (`None` for raw memory).
+    pub(crate) fn into_vec(self) -> Option<Vec<u8>> {
+        match self.0 {
+            WriteInner::Owned(v) => Some(v),
+            WriteInner::Raw(..) => None,
+        }
+    }
+
     pub(crate) fn as_slice(&self) -> &[u8] {
         match &self.0 {
             WriteInner::Owned(v) => v,

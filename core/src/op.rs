@@ -98,8 +98,10 @@ pub(crate) use crate::clock::TimerKey;
 pub(crate) enum OpState {
     /// A stream read into the submitter's buffer.
     Read(ReadBuf),
-    /// A multi-shot stream read: each chunk (at most `cap` bytes) completes with FLAG_MORE.
-    ReadMulti { cap: usize },
+    /// A stream read into a buffer of `cap` bytes taken from the runtime's recycled ones
+    /// when bytes arrive: multi-shot (each chunk completes with FLAG_MORE) or, with `once`,
+    /// a single read that completes with its one chunk.
+    ReadMulti { cap: usize, once: bool },
     /// A stream write; `done` bytes are with the kernel.
     Write { buf: WriteBuf, done: usize },
     /// A stream's write-side shutdown, queued behind its writes.

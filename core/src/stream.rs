@@ -19,6 +19,14 @@ use crate::runtime::Runtime;
 use crate::socket::{Conn, ListenSocket, Listener, Resource, StreamSocket};
 use crate::status::Status;
 
+/// What a write's first `send` left to do (see `Runtime::write_now`).
+enum WriteNow {
+    /// The write is over: every byte sent, or the error that ended it.
+    Finished(Result<usize, Status>),
+    /// The write queues, with this many bytes already sent.
+    Queue(usize),
+}
+
 /// How many iovecs one vectored write gathers from queued writes.
 const MAX_IOV: usize = 64;
 /// Full buffers a multi-shot read takes in a row before it lets other sockets go first.
@@ -48,7 +56,20 @@ impl Runtime {
         if cap == 0 || cap > isize::MAX as usize {
             return Err(Status::InvalidArgument);
         }
-        self.queue_read(h, user_data, OpState::ReadMulti { cap })
+        self.queue_read(h, user_data, OpState::ReadMulti { cap, once: false })
+    }
+
+    /// Reads up to `cap` bytes, as [`read`](Self::read), into a buffer the runtime takes
+    /// from its recycled ones (see [`recycle`](Self::recycle)) only when bytes arrive: the
+    /// completion hands it over, holding the bytes, and a read waiting on an idle
+    /// connection holds no buffer. Completes with the count, 0 at end of stream (and no
+    /// buffer); queues with other reads, in order.
+    pub fn read_pooled(&mut self, h: Handle, cap: usize, user_data: u64) -> Result<(), Status> {
+        self.admit()?;
+        if cap == 0 || cap > isize::MAX as usize {
+            return Err(Status::InvalidArgument);
+        }
+        self.queue_read(h, user_data, OpState::ReadMulti { cap, once: true })
     }
 
     /// Appends a read (single or multi-shot) to `h`'s read queue; at the front, it starts
@@ -76,7 +97,46 @@ impl Runtime {
         if buf.len() > isize::MAX as usize {
             return Err(Status::InvalidArgument);
         }
-        self.queue_write(h, user_data, OpCode::Write, OpState::Write { buf, done: 0 })
+        let done = match self.write_now(h, &buf)? {
+            WriteNow::Finished(r) => {
+                // Every byte is with the kernel, or the send failed: the op completes
+                // here, without entering the op table.
+                self.q
+                    .post_done(user_data, OpCode::Write, r, h, buf.into_vec());
+                return Ok(());
+            }
+            WriteNow::Queue(done) => done,
+        };
+        self.queue_write(h, user_data, OpCode::Write, OpState::Write { buf, done })
+    }
+
+    /// A write's first `send`, made at once when nothing is queued before it on `h` (tokio
+    /// skips it when it knows the socket to be unwritable): whether that ends the write, or
+    /// how many bytes it took before the rest must queue.
+    fn write_now(&mut self, h: Handle, buf: &WriteBuf) -> Result<WriteNow, Status> {
+        let conn = self.conn_mut(h)?;
+        if !conn.writes.is_empty() || buf.is_empty() {
+            return Ok(WriteNow::Queue(0));
+        }
+        let bytes = buf.as_slice();
+        let fd = conn.stream.as_raw_fd();
+        let sent = conn.stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: `fd` is the connection's open socket and `bytes` borrows `buf`, alive
+            // for the whole call.
+            let n =
+                unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        Ok(match sent {
+            Ok(n) if n == bytes.len() => WriteNow::Finished(Ok(n)),
+            Ok(n) => WriteNow::Queue(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => WriteNow::Queue(0),
+            Err(e) => WriteNow::Finished(Err(Status::from(e))),
+        })
     }
 
     /// Writes what the kernel takes of `bufs` now, in order, without an operation and so
@@ -196,7 +256,7 @@ impl Runtime {
                 write_waker: noop,
             }))
             .ok_or(Status::QueueFull)?;
-        let (rw, ww) = (self.waker_for(Key::Read(h)), self.waker_for(Key::Write(h)));
+        let (rw, ww) = self.waker_pair([Key::Read(h), Key::Write(h)]);
         if let Some(Resource::Conn(c)) = self.resources.get_mut(h) {
             c.read_waker = rw;
             c.write_waker = ww;
@@ -268,9 +328,9 @@ impl Runtime {
                     ..
                 }) => None,
                 Some(Op {
-                    state: OpState::ReadMulti { cap },
+                    state: OpState::ReadMulti { cap, once },
                     ..
-                }) => Some(*cap),
+                }) => Some((*cap, *once)),
                 _ => {
                     conn.reads.pop_front();
                     continue;
@@ -286,7 +346,7 @@ impl Runtime {
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            let Some(cap) = multi else {
+            let Some((cap, once)) = multi else {
                 let Some(Op {
                     state: OpState::Read(buf),
                     ..
@@ -310,6 +370,14 @@ impl Runtime {
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => q.spare(v),
+                Ok(n) if n > 0 && once => {
+                    // A single pooled read: its one completion carries the buffer.
+                    conn.reads.pop_front();
+                    if let Some(op) = q.op_mut(id) {
+                        op.state = OpState::Read(ReadBuf(ReadInner::Owned(v)));
+                    }
+                    q.finish(id, Ok(n), h);
+                }
                 Ok(n) if n > 0 => {
                     q.post_more(id, n, h, v);
                     if n == cap {

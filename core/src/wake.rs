@@ -1,13 +1,14 @@
 //! Wake-ups: the ready queue that tokio's wakers fill, and the eventfd that tells a sleeping
 //! consumer there is work. A waker firing on the thread that is driving the runtime only
-//! queues its key; from any other thread it also signals the eventfd, once per batch.
+//! queues its key; from any other thread it also signals the eventfd, once per batch. A
+//! `reap` parked inside tokio's own driver leaves a waker here, which the first key wakes.
 
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
 
 thread_local! {
     /// The id of the runtime this thread is driving right now (0: none).
@@ -33,10 +34,17 @@ impl Drop for DrivingGuard {
     }
 }
 
+/// The keys queued for the next turn, and the waker of a `reap` parked until one comes.
+#[derive(Default)]
+struct Ready {
+    keys: Vec<u64>,
+    parked: Option<Waker>,
+}
+
 /// State shared between a runtime and every waker it has handed out.
 pub(crate) struct Shared {
     pub(crate) rt_id: u16,
-    ready: Mutex<Vec<u64>>,
+    ready: Mutex<Ready>,
     event_fd: OwnedFd,
     /// True from the first signal until the consumer drains the eventfd: coalesces writes.
     signaled: AtomicBool,
@@ -55,7 +63,7 @@ impl Shared {
         let event_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Shared {
             rt_id,
-            ready: Mutex::new(Vec::new()),
+            ready: Mutex::new(Ready::default()),
             event_fd,
             signaled: AtomicBool::new(false),
             woken: AtomicBool::new(false),
@@ -66,15 +74,43 @@ impl Shared {
         self.event_fd.as_raw_fd()
     }
 
-    /// Queues `key` and, unless this thread is driving the runtime, signals the eventfd.
+    /// Queues `key`, wakes a parked `reap` and, unless this thread is driving the runtime,
+    /// signals the eventfd.
     pub(crate) fn push(&self, key: u64) {
-        self.ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(key);
+        let parked = {
+            let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+            ready.keys.push(key);
+            ready.parked.take()
+        };
+        if let Some(w) = parked {
+            w.wake();
+        }
         if DRIVING.with(|d| d.get()) != self.rt_id {
             self.signal();
         }
+    }
+
+    /// For a `reap` parked in tokio's driver: `Ready` once a key is queued or the eventfd
+    /// was signaled; otherwise leaves `cx`'s waker for the next [`push`](Self::push).
+    pub(crate) fn poll_parked(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        if !ready.keys.is_empty() || self.signaled.load(Ordering::Acquire) {
+            ready.parked = None;
+            return Poll::Ready(());
+        }
+        match &mut ready.parked {
+            Some(w) => w.clone_from(cx.waker()),
+            None => ready.parked = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Forgets a parked `reap`'s waker (it stopped waiting).
+    pub(crate) fn unpark(&self) {
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .parked = None;
     }
 
     /// Makes the backend fd readable (at most one eventfd write until the next drain).
@@ -84,6 +120,15 @@ impl Shared {
             // SAFETY: writes 8 bytes from a live u64 to our own eventfd. A failure can only
             // be EAGAIN (counter saturated), in which case the fd is readable anyway.
             unsafe { libc::write(self.event_fd(), (&one as *const u64).cast(), 8) };
+            let parked = self
+                .ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .parked
+                .take();
+            if let Some(w) = parked {
+                w.wake();
+            }
         }
     }
 
@@ -123,7 +168,7 @@ impl Shared {
     /// in steady state.
     pub(crate) fn take_ready(&self, into: &mut Vec<u64>) {
         let mut q = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-        std::mem::swap(&mut *q, into);
+        std::mem::swap(&mut q.keys, into);
     }
 
     pub(crate) fn has_ready(&self) -> bool {
@@ -131,6 +176,7 @@ impl Shared {
             .ready
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .keys
             .is_empty()
     }
 }
@@ -158,6 +204,75 @@ pub(crate) fn waker(shared: &Arc<Shared>, key: u64) -> Waker {
     }))
 }
 
+/// Two wakers, for two keys (a connection's read and write), sharing one allocation: an
+/// idle connection holds one where two `KeyWaker`s would take two.
+struct PairWaker {
+    keys: [u64; 2],
+    shared: Arc<Shared>,
+}
+
+/// The waker for `keys[0]` and the one for `keys[1]`, both queueing on `shared`.
+pub(crate) fn waker_pair(shared: &Arc<Shared>, keys: [u64; 2]) -> (Waker, Waker) {
+    let pair = Arc::new(PairWaker {
+        keys,
+        shared: shared.clone(),
+    });
+    let data = Arc::into_raw(pair).cast::<()>();
+    // SAFETY: `data` is an `Arc<PairWaker>` turned raw, which owns one strong count; the
+    // second waker takes one more. Each vtable's functions treat `data` as such an `Arc`.
+    unsafe {
+        Arc::increment_strong_count(data.cast::<PairWaker>());
+        (
+            Waker::from_raw(RawWaker::new(data, &PAIR_VTABLES[0])),
+            Waker::from_raw(RawWaker::new(data, &PAIR_VTABLES[1])),
+        )
+    }
+}
+
+/// The vtables of the two wakers of a `PairWaker`: the same functions, with the key's
+/// index as a constant.
+static PAIR_VTABLES: [RawWakerVTable; 2] = [pair_vtable::<0>(), pair_vtable::<1>()];
+
+const fn pair_vtable<const I: usize>() -> RawWakerVTable {
+    RawWakerVTable::new(
+        pair_clone::<I>,
+        pair_wake::<I>,
+        pair_wake_by_ref::<I>,
+        pair_drop,
+    )
+}
+
+/// # Safety
+/// `data` is a live `Arc<PairWaker>` from `waker_pair` (as are all the `pair_*` functions').
+unsafe fn pair_clone<const I: usize>(data: *const ()) -> RawWaker {
+    // SAFETY: the caller's guarantee; the clone owns the count added here.
+    unsafe { Arc::increment_strong_count(data.cast::<PairWaker>()) };
+    RawWaker::new(data, &PAIR_VTABLES[I])
+}
+
+/// # Safety
+/// As `pair_clone`; consumes the waker's count.
+unsafe fn pair_wake<const I: usize>(data: *const ()) {
+    // SAFETY: the caller's guarantee; this takes over the waker's count.
+    let pair = unsafe { Arc::from_raw(data.cast::<PairWaker>()) };
+    pair.shared.push(pair.keys[I]);
+}
+
+/// # Safety
+/// As `pair_clone`.
+unsafe fn pair_wake_by_ref<const I: usize>(data: *const ()) {
+    // SAFETY: the caller's guarantee; borrowed, no count taken.
+    let pair = unsafe { &*data.cast::<PairWaker>() };
+    pair.shared.push(pair.keys[I]);
+}
+
+/// # Safety
+/// As `pair_clone`; consumes the waker's count.
+unsafe fn pair_drop(data: *const ()) {
+    // SAFETY: the caller's guarantee; this releases the waker's count.
+    unsafe { drop(Arc::from_raw(data.cast::<PairWaker>())) };
+}
+
 /// A thread-safe handle that wakes a runtime from any thread.
 #[derive(Clone)]
 pub struct RuntimeWaker {
@@ -178,5 +293,31 @@ impl std::fmt::Debug for RuntimeWaker {
         f.debug_struct("RuntimeWaker")
             .field("runtime", &self.shared.rt_id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waker_pair_queues_each_key_and_frees_its_allocation_once() {
+        let shared = Arc::new(Shared::new(7).unwrap());
+        let (r, w) = waker_pair(&shared, [11, 22]);
+        let r2 = r.clone();
+        assert!(r2.will_wake(&r));
+        assert!(!r.will_wake(&w), "the two wakers must stay distinct");
+        r.wake_by_ref();
+        w.wake_by_ref();
+        r2.wake();
+        let w2 = w.clone();
+        drop(w);
+        w2.wake();
+        let mut keys = Vec::new();
+        shared.take_ready(&mut keys);
+        assert_eq!(keys, [11, 22, 11, 22]);
+        assert_eq!(Arc::strong_count(&shared), 2, "r still holds the pair");
+        drop(r);
+        assert_eq!(Arc::strong_count(&shared), 1, "the pair was not freed");
     }
 }

@@ -203,3 +203,41 @@ fn a_busy_multishot_read_cannot_starve_other_sockets() {
         );
     }
 }
+
+#[test]
+fn a_pooled_read_takes_a_recycled_buffer_when_bytes_arrive_and_completes_once() {
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (c, s, _l) = pair(&mut rt, &mut r);
+        // Submitted before the buffer is recycled: it can only be the read's if the read
+        // takes its buffer when the bytes arrive, not when it is submitted.
+        rt.read_pooled(s, 64, 7).unwrap();
+        let pooled = Vec::with_capacity(64);
+        let at = pooled.as_ptr();
+        rt.recycle(pooled);
+        send(&mut rt, &mut r, c, b"hello", 1);
+        let done = r.wait(&mut rt, 7);
+        assert_eq!((done.result, done.flags & FLAG_MORE), (5, 0), "{done:?}");
+        let buf = done.buf.expect("a pooled read hands over its buffer");
+        assert_eq!((&buf[..], buf.as_ptr()), (&b"hello"[..], at));
+        assert_eq!(rt.stats().in_flight, 0, "it completes once, not multi-shot");
+        // Queued pooled reads complete in order; the last sees end of stream, with no buffer.
+        rt.read_pooled(s, 3, 8).unwrap();
+        rt.read_pooled(s, 3, 9).unwrap();
+        rt.read_pooled(s, 3, 10).unwrap();
+        send(&mut rt, &mut r, c, b"abcd", 2);
+        rt.shutdown(c, 3).unwrap();
+        let a = r.wait(&mut rt, 8);
+        let b = r.wait(&mut rt, 9);
+        let end = r.wait(&mut rt, 10);
+        assert_eq!(a.buf.as_deref(), Some(&b"abc"[..]));
+        assert_eq!(b.buf.as_deref(), Some(&b"d"[..]));
+        assert_eq!((end.result, end.buf.is_none()), (0, true), "{end:?}");
+        assert_eq!(
+            rt.read_pooled(s, 0, 11),
+            Err(Status::InvalidArgument),
+            "a zero capacity"
+        );
+    }
+}

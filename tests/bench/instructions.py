@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """User-space instructions per request of echo servers, counted by valgrind's callgrind.
 
-    python3 tests/bench/instructions.py [--transport tcp|udp] [SERVER ...]
+    python3 tests/bench/instructions.py [--transport tcp|udp] [--syscalls] [SERVER ...]
                                           (default: tcp and the four Python servers)
 
 Req/s and CPU time on a shared VM move by tens of percent between runs (hypervisor steal,
 neighbours); an instruction count does not. Each server from tests/bench/run.py's SERVERS
 runs under callgrind, is warmed up by the load generator, has its counters zeroed, serves
-BENCH_SECS (default 5) seconds of 1 KiB echoes over BENCH_CONNS (default 10) connections
-(with `--transport udp`, or BENCH_TRANSPORT=udp: datagrams from as many sockets, to its
-argv_udp twin), and has its counters dumped: the result is the instructions it executed per request, in
-total and by shared object, plus the top functions with TOP=N. Under callgrind a server runs
-~50x slower, so batching per wakeup differs from a real run: use it to compare designs and
-find costs, and `make bench` for speed. Kernel work is not counted. Needs valgrind.
+BENCH_SECS (default 5) seconds of 1 KiB echoes over each of BENCH_CONNS (default "1 10")
+connection counts (with `--transport udp`, or BENCH_TRANSPORT=udp: datagrams from as many
+sockets, to its argv_udp twin), and has its counters dumped: the result is the instructions
+it executed per request, in total and by shared object, plus the top functions with TOP=N.
+Under callgrind a server runs ~50x slower, so batching per wakeup differs from a real run:
+use it to compare designs and find costs, and `make bench` for speed. Kernel work is not
+counted. Needs valgrind.
+
+With `--syscalls` the server runs natively instead, and `strace -c -f` attached after the
+warm-up counts the system calls it makes per request over the same run, by name (a count,
+steady under load like the instructions; strace slows the server, which changes batching
+at 10 connections a little). Needs strace.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -67,7 +74,7 @@ def exclusive_costs(path: Path) -> tuple[collections.Counter[str], dict[str, str
     return costs, fn_obj
 
 
-def measure(name: str, transport: str, secs: float, conns: int, top: int) -> None:
+def measure(name: str, transport: str, secs: float, conns: int, top: int, syscalls: bool) -> None:
     spec = bench.SERVERS[name]
     host = bench.HOST
     port = bench.free_port(host, socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
@@ -79,17 +86,25 @@ def measure(name: str, transport: str, secs: float, conns: int, top: int) -> Non
     cwd = bench.ROOT / spec["cwd"] if spec.get("cwd") else bench.ROOT
     with tempfile.TemporaryDirectory() as tmp:
         out, log = Path(tmp) / "cg.out", Path(tmp) / "server.log"
+        tool = [] if syscalls else ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
         with log.open("wb") as logf:
             srv = subprocess.Popen(
-                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+                [*tool, *argv],
                 cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
             )  # fmt: skip
+        if syscalls:
+            try:
+                bench.wait_ready(srv, ep, log)
+                count_syscalls(name, srv, ep, secs, conns, Path(tmp) / "strace.out")
+            finally:
+                bench.stop(srv)
+            return
         try:
             bench.READY_TIMEOUT_S = max(bench.READY_TIMEOUT_S, 60)  # valgrind starts slowly
             bench.wait_ready(srv, ep, log)
             lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
                   "--conns", str(conns), "--size", "1024", "--warmup-secs", "0"]  # fmt: skip
-            subprocess.run([*lg, "--secs", "1"], stdout=subprocess.DEVNULL, check=True)
+            subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             subprocess.run(["callgrind_control", "-z", str(srv.pid)], capture_output=True)
             res = json.loads(
                 subprocess.run([*lg, "--secs", str(secs)], capture_output=True, text=True,
@@ -103,26 +118,65 @@ def measure(name: str, transport: str, secs: float, conns: int, top: int) -> Non
             raise SystemExit(f"{name}: no callgrind dump, or no request served")
         costs, fn_obj = exclusive_costs(dumps[0])
     n = res["requests"]
+    name = f"{name} x{conns}"
     by_obj: collections.Counter[str] = collections.Counter()
     for f, c in costs.items():
         by_obj[Path(fn_obj.get(f, "?")).name] += c
-    print(f"{name:>20} {sum(costs.values()) / n:9.0f} instructions/request ({n} requests)")
+    print(f"{name:>24} {sum(costs.values()) / n:9.0f} instructions/request ({n} requests)")
     for o, c in by_obj.most_common(5):
-        print(f"{'':>22}{c / n:9.0f}  {o}")
+        print(f"{'':>26}{c / n:9.0f}  {o}")
     for f, c in costs.most_common(top):
-        print(f"{'':>26}{c / n:7.0f}  {f[:100]}")
+        print(f"{'':>30}{c / n:7.0f}  {f[:100]}")
+
+
+def count_syscalls(
+    name: str, srv: subprocess.Popen[bytes], ep: bench.Endpoint, secs: float, conns: int, out: Path
+) -> None:
+    """Prints the system calls `srv` makes per request while serving `secs` seconds of
+    1 KiB echoes over `conns` connections, counted by `strace -c -f` attached after a warm-up."""
+    lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
+          "--conns", str(conns), "--size", "1024", "--warmup-secs", "0"]  # fmt: skip
+    subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tracer = subprocess.Popen(
+        ["strace", "-c", "-f", "-o", str(out), "-p", str(srv.pid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert tracer.stderr is not None
+    # strace says "Process N attached" for each thread once it traces them.
+    tracer.stderr.readline()
+    res = json.loads(
+        subprocess.run([*lg, "--secs", str(secs)], capture_output=True, text=True,
+                       check=True).stdout.strip().splitlines()[-1]
+    )  # fmt: skip
+    tracer.send_signal(signal.SIGINT)  # detaches and writes the summary
+    tracer.wait()
+    n = res["requests"]
+    if not n:
+        raise SystemExit(f"{name}: no request served")
+    calls: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        # "% time  seconds  usecs/call  calls  [errors]  syscall", the errors column may be blank
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][:1].isdigit() and not parts[-1].startswith("total"):
+            calls[parts[-1]] = int(parts[3])
+    total = sum(calls.values())
+    top = ", ".join(f"{c / n:.2f} {s}" for s, c in sorted(calls.items(), key=lambda x: -x[1])[:6])
+    print(f"{name + f' x{conns}':>24} {total / n:6.2f} syscalls/request ({n} requests): {top}")
 
 
 def main() -> int:
-    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
-        print("instructions.py: valgrind (with callgrind_control) is needed", file=sys.stderr)
-        return 2
     args = sys.argv[1:]
     transport = os.environ.get("BENCH_TRANSPORT", "tcp")
     if args[:1] == ["--transport"] and len(args) >= 2:
         transport, args = args[1], args[2:]
     elif args[:1] and args[0].startswith("--transport="):
         transport, args = args[0].split("=", 1)[1], args[1:]
+    syscalls = "--syscalls" in args
+    args = [a for a in args if a != "--syscalls"]
+    tools = ["strace"] if syscalls else ["valgrind", "callgrind_control"]
+    if not all(shutil.which(t) for t in tools):
+        print(f"instructions.py: {' and '.join(tools)} are needed", file=sys.stderr)
+        return 2
     if transport not in ("tcp", "udp"):
         print(f"instructions.py: transport {transport!r} is not tcp or udp", file=sys.stderr)
         return 2
@@ -136,10 +190,11 @@ def main() -> int:
             print(f"instructions.py: {name} has no {lacks}", file=sys.stderr)
             return 2
     secs = float(os.environ.get("BENCH_SECS", "5"))
-    conns = int(os.environ.get("BENCH_CONNS", "10"))
+    conns = [int(c) for c in os.environ.get("BENCH_CONNS", "1 10").replace(",", " ").split()]
     top = int(os.environ.get("TOP", "0"))
-    for name in names:
-        measure(name, transport, secs, conns, top)
+    for c in conns:
+        for name in names:
+            measure(name, transport, secs, c, top, syscalls)
     return 0
 
 

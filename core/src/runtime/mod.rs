@@ -241,22 +241,30 @@ impl Runtime {
     /// operation that became ready, fires due timers, then moves up to `max` completions
     /// into `out` (the rest wait for the next call). Returns how many it moved.
     pub fn turn(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
-        self.q.stats.turns += 1;
-        let _driving = DrivingGuard::new(self.id);
         // With completions already waiting (typically one posted inline by the consumer's
         // last submit), this turn can hand them over without an epoll_wait; never twice in a
         // row, so a consumer whose ops keep completing inline cannot starve other sockets.
         let skip_io = !self.q.completions.is_empty() && !self.skipped_io;
         self.skipped_io = skip_io;
-        if self.backend == Backend::Epoll && !skip_io {
+        self.turn_inner(out, max, !skip_io)
+    }
+
+    /// A turn that polls I/O (one `epoll_wait(0)` on the epoll backend) only if `poll_io`.
+    fn turn_inner(&mut self, out: &mut Vec<Completion>, max: usize, poll_io: bool) -> usize {
+        self.q.stats.turns += 1;
+        let _driving = DrivingGuard::new(self.id);
+        if self.backend == Backend::Epoll && poll_io {
             // One pass of tokio's scheduler: `yield_now` defers, so the scheduler parks with
             // a zero timeout (epoll_wait(0)), dispatching I/O wakers into our ready queue.
             self.tokio.block_on(tokio::task::yield_now());
         }
-        let _enter = self.tokio.enter();
         self.shared.drain_signal();
         self.process_ready();
-        self.fire_timers(Instant::now());
+        if !self.q.timers.is_empty() {
+            // A timer may poll a task or cancel one: inside tokio's context.
+            let _enter = self.tokio.enter();
+            self.fire_timers(Instant::now());
+        }
         self.pop_completions(out, max)
     }
 
@@ -274,8 +282,10 @@ impl Runtime {
         let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
         loop {
             let idle = self.q.in_flight() == 0 && self.q.completions.is_empty();
-            // Nothing due now: sleep on the backend fd first, so that the turn after it finds
-            // work (one wakeup costs one poll and one epoll_wait, not an idle turn as well).
+            // Nothing due now: sleep first, so that the turn after it finds work. Without a
+            // time limit on the epoll backend the sleep is tokio's own epoll_wait; with one
+            // (a timer, a deadline, `timeout`) it is a poll on the backend fd, and the turn
+            // after it runs an epoll_wait(0).
             let mut wait = self.next_timeout();
             // A wake made while nobody was in `reap` is remembered: this reap returns at once,
             // even if turns drained the backend fd since.
@@ -286,6 +296,18 @@ impl Runtime {
                 if let Some(d) = deadline {
                     let left = d.saturating_duration_since(Instant::now());
                     wait = Some(wait.map_or(left, |w| w.min(left)));
+                }
+                if wait.is_none() && self.backend == Backend::Epoll {
+                    // Park in tokio's own epoll_wait: the I/O it wakes for is dispatched
+                    // there, so the turn after it needs no epoll_wait of its own (one
+                    // syscall per wakeup, not a poll and an epoll_wait).
+                    self.park_in_reactor();
+                    let n = self.turn_inner(out, max, false);
+                    self.skipped_io = false;
+                    if n > 0 || self.shared.take_woken() {
+                        return n;
+                    }
+                    continue;
                 }
                 if wait != Some(Duration::ZERO) {
                     poll_readable(self.backend_fd, wait);
@@ -302,6 +324,17 @@ impl Runtime {
         }
     }
 
+    /// Blocks in tokio's driver (its epoll_wait, no timeout) until a waker queues a key or
+    /// the eventfd is signaled (a wake from another thread); the I/O events it waits for
+    /// are dispatched to their wakers on the way out.
+    fn park_in_reactor(&mut self) {
+        let _driving = DrivingGuard::new(self.id);
+        let shared = self.shared.clone();
+        self.tokio
+            .block_on(std::future::poll_fn(|cx| shared.poll_parked(cx)));
+        shared.unpark();
+    }
+
     /// Moves up to `max` completions that are already posted (for example inline ones from
     /// submit calls) into `out`, without polling I/O or firing timers. Returns how many it
     /// moved. Lets a consumer settle inline completions at once, without a full turn.
@@ -315,7 +348,10 @@ impl Runtime {
         n
     }
 
-    /// Progresses what the wakers queued: each key names a resource queue or a task.
+    /// Progresses what the wakers queued: each key names a resource queue or a task. Reads
+    /// and writes on registered sockets run outside tokio's context (polling readiness needs
+    /// none, and entering costs two thread-local swaps per turn); accepts (which register
+    /// the new socket), tasks and the ring run inside it.
     fn process_ready(&mut self) {
         let mut batch = std::mem::take(&mut self.scratch);
         for _ in 0..READY_ROUNDS {
@@ -327,11 +363,20 @@ impl Runtime {
                 match Key::decode(raw, self.id) {
                     Some(Key::Read(h)) => self.progress_read(h),
                     Some(Key::Write(h)) => self.progress_write(h),
-                    Some(Key::Accept(h)) => self.progress_accept(h),
-                    Some(Key::Task(id)) => self.progress_task(id),
+                    Some(Key::Accept(h)) => {
+                        let _enter = self.tokio.enter();
+                        self.progress_accept(h);
+                    }
+                    Some(Key::Task(id)) => {
+                        let _enter = self.tokio.enter();
+                        self.progress_task(id);
+                    }
                     Some(Key::Recv(h)) => self.progress_recv(h),
                     Some(Key::Send(h)) => self.progress_send(h),
-                    Some(Key::Ring) => self.progress_ring(),
+                    Some(Key::Ring) => {
+                        let _enter = self.tokio.enter();
+                        self.progress_ring();
+                    }
                     None => {}
                 }
             }
@@ -343,6 +388,11 @@ impl Runtime {
     pub(crate) fn requeue(&self, key: Key) {
         let _driving = DrivingGuard::new(self.id);
         self.shared.push(key.encode());
+    }
+
+    /// The wakers that queue `keys[0]` and `keys[1]`, in one allocation (a connection's).
+    pub(crate) fn waker_pair(&self, keys: [Key; 2]) -> (std::task::Waker, std::task::Waker) {
+        wake::waker_pair(&self.shared, keys.map(Key::encode))
     }
 
     /// A waker that queues `key` for the next turn.

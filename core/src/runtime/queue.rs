@@ -184,6 +184,36 @@ impl Queue {
         self.completions.push_back(c);
     }
 
+    /// Posts the one completion of an op that ended within its submit call, before it ever
+    /// entered the table (a write whose first send took every byte).
+    pub(crate) fn post_done(
+        &mut self,
+        user_data: u64,
+        op: OpCode,
+        result: Result<usize, Status>,
+        handle: Handle,
+        buf: Option<Vec<u8>>,
+    ) {
+        let result = match result {
+            Ok(n) => n as i64,
+            Err(s) => i64::from(s.code()),
+        };
+        self.stats.inline_completions += 1;
+        self.stats.completions += 1;
+        self.completions.push_back(Completion {
+            user_data,
+            op,
+            result,
+            flags: FLAG_INLINE,
+            handle,
+            buf,
+            partial: 0,
+            addrs: None,
+            addr: None,
+            stat: None,
+        });
+    }
+
     /// Posts a completion flagged MORE for op `id`, which stays in flight.
     pub(crate) fn post_more(&mut self, id: Handle, n: usize, handle: Handle, buf: Vec<u8>) {
         let Some(op) = self.ops.get(id) else { return };
