@@ -115,6 +115,7 @@ check-header: $(CBINDGEN) ## Fail if include/polyio.h differs from a fresh gener
 # ---- node ----------------------------------------------------------------------------
 
 NODE_PKG := bindings-node
+NODE_DTS_PRIVATE_CTORS := sed -i -E 's/^(export declare class (Connection|Server|UdpSocket) \{)$$/\1\n  private constructor()/'
 
 .PHONY: node-build test-node test-matrix
 node-build: ## Build the Node binding (npm ci + napi build --release) in bindings-node/
@@ -123,6 +124,9 @@ node-build: ## Build the Node binding (npm ci + napi build --release) in binding
 	@cp $(NODE_PKG)/index.js $(BUILD)/node/index.js.committed
 	@cd $(NODE_PKG) && { [ node_modules/.package-lock.json -nt package-lock.json ] || $(NPM) ci --no-audit --no-fund --loglevel=error; }
 	cd $(NODE_PKG) && CARGO_TARGET_DIR=$(CURDIR)/target npx napi build --platform --release --no-dts-cache
+	@# napi-rs cannot declare a private constructor: the native classes get one here, so that
+	@# `new Connection()` (which throws at run time) does not compile either.
+	@$(NODE_DTS_PRIVATE_CTORS) $(NODE_PKG)/index.d.ts
 
 test-node: node-build ## Node suite: index.d.ts drift check, tsc --strict on examples/node, node --test
 	@diff -u $(BUILD)/node/index.d.ts.committed $(NODE_PKG)/index.d.ts || { echo "bindings-node/index.d.ts is stale: the build regenerated it; review and commit it"; exit 1; }

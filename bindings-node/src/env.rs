@@ -101,6 +101,8 @@ pub(crate) struct EnvState {
     next_id: Cell<u64>,
     /// Open connections and servers: they keep the loop alive, as in `net`.
     resources: Cell<usize>,
+    /// Pending ops that do not keep the loop alive: reads of unref'd connections.
+    weak: Cell<usize>,
     /// Connections whose JS object was collected while open; closed at the next turn.
     pub deferred_closes: RefCell<Vec<Handle>>,
     out: RefCell<Vec<Completion>>,
@@ -219,6 +221,7 @@ pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
         pending: RefCell::new(PendingMap::default()),
         next_id: Cell::new(1),
         resources: Cell::new(0),
+        weak: Cell::new(0),
         deferred_closes: RefCell::new(Vec::new()),
         out: RefCell::new(Vec::with_capacity(BATCH)),
         inline_settled: Cell::new(0),
@@ -399,6 +402,25 @@ impl EnvState {
         self.resources.set(self.resources.get().saturating_sub(1));
     }
 
+    /// `ref()` / `unref()` of an open connection or server: whether it keeps the loop alive,
+    /// as a `net` handle's. Closing one sets it back to ref'd first, so that `release` and
+    /// `close_when_collected` drop the count every open one holds.
+    pub fn set_ref(&self, refd: &Cell<bool>, on: bool) {
+        if refd.replace(on) != on {
+            if on {
+                self.add_resource();
+            } else {
+                self.drop_resource();
+            }
+            self.rearm();
+        }
+    }
+
+    /// Counts `n` more (or, negative, fewer) pending ops as not keeping the loop alive.
+    pub fn weaken(&self, n: isize) {
+        self.weak.set(self.weak.get().saturating_add_signed(n));
+    }
+
     /// Closes an open connection's or server's handle now, stops it keeping the loop alive
     /// and unroots its JS object. The caller sets its `closed` flag first (once).
     pub fn release(&self, handle: Handle, js_ref: &Cell<sys::napi_ref>) {
@@ -506,7 +528,7 @@ impl EnvState {
                     self.timer_armed.set(true);
                 }
             }
-            let want = !self.pending.borrow().is_empty() || self.resources.get() > 0;
+            let want = self.pending.borrow().len() > self.weak.get() || self.resources.get() > 0;
             if want != self.refd.get() {
                 if want {
                     uv::uv_ref(self.poll);

@@ -201,6 +201,19 @@ pub fn status_error(env: RawEnv, status: Status, syscall: &str) -> Value {
     e
 }
 
+/// `status_error` with the message `net`'s socket errors have (`read ECONNRESET`, as
+/// Node's `ErrnoException` builds it).
+pub fn errno_error(env: RawEnv, status: Status, syscall: &str) -> Value {
+    let e = status_error(env, status, syscall);
+    set(
+        env,
+        e,
+        "message",
+        string(env, &format!("{syscall} {}", status.name())),
+    );
+    e
+}
+
 /// libuv's `UV_EAI_NONAME` and `UV_EAI_AGAIN`: the `errno` Node's lookup errors carry.
 const UV_EAI_NONAME: f64 = -3008.0;
 const UV_EAI_AGAIN: f64 = -3001.0;
