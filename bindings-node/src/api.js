@@ -152,36 +152,48 @@ function polyioApi(binding) {
         this.read(0);
       }
 
+      // Reads flow from the connection into the stream (`__readStart`, a callback per chunk,
+      // as libuv's readStart) until the stream has enough; then they pause until it asks again.
       _read() {
         if (this._reading) return;
         this._reading = true;
-        this[CONN].read().then(
-          (chunk) => {
+        this[CONN].__readStart((this._onRead ??= (err, src, off, len) => this._received(err, src, off, len)));
+      }
+
+      // A chunk as (source, offset, length), as chunk() takes it; (null, null) at EOF.
+      _received(err, src, offset, length) {
+        if (err) {
+          this._reading = false;
+          // Closed through the Connection itself: the stream just goes, with no error.
+          this.destroy(err.code === 'ERR_SOCKET_CLOSED' ? null : err);
+        } else if (src === null) {
+          this._reading = false;
+          // As net: 'end' comes even when nobody reads (then 'close', once ended both ways).
+          this.push(null);
+          this.read(0);
+        } else {
+          const chunk = length < 0 ? src : Buffer.from(src, offset, length);
+          this.bytesRead += chunk.length;
+          this._unrefTimer();
+          if (!this.push(chunk)) {
             this._reading = false;
-            if (chunk !== null) {
-              this.bytesRead += chunk.length;
-              this._unrefTimer();
-              this.push(chunk);
-            } else {
-              // As net: 'end' comes even when nobody reads (then 'close', once ended both ways).
-              this.push(null);
-              this.read(0);
-            }
-          },
-          (err) => {
-            this._reading = false;
-            // Closed through the Connection itself: the stream just goes, with no error.
-            this.destroy(err.code === 'ERR_SOCKET_CLOSED' ? null : err);
-          },
-        );
+            this[CONN].__readStop();
+          }
+        }
       }
 
       _write(chunk, encoding, callback) {
         this._bytesDispatched += chunk.length;
-        this[CONN].write(chunk).then(() => {
+        const accepted = this[CONN].__write(chunk);
+        if (accepted === true) {
           this._unrefTimer();
           callback();
-        }, callback);
+        } else {
+          accepted.then(() => {
+            this._unrefTimer();
+            callback();
+          }, callback);
+        }
       }
 
       _writev(chunks, callback) {

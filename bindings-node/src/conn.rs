@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::Unknown;
-use napi::{Env, sys};
+use napi::{Env, JsValue, sys};
 use napi_derive::napi;
 use polyio_core::{
     Completion, FLAG_PARTIAL, HIGH_WATER, Handle, LOW_WATER, READ_SIZE, Status, WriteBuf,
@@ -26,8 +26,13 @@ const OP_NEXT: u8 = 1;
 /// `Op::arg`: the bytes it queued. Its promise settles by backpressure, not by this op.
 const OP_WRITE: u8 = 2;
 const OP_SHUTDOWN: u8 = 3;
+/// A read for `__readStart()`'s callback (no promise): delivered, then the next one starts
+/// while the connection flows.
+const OP_FLOW: u8 = 4;
 
 pub(crate) struct ConnState {
+    /// This state's own `Rc` (for the reads `__readStart()` submits from a completion).
+    me: std::rc::Weak<ConnState>,
     pub handle: Handle,
     pub closed: Cell<bool>,
     ended: Cell<bool>,
@@ -53,6 +58,11 @@ pub(crate) struct ConnState {
     refd: Cell<bool>,
     /// Reads submitted and not yet settled.
     reads: Cell<usize>,
+    /// `__readStart()`'s callback (null when none), whether reads go on (`__readStop()`
+    /// pauses them), and whether one of its reads is in flight.
+    flow: Cell<sys::napi_ref>,
+    flowing: Cell<bool>,
+    flow_pending: Cell<bool>,
 }
 
 /// The error for an operation on a closed connection (Node's `ERR_SOCKET_CLOSED`).
@@ -113,6 +123,98 @@ impl ConnState {
         if self.eof.get() && self.shut.get() && self.queued.get() == 0 {
             self.close_now(st);
         }
+    }
+
+    /// Starts the next `__readStart()` read (its completion calls the callback, in
+    /// `flowed`). The caller settles what completed inline (`after_call`) or leaves it to the
+    /// next turn.
+    fn flow_read(&self, st: &EnvState) {
+        let Some(me) = self.me.upgrade() else { return };
+        if self.flow_pending.get() || self.closed.get() {
+            return;
+        }
+        let id = st.next_id();
+        if let Err(s) = st.rt.borrow_mut().read_pooled(self.handle, READ_SIZE, id) {
+            let err = js::errno_error(st.env, s, "read");
+            self.deliver(st, &[err], true);
+            return;
+        }
+        let timeout = self.timeout.get();
+        if timeout > 0 {
+            // NotFound: it completed inline.
+            let _ = st.rt.borrow_mut().deadline(id, timeout);
+        }
+        self.reads.set(self.reads.get() + 1);
+        if !self.refd.get() {
+            st.weaken(1);
+        }
+        self.flow_pending.set(true);
+        let op = Op {
+            tag: OP_FLOW,
+            arg: 0,
+        };
+        st.track(id, std::ptr::null_mut(), me, op, None);
+    }
+
+    /// A `__readStart()` read completed: calls the callback with `(null, source, offset,
+    /// length)` (the chunk, as `chunk()` in api.js takes it), `(null, null)` at EOF or
+    /// `(error)`, then reads on while flowing.
+    fn flowed(&self, st: &EnvState, c: Completion) {
+        let env = st.env;
+        let n = c.result;
+        let status = c.status();
+        let null = js::null(env);
+        if n > 0 {
+            let buf = c.buf.as_deref().unwrap_or(&[]);
+            // The bytes as (source, offset, length) for the callback to view: one call into
+            // JS per chunk.
+            let pooled = st.pooled(&buf[..(n as usize).min(buf.len())]);
+            if let Some(v) = c.buf {
+                st.rt.borrow_mut().recycle(v);
+            }
+            match pooled {
+                Ok((src, offset, length)) => self.deliver(st, &[null, src, offset, length], false),
+                Err(_) => {
+                    let err = js::error(env, "ERR_MEMORY_ALLOCATION_FAILED", "out of memory");
+                    self.deliver(st, &[err], true);
+                }
+            }
+            if self.flowing.get() {
+                self.flow_read(st);
+            }
+            return;
+        }
+        if let Some(v) = c.buf {
+            st.rt.borrow_mut().recycle(v);
+        }
+        if n == 0 {
+            self.half_done(st, true);
+            self.deliver(st, &[null, null], true);
+        } else if status == Status::Canceled && self.closed.get() {
+            self.deliver(st, &[self.closed_error(env, "read")], true);
+        } else {
+            if status != Status::TimedOut {
+                self.failed(st, status);
+            }
+            let err = js::errno_error(env, status, "read");
+            self.deliver(st, &[err], true);
+        }
+    }
+
+    /// Calls `__readStart()`'s callback with `args`; `last`: nothing follows (the callback
+    /// is let go).
+    fn deliver(&self, st: &EnvState, args: &[Value], last: bool) {
+        let env = st.env;
+        let r = self.flow.get();
+        if r.is_null() {
+            return;
+        }
+        let f = js::deref(env, r);
+        if last {
+            self.flowing.set(false);
+            js::unref(env, self.flow.replace(std::ptr::null_mut()));
+        }
+        js::callback(env, f, args);
     }
 
     /// A read or write failed: the connection records the error (later calls reject with
@@ -204,6 +306,15 @@ impl Settle for ConnState {
                     st.rt.borrow_mut().recycle(v);
                 }
                 r
+            }
+            OP_FLOW => {
+                self.reads.set(self.reads.get() - 1);
+                if !self.refd.get() {
+                    st.weaken(-1);
+                }
+                self.flow_pending.set(false);
+                self.flowed(st, c);
+                Ok(js::undefined(env))
             }
             OP_WRITE => {
                 let partial = c.flags & FLAG_PARTIAL != 0;
@@ -357,7 +468,8 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     pub(crate) fn wrap(handle: Handle) -> Connection {
         Connection {
-            inner: Rc::new(ConnState {
+            inner: Rc::new_cyclic(|me| ConnState {
+                me: me.clone(),
                 handle,
                 closed: Cell::new(false),
                 ended: Cell::new(false),
@@ -371,6 +483,9 @@ impl Connection {
                 timeout: Cell::new(0),
                 refd: Cell::new(true),
                 reads: Cell::new(0),
+                flow: Cell::new(std::ptr::null_mut()),
+                flowing: Cell::new(false),
+                flow_pending: Cell::new(false),
             }),
         }
     }
@@ -453,6 +568,36 @@ impl Connection {
     pub fn next(&self, env: Env) -> napi::Result<Value> {
         self.submit_read(env.raw(), None, true)
     }
+
+    /// Internal, for `toDuplex()`: reads on and calls `callback(null, source, offset,
+    /// length)` with each chunk, `(null, null)` at EOF or `(err)` once (as libuv's
+    /// `readStart`): no promise per chunk. A read in flight goes on; `__readStop()` pauses
+    /// after it.
+    #[napi(js_name = "__readStart", skip_typescript)]
+    pub fn read_start(&self, env: Env, callback: Unknown) {
+        let env = env.raw();
+        let Some(st) = state_or_throw(env) else {
+            return;
+        };
+        let inner = &self.inner;
+        if inner.closed.get() {
+            let err = inner.closed_error(env, "read");
+            js::callback(env, callback.raw(), &[err, js::null(env)]);
+            return;
+        }
+        if inner.flow.get().is_null() {
+            inner.flow.set(js::reference(env, callback.raw()));
+        }
+        inner.flowing.set(true);
+        inner.flow_read(&st);
+        st.after_call();
+    }
+
+    /// Internal, for `toDuplex()`: no more reads after the one in flight.
+    #[napi(js_name = "__readStop", skip_typescript)]
+    pub fn read_stop(&self) {
+        self.inner.flowing.set(false);
+    }
 }
 
 impl Connection {
@@ -516,7 +661,27 @@ impl Connection {
         data: Option<Unknown>,
         options: Option<Unknown>,
     ) -> napi::Result<Value> {
-        let env = env.raw();
+        self.write_data(env.raw(), data, options, false)
+    }
+
+    /// Internal, for `toDuplex()`'s `_write`: `write()`, returning `true` instead of a
+    /// promise when the data was accepted at once (the usual case), which saves the stream
+    /// a promise reaction per write.
+    #[napi(js_name = "__write", skip_typescript)]
+    pub fn write_now(&self, env: Env, data: Option<Unknown>) -> napi::Result<Value> {
+        self.write_data(env.raw(), data, None, true)
+    }
+}
+
+impl Connection {
+    /// `write()`; with `now`, `true` instead of the resolved promise when accepted at once.
+    fn write_data(
+        &self,
+        env: RawEnv,
+        data: Option<Unknown>,
+        options: Option<Unknown>,
+        now: bool,
+    ) -> napi::Result<Value> {
         let Some(st) = state_or_throw(env) else {
             return Ok(js::undefined(env));
         };
@@ -552,8 +717,15 @@ impl Connection {
         if inner.closed.get() || inner.error.get().is_some() {
             return js::settled(env, Err(inner.closed_error(env, "write")));
         }
+        let accepted = || {
+            if now {
+                Ok(js::boolean(env, true))
+            } else {
+                Ok(st.resolved())
+            }
+        };
         if bytes.is_empty() {
-            return js::settled(env, Ok(js::undefined(env)));
+            return accepted();
         }
         if inner.queued.get() == 0 {
             // Nothing queued: send what the kernel takes now, with no operation to track and
@@ -562,7 +734,7 @@ impl Connection {
             match sent {
                 Ok(n) if n == bytes.len() => {
                     st.give_back_write(bytes);
-                    return Ok(st.resolved());
+                    return accepted();
                 }
                 Ok(n) => {
                     bytes.drain(..n);
@@ -594,13 +766,16 @@ impl Connection {
             return js::settled(env, Err(js::errno_error(env, s, "write")));
         }
         if inner.queued.get() < HIGH_WATER {
-            return Ok(st.resolved());
+            return accepted();
         }
         let (d, p) = js::promise(env)?;
         inner.drain.borrow_mut().push(d);
         self.with_signal(&st, signal, p)
     }
+}
 
+#[napi]
+impl Connection {
     /// Half-closes: once every queued write is sent, shuts down the sending side (the peer
     /// reads EOF). Reading still works. Settles when the shutdown is done. With a `signal`,
     /// an abort before then destroys the connection and rejects with an `AbortError`.

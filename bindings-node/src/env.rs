@@ -629,7 +629,7 @@ impl EnvState {
 
     /// `data` for JS as (source, offset, length): a copy in the shared pool (an ArrayBuffer,
     /// `length` >= 0) when short, else a Buffer of its own (offset 0, length -1).
-    fn pooled(&self, data: &[u8]) -> napi::Result<(Value, Value, Value)> {
+    pub fn pooled(&self, data: &[u8]) -> napi::Result<(Value, Value, Value)> {
         let env = self.env;
         let n = data.len();
         let (src, offset, length) = if n < POOLED_MAX {

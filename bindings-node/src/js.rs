@@ -405,6 +405,27 @@ pub fn call(env: RawEnv, f: Value, args: &[Value]) -> Option<Value> {
     }
 }
 
+/// Calls callback `f(args...)` (with `undefined` as `this`) as the loop calls one: an
+/// exception it throws is reported as uncaught (`'uncaughtException'`, or the process
+/// ends), not swallowed.
+pub fn callback(env: RawEnv, f: Value, args: &[Value]) {
+    let mut out = ptr::null_mut();
+    // SAFETY: `f` is a function of this env; args are values of this env.
+    let st = unsafe {
+        sys::napi_call_function(env, undefined(env), f, args.len(), args.as_ptr(), &mut out)
+    };
+    if st != sys::Status::napi_ok {
+        let mut exc = ptr::null_mut();
+        // SAFETY: takes the pending exception, if any, and hands it to Node's handler.
+        unsafe {
+            sys::napi_get_and_clear_last_exception(env, &mut exc);
+            if !exc.is_null() {
+                sys::napi_fatal_exception(env, exc);
+            }
+        }
+    }
+}
+
 /// A strong reference that keeps `v` alive.
 pub fn reference(env: RawEnv, v: Value) -> sys::napi_ref {
     let mut r = ptr::null_mut();

@@ -217,11 +217,13 @@ test('end() after the peer reset resolves, as net ends a socket after ENOTCONN',
     client.resetAndDestroy();
     await sleep(50);
     if (duplex) {
+      // The Duplex reads at once, as a net.Socket that is not paused: it may see the reset
+      // (ECONNRESET, as net would), but its end() never fails with ENOTCONN.
       const d = conn.toDuplex();
       let err = null;
       d.on('error', (e) => (err = e));
       await new Promise((r) => d.end(r));
-      assert.equal(err, null);
+      assert.ok(err === null || (err.code === 'ECONNRESET' && err.syscall === 'read'), String(err));
       d.destroy();
     } else {
       await conn.end(); // resolves, not ENOTCONN
