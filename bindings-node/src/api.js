@@ -167,10 +167,15 @@ function polyioApi(binding) {
           // Closed through the Connection itself: the stream just goes, with no error.
           this.destroy(err.code === 'ERR_SOCKET_CLOSED' ? null : err);
         } else if (src === null) {
-          this._reading = false;
-          // As net: 'end' comes even when nobody reads (then 'close', once ended both ways).
-          this.push(null);
-          this.read(0);
+          this._reading = true; // nothing more to read: _read() starts nothing now
+          // The end comes after what the chunks before it set off (as with net, where it is a
+          // read callback of its own, with ticks and microtasks run in between): http answers
+          // pipelined requests before it ends its side. As net: 'end' comes even when nobody
+          // reads (then 'close', once ended both ways).
+          setImmediate(() => {
+            this.push(null);
+            this.read(0);
+          });
         } else {
           const chunk = length < 0 ? src : Buffer.from(src, offset, length);
           this.bytesRead += chunk.length;

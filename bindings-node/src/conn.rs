@@ -12,7 +12,7 @@ use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue, sys};
 use napi_derive::napi;
 use polyio_core::{
-    Completion, FLAG_PARTIAL, HIGH_WATER, Handle, LOW_WATER, READ_SIZE, Status, WriteBuf,
+    Completion, FLAG_MORE, FLAG_PARTIAL, HIGH_WATER, Handle, LOW_WATER, READ_SIZE, Status, WriteBuf,
 };
 
 use crate::args::{parse_signal, raw};
@@ -26,8 +26,7 @@ const OP_NEXT: u8 = 1;
 /// `Op::arg`: the bytes it queued. Its promise settles by backpressure, not by this op.
 const OP_WRITE: u8 = 2;
 const OP_SHUTDOWN: u8 = 3;
-/// A read for `__readStart()`'s callback (no promise): delivered, then the next one starts
-/// while the connection flows.
+/// The multi-shot read `__readStart()` keeps armed: each chunk goes to its callback.
 const OP_FLOW: u8 = 4;
 
 pub(crate) struct ConnState {
@@ -63,6 +62,8 @@ pub(crate) struct ConnState {
     flow: Cell<sys::napi_ref>,
     flowing: Cell<bool>,
     flow_pending: Cell<bool>,
+    /// The `user_data` of the multi-shot read `__readStart()` keeps armed.
+    flow_id: Cell<u64>,
 }
 
 /// The error for an operation on a closed connection (Node's `ERR_SOCKET_CLOSED`).
@@ -134,21 +135,21 @@ impl ConnState {
             return;
         }
         let id = st.next_id();
-        if let Err(s) = st.rt.borrow_mut().read_pooled(self.handle, READ_SIZE, id) {
+        if let Err(s) = st
+            .rt
+            .borrow_mut()
+            .read_multishot(self.handle, READ_SIZE, id)
+        {
             let err = js::errno_error(st.env, s, "read");
             self.deliver(st, &[err], true);
             return;
-        }
-        let timeout = self.timeout.get();
-        if timeout > 0 {
-            // NotFound: it completed inline.
-            let _ = st.rt.borrow_mut().deadline(id, timeout);
         }
         self.reads.set(self.reads.get() + 1);
         if !self.refd.get() {
             st.weaken(1);
         }
         self.flow_pending.set(true);
+        self.flow_id.set(id);
         let op = Op {
             tag: OP_FLOW,
             arg: 0,
@@ -163,6 +164,14 @@ impl ConnState {
         let env = st.env;
         let n = c.result;
         let status = c.status();
+        let more = c.flags & FLAG_MORE != 0;
+        if !more {
+            self.reads.set(self.reads.get() - 1);
+            if !self.refd.get() {
+                st.weaken(-1);
+            }
+            self.flow_pending.set(false);
+        }
         let null = js::null(env);
         if n > 0 {
             let buf = c.buf.as_deref().unwrap_or(&[]);
@@ -179,7 +188,7 @@ impl ConnState {
                     self.deliver(st, &[err], true);
                 }
             }
-            if self.flowing.get() {
+            if !more && self.flowing.get() {
                 self.flow_read(st);
             }
             return;
@@ -192,6 +201,11 @@ impl ConnState {
             self.deliver(st, &[null, null], true);
         } else if status == Status::Canceled && self.closed.get() {
             self.deliver(st, &[self.closed_error(env, "read")], true);
+        } else if status == Status::Canceled {
+            // `__readStop()` cancelled it: no bytes lost; `__readStart()` reads on.
+            if self.flowing.get() {
+                self.flow_read(st);
+            }
         } else {
             if status != Status::TimedOut {
                 self.failed(st, status);
@@ -308,11 +322,6 @@ impl Settle for ConnState {
                 r
             }
             OP_FLOW => {
-                self.reads.set(self.reads.get() - 1);
-                if !self.refd.get() {
-                    st.weaken(-1);
-                }
-                self.flow_pending.set(false);
                 self.flowed(st, c);
                 Ok(js::undefined(env))
             }
@@ -486,6 +495,7 @@ impl Connection {
                 flow: Cell::new(std::ptr::null_mut()),
                 flowing: Cell::new(false),
                 flow_pending: Cell::new(false),
+                flow_id: Cell::new(0),
             }),
         }
     }
@@ -569,10 +579,9 @@ impl Connection {
         self.submit_read(env.raw(), None, true)
     }
 
-    /// Internal, for `toDuplex()`: reads on and calls `callback(null, source, offset,
-    /// length)` with each chunk, `(null, null)` at EOF or `(err)` once (as libuv's
-    /// `readStart`): no promise per chunk. A read in flight goes on; `__readStop()` pauses
-    /// after it.
+    /// Internal, for `toDuplex()`: reads on (one multi-shot read, as libuv's `readStart`)
+    /// and calls `callback(null, source, offset, length)` with each chunk, `(null, null)` at
+    /// EOF or `(err)` once: no op and no promise per chunk.
     #[napi(js_name = "__readStart", skip_typescript)]
     pub fn read_start(&self, env: Env, callback: Unknown) {
         let env = env.raw();
@@ -593,10 +602,19 @@ impl Connection {
         st.after_call();
     }
 
-    /// Internal, for `toDuplex()`: no more reads after the one in flight.
+    /// Internal, for `toDuplex()`: stops reading (cancels the multi-shot read; no bytes
+    /// are lost) until `__readStart()`.
     #[napi(js_name = "__readStop", skip_typescript)]
-    pub fn read_stop(&self) {
-        self.inner.flowing.set(false);
+    pub fn read_stop(&self, env: Env) {
+        let inner = &self.inner;
+        if !inner.flowing.replace(false) || !inner.flow_pending.get() {
+            return;
+        }
+        if let Some(st) = state_or_throw(env.raw()) {
+            // NotFound: it is finishing already.
+            let _ = st.rt.borrow_mut().cancel(inner.flow_id.get());
+            st.after_call();
+        }
     }
 }
 
