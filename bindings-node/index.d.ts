@@ -358,7 +358,8 @@ export declare class Connection {
    * called `end()`). With a `signal`, an abort rejects with an `AbortError` and cancels the
    * read in the engine; no bytes are lost (they wait for the next read). Rejects with an
    * `Error` whose `code` is Node's (`'ECONNRESET'`, ...), or `'ERR_SOCKET_CLOSED'` after
-   * `close()` / `destroy()`.
+   * `close()` / `destroy()`. A read or write that fails closes the connection, as a
+   * `net.Socket` destroys itself: later calls reject with that error.
    */
   read(options?: { signal?: AbortSignal }): Promise<Buffer | null>
   /**
@@ -377,7 +378,8 @@ export declare class Connection {
   write(data: Buffer | Uint8Array | string, options?: { signal?: AbortSignal }): Promise<void>
   /**
    * Half-closes: once every queued write is sent, shuts down the sending side (the peer
-   * reads EOF). Reading still works. Settles when the shutdown is done. With a `signal`,
+   * reads EOF). Reading still works. Settles when the shutdown is done (also when the
+   * peer has reset the connection: `ENOTCONN` means done, as in `net`). With a `signal`,
    * an abort before then destroys the connection and rejects with an `AbortError`.
    */
   end(options?: { signal?: AbortSignal }): Promise<void>

@@ -1,5 +1,6 @@
 //! `Connection`: a stream connection (TCP today; every stream kind shares it). A read is a
-//! core operation whose completion this module settles, in the environment's batches. A
+//! core operation whose completion this module settles, in the environment's batches (for
+//! `toDuplex()`, one multi-shot read whose chunks go to a callback, as libuv's readStart). A
 //! write sends what the kernel takes at once (`try_write`) and queues the rest as a core
 //! write; its promise settles by backpressure (at once below the high-water mark, else once
 //! the backlog drains to the low-water mark), as `net` does.
@@ -557,7 +558,8 @@ impl Connection {
     /// called `end()`). With a `signal`, an abort rejects with an `AbortError` and cancels the
     /// read in the engine; no bytes are lost (they wait for the next read). Rejects with an
     /// `Error` whose `code` is Node's (`'ECONNRESET'`, ...), or `'ERR_SOCKET_CLOSED'` after
-    /// `close()` / `destroy()`.
+    /// `close()` / `destroy()`. A read or write that fails closes the connection, as a
+    /// `net.Socket` destroys itself: later calls reject with that error.
     #[napi(
         ts_args_type = "options?: { signal?: AbortSignal }",
         ts_return_type = "Promise<Buffer | null>"
@@ -795,7 +797,8 @@ impl Connection {
 #[napi]
 impl Connection {
     /// Half-closes: once every queued write is sent, shuts down the sending side (the peer
-    /// reads EOF). Reading still works. Settles when the shutdown is done. With a `signal`,
+    /// reads EOF). Reading still works. Settles when the shutdown is done (also when the
+    /// peer has reset the connection: `ENOTCONN` means done, as in `net`). With a `signal`,
     /// an abort before then destroys the connection and rejects with an `AbortError`.
     #[napi(
         ts_args_type = "options?: { signal?: AbortSignal }",
