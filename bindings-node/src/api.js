@@ -140,6 +140,9 @@ function polyioApi(binding) {
         super(options);
         this[CONN] = conn;
         this[TIMER] = null;
+        this._timerArmed = false;
+        this._timerMs = 0;
+        this._onTimeout = undefined;
         this.connecting = false;
         this.timeout = undefined;
         this.bytesRead = 0;
@@ -215,6 +218,7 @@ function polyioApi(binding) {
       _destroy(err, callback) {
         clearTimeout(this[TIMER]);
         this[TIMER] = null;
+        this._timerArmed = false;
         this[CONN].destroy();
         callback(err);
       }
@@ -232,20 +236,31 @@ function polyioApi(binding) {
         if (callback !== undefined && typeof callback !== 'function') {
           throw invalid('ERR_INVALID_ARG_TYPE', TypeError, 'The "callback" argument must be of type function');
         }
-        clearTimeout(this[TIMER]);
-        this[TIMER] = null;
+        // A cleared timer cannot be re-armed (Node drops its delay): 0 lets it go; the same
+        // delay again restarts it.
+        const timer = this[TIMER];
         if (msecs === 0) {
+          clearTimeout(timer);
+          this[TIMER] = null;
+          this._timerArmed = false;
           if (callback !== undefined) this.removeListener('timeout', callback);
         } else {
-          this[TIMER] = setTimeout(() => this.emit('timeout'), msecs).unref();
+          if (timer !== null && this._timerMs === msecs) {
+            timer.refresh();
+          } else {
+            clearTimeout(timer);
+            this._timerMs = msecs;
+            this[TIMER] = setTimeout((this._onTimeout ??= () => this.emit('timeout')), msecs).unref();
+          }
+          this._timerArmed = true;
           if (callback !== undefined) this.once('timeout', callback);
         }
         return this;
       }
 
-      /** Restarts the idle timer (activity), as net.Socket's. */
+      /** Restarts the idle timer (activity), as net.Socket's (also after it fired). */
       _unrefTimer() {
-        if (this[TIMER] !== null) this[TIMER].refresh();
+        if (this._timerArmed) this[TIMER].refresh();
       }
 
       setNoDelay(enable) {

@@ -136,8 +136,15 @@ test('setTimeout emits timeout after idleness, as a net.Socket does, and 0 turns
     assert.equal(s.timeout, 30);
     await once(s, 'timeout');
     assert.equal(fired, 1);
+    // Off, then on again with the same delay (as http does per request): it fires again;
+    // and once more after activity re-arms it.
     s.setTimeout(0, cb);
     assert.equal(s.listenerCount('timeout'), 0);
+    s.setTimeout(30);
+    await once(s, 'timeout');
+    s.write('x');
+    await once(s, 'timeout');
+    s.setTimeout(0);
     assert.throws(() => s.setTimeout(-1), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => s.setTimeout('1'), { code: 'ERR_INVALID_ARG_TYPE' });
   }
