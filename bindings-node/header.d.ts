@@ -177,6 +177,7 @@ export interface Connection extends AsyncIterable<Buffer> {
    * are `read()` (it starts reading at once, as a `net.Socket`), its writes `write()`
    * (with backpressure), its end `end()`, its destroy `destroy()`. A read or write error
    * destroys it with that error; closing the connection itself destroys it without one.
+   * Its idle timeout is its own `setTimeout()` (the connection's `timeout` is `read()`'s).
    */
   toDuplex(options?: DuplexOptions): Socket
 }
