@@ -58,8 +58,9 @@ deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config
 	@missing=""; for p in valgrind pkg-config redis-server cmake; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
-deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev)
+deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev, wrk)
 	@if ! [ -e /usr/include/uv.h ]; then echo "installing libuv1-dev"; apt-get update -qq && apt-get install -y -qq libuv1-dev >/dev/null; fi
+	@if ! command -v wrk >/dev/null; then echo "installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; fi
 
 $(VENV)/.tools-stamp: $(VENV)/.tools-$(PY_TOOLS_ID)
 	@touch $@
@@ -115,6 +116,7 @@ check-header: $(CBINDGEN) ## Fail if include/polyio.h differs from a fresh gener
 # ---- node ----------------------------------------------------------------------------
 
 NODE_PKG := bindings-node
+NODE_DTS_PRIVATE_CTORS := sed -i -E 's/^(export declare class (Connection|Server|UdpSocket) \{)$$/\1\n  private constructor()/'
 
 .PHONY: node-build test-node test-matrix
 node-build: ## Build the Node binding (npm ci + napi build --release) in bindings-node/
@@ -123,6 +125,9 @@ node-build: ## Build the Node binding (npm ci + napi build --release) in binding
 	@cp $(NODE_PKG)/index.js $(BUILD)/node/index.js.committed
 	@cd $(NODE_PKG) && { [ node_modules/.package-lock.json -nt package-lock.json ] || $(NPM) ci --no-audit --no-fund --loglevel=error; }
 	cd $(NODE_PKG) && CARGO_TARGET_DIR=$(CURDIR)/target npx napi build --platform --release --no-dts-cache
+	@# napi-rs cannot declare a private constructor: the native classes get one here, so that
+	@# `new Connection()` (which throws at run time) does not compile either.
+	@$(NODE_DTS_PRIVATE_CTORS) $(NODE_PKG)/index.d.ts
 
 test-node: node-build ## Node suite: index.d.ts drift check, tsc --strict on examples/node, node --test
 	@diff -u $(BUILD)/node/index.d.ts.committed $(NODE_PKG)/index.d.ts || { echo "bindings-node/index.d.ts is stale: the build regenerated it; review and commit it"; exit 1; }
@@ -264,11 +269,16 @@ bench-build: deps-bench examples-release python-release node-build
 bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP, 3 rounds of 3 s per cell (BENCH_SERVERS, BENCH_TRANSPORTS, BENCH_SIZES, BENCH_REPEATS, BENCH_SECS narrow it), then memory per idle connection; writes target/bench/
 	BENCH_REPEATS=$${BENCH_REPEATS:-3} BENCH_SECS=$${BENCH_SECS:-3} python3 tests/bench/run.py
 	python3 tests/bench/idle.py
+	@$(MAKE) bench-node-http
 	$(CARGO) bench -p polyio-core --bench roundtrip -- --quick
 
 .PHONY: bench-idle
 bench-idle: bench-build ## Server RSS per idle connection (4,000 connections, one round trip each, then idle), polyio beside uvloop, net and libuv (BENCH_IDLE_CONNS, BENCH_IDLE_REPEATS); writes target/bench/idle.{json,md}
 	python3 tests/bench/idle.py $(SERVERS)
+
+.PHONY: bench-node-http
+bench-node-http: deps-bench node-build ## Node's http "hello" server fed by net and by polyio.serve(), loaded by wrk (keep-alive), 3 rounds side by side with server CPU per request (BENCH_HTTP_SECS, BENCH_HTTP_CONNS, BENCH_HTTP_REPEATS narrow it); writes target/bench/http.{json,md}
+	NODE=$(NODE) python3 tests/bench/http_run.py
 
 .PHONY: bench-files bench-files-build
 # The file benchmark's Python peers, in .venv beside the release polyio (not make test's tools).

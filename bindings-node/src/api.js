@@ -123,38 +123,345 @@ function polyioApi(binding) {
   define(Connection.prototype, asyncDispose, function dispose() {
     return this.close();
   });
-  define(Connection.prototype, 'toDuplex', function toDuplex(options) {
+  // ---- toDuplex(): a stream.Duplex with the net.Socket surface http and frameworks use --
+  const CONN = Symbol('polyio.connection');
+  const TIMER = Symbol('polyio.timer');
+  let Socket; // the class, made on first use (node:stream loads then)
+  function socketClass() {
+    if (Socket !== undefined) return Socket;
     const { Duplex } = process.getBuiltinModule('node:stream');
-    const conn = this;
-    let reading = false;
-    return new Duplex({
-      ...options,
-      read() {
-        if (reading) return;
-        reading = true;
-        conn.read().then(
-          (chunk) => {
-            reading = false;
-            this.push(chunk);
-          },
-          (err) => {
-            reading = false;
-            this.destroy(err);
-          },
+    const invalid = (code, Ctor, message) => Object.assign(new Ctor(message), { code });
+
+    // Reads are `read()` (one in flight), writes `write()` (with its backpressure), the
+    // end `end()`, destroy `destroy()`. Addresses are read once and kept, as net.Socket
+    // keeps them, so they still answer after the connection closed.
+    Socket = class Socket extends Duplex {
+      constructor(conn, options) {
+        super(options);
+        this[CONN] = conn;
+        this[TIMER] = null;
+        this._timerArmed = false;
+        this._timerMs = 0;
+        this._onTimeout = undefined;
+        this.connecting = false;
+        this.timeout = undefined;
+        this.bytesRead = 0;
+        this._bytesDispatched = 0;
+        this._reading = false;
+        this._peername = undefined;
+        this._sockname = undefined;
+        // Start reading, as net.Socket does: the peer's end (or reset) is seen even by a
+        // socket nobody reads from yet.
+        this.read(0);
+      }
+
+      // Reads flow from the connection into the stream (`__readStart`, a callback per chunk,
+      // as libuv's readStart) until the stream has enough; then they pause until it asks again.
+      _read() {
+        if (this._reading) return;
+        this._reading = true;
+        this[CONN].__readStart((this._onRead ??= (err, src, off, len) => this._received(err, src, off, len)));
+      }
+
+      // A chunk as (source, offset, length), as chunk() takes it; (null, null) at EOF.
+      _received(err, src, offset, length) {
+        if (err) {
+          this._reading = false;
+          // Closed through the Connection itself: the stream just goes, with no error.
+          this.destroy(err.code === 'ERR_SOCKET_CLOSED' ? null : err);
+        } else if (src === null) {
+          this._reading = true; // nothing more to read: _read() starts nothing now
+          // The end comes after what the chunks before it set off (as with net, where it is a
+          // read callback of its own, with ticks and microtasks run in between): http answers
+          // pipelined requests before it ends its side. As net: 'end' comes even when nobody
+          // reads (then 'close', once ended both ways).
+          setImmediate(() => {
+            this.push(null);
+            this.read(0);
+          });
+        } else {
+          const chunk = length < 0 ? src : Buffer.from(src, offset, length);
+          this.bytesRead += chunk.length;
+          this._unrefTimer();
+          if (!this.push(chunk)) {
+            this._reading = false;
+            this[CONN].__readStop();
+          }
+        }
+      }
+
+      _write(chunk, encoding, callback) {
+        this._bytesDispatched += chunk.length;
+        const accepted = this[CONN].__write(chunk);
+        if (accepted === true) {
+          this._unrefTimer();
+          callback();
+        } else {
+          accepted.then(() => {
+            this._unrefTimer();
+            callback();
+          }, callback);
+        }
+      }
+
+      _writev(chunks, callback) {
+        const bufs = chunks.map(({ chunk, encoding }) =>
+          typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk,
         );
-      },
-      write(chunk, encoding, callback) {
-        conn.write(chunk).then(() => callback(), callback);
-      },
-      final(callback) {
-        conn.end().then(() => callback(), callback);
-      },
-      destroy(err, callback) {
-        conn.destroy();
+        this._write(bufs.length === 1 ? bufs[0] : Buffer.concat(bufs), 'buffer', callback);
+      }
+
+      _final(callback) {
+        this[CONN].end().then(() => callback(), callback);
+      }
+
+      _destroy(err, callback) {
+        clearTimeout(this[TIMER]);
+        this[TIMER] = null;
+        this._timerArmed = false;
+        this[CONN].destroy();
         callback(err);
-      },
-    });
+      }
+
+      /** As net.Socket's: emit 'timeout' after `msecs` without reads or writes (0: never). */
+      setTimeout(msecs, callback) {
+        if (this.destroyed) return this;
+        this.timeout = msecs;
+        if (typeof msecs !== 'number') {
+          throw invalid('ERR_INVALID_ARG_TYPE', TypeError, 'The "msecs" argument must be of type number');
+        }
+        if (!(msecs >= 0) || msecs === Infinity) {
+          throw invalid('ERR_OUT_OF_RANGE', RangeError, `The value of "msecs" is out of range. It must be a non-negative finite number. Received ${msecs}`);
+        }
+        if (callback !== undefined && typeof callback !== 'function') {
+          throw invalid('ERR_INVALID_ARG_TYPE', TypeError, 'The "callback" argument must be of type function');
+        }
+        // A cleared timer cannot be re-armed (Node drops its delay): 0 lets it go; the same
+        // delay again restarts it.
+        const timer = this[TIMER];
+        if (msecs === 0) {
+          clearTimeout(timer);
+          this[TIMER] = null;
+          this._timerArmed = false;
+          if (callback !== undefined) this.removeListener('timeout', callback);
+        } else {
+          if (timer !== null && this._timerMs === msecs) {
+            timer.refresh();
+          } else {
+            clearTimeout(timer);
+            this._timerMs = msecs;
+            this[TIMER] = setTimeout((this._onTimeout ??= () => this.emit('timeout')), msecs).unref();
+          }
+          this._timerArmed = true;
+          if (callback !== undefined) this.once('timeout', callback);
+        }
+        return this;
+      }
+
+      /** Restarts the idle timer (activity), as net.Socket's (also after it fired). */
+      _unrefTimer() {
+        if (this._timerArmed) this[TIMER].refresh();
+      }
+
+      setNoDelay(enable) {
+        this[CONN].setNoDelay(enable === undefined ? true : Boolean(enable));
+        return this;
+      }
+
+      setKeepAlive(enable, initialDelay) {
+        // As net: the delay is whole seconds; 0 (or none) keeps the system's.
+        const secs = ~~(initialDelay / 1000);
+        this[CONN].setKeepAlive(Boolean(enable), secs * 1000);
+        return this;
+      }
+
+      /** Ends the writable side, then destroys once everything is written, as net.Socket's. */
+      destroySoon() {
+        if (this.writable) this.end();
+        if (this.writableFinished) this.destroy();
+        else this.once('finish', this.destroy);
+      }
+
+      ref() {
+        this[CONN].ref();
+        return this;
+      }
+
+      unref() {
+        this[CONN].unref();
+        return this;
+      }
+
+      _getpeername() {
+        if (this._peername === undefined) {
+          const c = this[CONN];
+          const address = c.remoteAddress;
+          if (address === undefined) return {};
+          this._peername = { address, family: c.remoteFamily, port: c.remotePort };
+        }
+        return this._peername;
+      }
+
+      _getsockname() {
+        if (this._sockname === undefined) {
+          const c = this[CONN];
+          const address = c.localAddress;
+          if (address === undefined) return {};
+          this._sockname = { address, family: c.remoteFamily, port: c.localPort };
+        }
+        return this._sockname;
+      }
+
+      address() {
+        return this._getsockname();
+      }
+
+      get remoteAddress() {
+        return this._getpeername().address;
+      }
+
+      get remotePort() {
+        return this._getpeername().port;
+      }
+
+      get remoteFamily() {
+        return this._getpeername().family;
+      }
+
+      get localAddress() {
+        return this._getsockname().address;
+      }
+
+      get localPort() {
+        return this._getsockname().port;
+      }
+
+      get localFamily() {
+        return this._getsockname().family;
+      }
+
+      get bytesWritten() {
+        let bytes = this._bytesDispatched;
+        for (const { chunk, encoding } of this.writableBuffer) {
+          bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.length;
+        }
+        return bytes;
+      }
+
+      get pending() {
+        return this[CONN].closed;
+      }
+
+      get readyState() {
+        if (this.readable && this.writable) return 'open';
+        if (this.readable) return 'readOnly';
+        if (this.writable) return 'writeOnly';
+        return 'closed';
+      }
+    };
+    return Socket;
+  }
+
+  define(Connection.prototype, 'toDuplex', function toDuplex(options) {
+    const S = socketClass();
+    return new S(this, options);
   });
+
+  // ---- serve(): Node's own servers (http, https, net) fed with polyio connections -----------
+  binding.serve = async function serve(server, options) {
+    if (server === null || typeof server !== 'object' || typeof server.emit !== 'function') {
+      const err = new TypeError('The "server" argument must be an EventEmitter, such as an http.Server');
+      err.code = 'ERR_INVALID_ARG_TYPE';
+      throw err;
+    }
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      const err = new TypeError('The "options" argument must be of type object');
+      err.code = 'ERR_INVALID_ARG_TYPE';
+      throw err;
+    }
+    if (server._handle) {
+      const err = new Error('Listen method has been called more than once without closing.');
+      err.code = 'ERR_SERVER_ALREADY_LISTEN';
+      throw err;
+    }
+    const o = { ...options };
+    // The TCP options default to the server's own (http.createServer turns noDelay on;
+    // net.Server keeps keepAliveInitialDelay in seconds).
+    o.noDelay ??= server.noDelay === true;
+    o.keepAlive ??= server.keepAlive === true;
+    if (o.keepAliveInitialDelay === undefined && server.keepAliveInitialDelay > 0) {
+      o.keepAliveInitialDelay = server.keepAliveInitialDelay * 1000;
+    }
+    const { signal } = o;
+    if (signal?.aborted) throw abortError(signal);
+    delete o.signal;
+    const listener = await binding.listen(o);
+    const address = listener.address();
+    // What net.Server keeps in `_handle`: close() and address() and ref() reach the listener
+    // through it, and `listening` is true while it is set.
+    const handle = {
+      close: () => void listener.close(),
+      ref: () => listener.ref(),
+      unref: () => listener.unref(),
+    };
+    if (typeof address === 'string') {
+      server._pipeName = address;
+    } else {
+      handle.getsockname = (out) => {
+        Object.assign(out, listener.address() ?? address);
+        return 0;
+      };
+    }
+    server._handle = handle;
+    server._connections ??= 0;
+    if (server._unref) listener.unref();
+    if (signal) signal.addEventListener('abort', () => server.close(), { once: true });
+    const socketOptions = {
+      allowHalfOpen: server.allowHalfOpen === true,
+      ...(server.highWaterMark > 0 && {
+        readableHighWaterMark: server.highWaterMark,
+        writableHighWaterMark: server.highWaterMark,
+      }),
+    };
+    const accepting = async () => {
+      for (;;) {
+        let conn;
+        try {
+          conn = await listener.accept();
+        } catch (err) {
+          if (err && err.code === 'ERR_SERVER_NOT_RUNNING') return;
+          server.emit('error', err);
+          await new Promise((resolve) => setImmediate(resolve));
+          continue;
+        }
+        if (server.maxConnections && server._connections >= server.maxConnections) {
+          const data = {
+            localAddress: conn.localAddress,
+            localPort: conn.localPort,
+            localFamily: conn.remoteFamily,
+            remoteAddress: conn.remoteAddress,
+            remotePort: conn.remotePort,
+            remoteFamily: conn.remoteFamily,
+          };
+          conn.destroy();
+          server.emit('drop', data);
+          continue;
+        }
+        const socket = conn.toDuplex(socketOptions);
+        server._connections++;
+        socket.server = server;
+        socket._server = server;
+        socket.once('close', () => {
+          server._connections--;
+          if (typeof server._emitCloseIfDrained === 'function') server._emitCloseIfDrained();
+        });
+        server.emit('connection', socket);
+      }
+    };
+    accepting();
+    process.nextTick(() => server.emit('listening'));
+    return server;
+  };
 
   define(Server.prototype, Symbol.asyncIterator, async function* connections() {
     for (;;) {

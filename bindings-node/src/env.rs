@@ -14,7 +14,7 @@ use std::ptr;
 use std::rc::Rc;
 
 use napi::sys;
-use polyio_core::{Completion, Handle, IdMap, Options, Runtime, RuntimeWaker, Status};
+use polyio_core::{Completion, FLAG_MORE, Handle, IdMap, Options, Runtime, RuntimeWaker, Status};
 
 use crate::js::{self, RawEnv, Value};
 use crate::uv;
@@ -101,11 +101,17 @@ pub(crate) struct EnvState {
     next_id: Cell<u64>,
     /// Open connections and servers: they keep the loop alive, as in `net`.
     resources: Cell<usize>,
+    /// Pending ops that do not keep the loop alive: reads of unref'd connections.
+    weak: Cell<usize>,
     /// Connections whose JS object was collected while open; closed at the next turn.
     pub deferred_closes: RefCell<Vec<Handle>>,
     out: RefCell<Vec<Completion>>,
     /// Completions `after_call` settled since the last loop wakeup (see `INLINE_STREAK`).
     inline_settled: Cell<usize>,
+    /// Completions are being settled (`drive`, `after_call`): a call from a callback that
+    /// posts more leaves them to that loop, so that each op's completions settle in order
+    /// (a multi-shot read's chunks).
+    settling: Cell<bool>,
     /// Makes the backend fd readable: how work already queued asks for the next turn.
     waker: RuntimeWaker,
     poll: *mut uv::Handle,
@@ -219,9 +225,11 @@ pub(crate) fn init(env: RawEnv, exports: Value) -> napi::Result<()> {
         pending: RefCell::new(PendingMap::default()),
         next_id: Cell::new(1),
         resources: Cell::new(0),
+        weak: Cell::new(0),
         deferred_closes: RefCell::new(Vec::new()),
         out: RefCell::new(Vec::with_capacity(BATCH)),
         inline_settled: Cell::new(0),
+        settling: Cell::new(false),
         poll,
         timer,
         timer_armed: Cell::new(false),
@@ -340,6 +348,7 @@ fn drive() {
         let resource = js::deref(env, st.resource);
         sys::napi_open_callback_scope(env, resource, st.async_ctx, &mut cscope);
     }
+    st.settling.set(true);
     loop {
         let mut out = std::mem::take(&mut *st.out.borrow_mut());
         let n = {
@@ -357,7 +366,9 @@ fn drive() {
             break;
         }
     }
-    st.rearm();
+    st.settling.set(false);
+    // What the callbacks' calls completed inline, in order; then the timer and refs.
+    st.after_call();
     // SAFETY: closes the scopes opened above, innermost first.
     unsafe {
         sys::napi_close_callback_scope(env, cscope);
@@ -397,6 +408,25 @@ impl EnvState {
 
     pub fn drop_resource(&self) {
         self.resources.set(self.resources.get().saturating_sub(1));
+    }
+
+    /// `ref()` / `unref()` of an open connection or server: whether it keeps the loop alive,
+    /// as a `net` handle's. Closing one sets it back to ref'd first, so that `release` and
+    /// `close_when_collected` drop the count every open one holds.
+    pub fn set_ref(&self, refd: &Cell<bool>, on: bool) {
+        if refd.replace(on) != on {
+            if on {
+                self.add_resource();
+            } else {
+                self.drop_resource();
+            }
+            self.rearm();
+        }
+    }
+
+    /// Counts `n` more (or, negative, fewer) pending ops as not keeping the loop alive.
+    pub fn weaken(&self, n: isize) {
+        self.weak.set(self.weak.get().saturating_add_signed(n));
     }
 
     /// Closes an open connection's or server's handle now, stops it keeping the loop alive
@@ -452,7 +482,12 @@ impl EnvState {
     /// Past `INLINE_STREAK` settles since the loop last woke us, they wait for the next loop
     /// iteration instead (`rearm` sees them queued and starts the timer at 0 ms), so timers
     /// and other I/O get their turn, as with `fs/promises`.
+    /// Called while completions are being settled (from a callback), it does nothing: the
+    /// loop settling them drains what this call posted after the ones before it.
     pub fn after_call(&self) {
+        if self.settling.replace(true) {
+            return;
+        }
         loop {
             if self.inline_settled.get() >= INLINE_STREAK {
                 break;
@@ -464,10 +499,12 @@ impl EnvState {
                 self.settle(c);
             }
             *self.out.borrow_mut() = out;
-            if n < BATCH {
+            // Settling may have posted more (a callback's calls): drain until none.
+            if n == 0 {
                 break;
             }
         }
+        self.settling.set(false);
         self.rearm();
     }
 
@@ -506,7 +543,7 @@ impl EnvState {
                     self.timer_armed.set(true);
                 }
             }
-            let want = !self.pending.borrow().is_empty() || self.resources.get() > 0;
+            let want = self.pending.borrow().len() > self.weak.get() || self.resources.get() > 0;
             if want != self.refd.get() {
                 if want {
                     uv::uv_ref(self.poll);
@@ -607,7 +644,7 @@ impl EnvState {
 
     /// `data` for JS as (source, offset, length): a copy in the shared pool (an ArrayBuffer,
     /// `length` >= 0) when short, else a Buffer of its own (offset 0, length -1).
-    fn pooled(&self, data: &[u8]) -> napi::Result<(Value, Value, Value)> {
+    pub fn pooled(&self, data: &[u8]) -> napi::Result<(Value, Value, Value)> {
         let env = self.env;
         let n = data.len();
         let (src, offset, length) = if n < POOLED_MAX {
@@ -646,6 +683,20 @@ impl EnvState {
     /// Settles one completion: hands it to the kind that submitted the op.
     fn settle(&self, c: Completion) {
         let env = self.env;
+        if c.flags & FLAG_MORE != 0 {
+            // One of a multi-shot op's completions: the op stays pending (no promise, no
+            // signal: only `__readStart()`'s reads are multi-shot).
+            let Some((owner, op)) = self
+                .pending
+                .borrow()
+                .get(&c.user_data)
+                .map(|p| (p.owner.clone(), p.op))
+            else {
+                return;
+            };
+            let _ = owner.settle(self, op, c, None);
+            return;
+        }
         let Some(p) = self.pending.borrow_mut().remove(&c.user_data) else {
             return;
         };

@@ -201,6 +201,19 @@ pub fn status_error(env: RawEnv, status: Status, syscall: &str) -> Value {
     e
 }
 
+/// `status_error` with the message `net`'s socket errors have (`read ECONNRESET`, as
+/// Node's `ErrnoException` builds it).
+pub fn errno_error(env: RawEnv, status: Status, syscall: &str) -> Value {
+    let e = status_error(env, status, syscall);
+    set(
+        env,
+        e,
+        "message",
+        string(env, &format!("{syscall} {}", status.name())),
+    );
+    e
+}
+
 /// libuv's `UV_EAI_NONAME` and `UV_EAI_AGAIN`: the `errno` Node's lookup errors carry.
 const UV_EAI_NONAME: f64 = -3008.0;
 const UV_EAI_AGAIN: f64 = -3001.0;
@@ -389,6 +402,27 @@ pub fn call(env: RawEnv, f: Value, args: &[Value]) -> Option<Value> {
         // SAFETY: clears the pending exception, if any.
         unsafe { sys::napi_get_and_clear_last_exception(env, &mut exc) };
         None
+    }
+}
+
+/// Calls callback `f(args...)` (with `undefined` as `this`) as the loop calls one: an
+/// exception it throws is reported as uncaught (`'uncaughtException'`, or the process
+/// ends), not swallowed.
+pub fn callback(env: RawEnv, f: Value, args: &[Value]) {
+    let mut out = ptr::null_mut();
+    // SAFETY: `f` is a function of this env; args are values of this env.
+    let st = unsafe {
+        sys::napi_call_function(env, undefined(env), f, args.len(), args.as_ptr(), &mut out)
+    };
+    if st != sys::Status::napi_ok {
+        let mut exc = ptr::null_mut();
+        // SAFETY: takes the pending exception, if any, and hands it to Node's handler.
+        unsafe {
+            sys::napi_get_and_clear_last_exception(env, &mut exc);
+            if !exc.is_null() {
+                sys::napi_fatal_exception(env, exc);
+            }
+        }
     }
 }
 

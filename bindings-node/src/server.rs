@@ -11,7 +11,7 @@ use napi_derive::napi;
 use polyio_core::{Completion, Handle, Status};
 
 use crate::args::parse_signal;
-use crate::conn;
+use crate::conn::{self, TcpOptions};
 use crate::env::{
     EnvState, Op, Settle, close_when_collected, failure, rooted, state, state_or_throw,
 };
@@ -23,6 +23,10 @@ pub(crate) struct ServerState {
     /// A strong reference to the JS object while listening: as with `net.Server`, a
     /// listening server is a GC root and stays open until closed.
     js_ref: Cell<sys::napi_ref>,
+    /// The TCP options each accepted connection gets (`listen()`'s `noDelay`, `keepAlive`).
+    tcp: TcpOptions,
+    /// Whether the open server keeps the loop alive (`ref()` / `unref()`).
+    refd: Cell<bool>,
 }
 
 impl Settle for ServerState {
@@ -37,6 +41,7 @@ impl Settle for ServerState {
         let env = st.env;
         let status = c.status();
         if status == Status::Ok {
+            self.tcp.apply(&mut st.rt.borrow_mut(), c.handle);
             Ok(conn::open(st, c.handle, 0))
         } else if status == Status::Canceled && self.closed.get() && aborted.is_none() {
             Err(not_running(env))
@@ -67,12 +72,14 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    pub(crate) fn wrap(handle: Handle) -> Server {
+    pub(crate) fn wrap(handle: Handle, tcp: TcpOptions) -> Server {
         Server {
             inner: Rc::new(ServerState {
                 handle,
                 closed: Cell::new(false),
                 js_ref: Cell::new(std::ptr::null_mut()),
+                tcp,
+                refd: Cell::new(true),
             }),
         }
     }
@@ -88,6 +95,7 @@ impl Server {
             return;
         }
         if let Some(st) = state() {
+            st.set_ref(&self.inner.refd, true);
             st.release(self.inner.handle, &self.inner.js_ref);
             st.after_call();
         }
@@ -96,6 +104,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if !self.inner.closed.get()
+            && let Some(st) = state()
+        {
+            st.set_ref(&self.inner.refd, true);
+        }
         close_when_collected(&self.inner.closed, self.inner.handle);
     }
 }
@@ -170,6 +183,26 @@ impl Server {
     pub fn close(&self, env: Env) -> napi::Result<Value> {
         self.close_now();
         js::settled(env.raw(), Ok(js::undefined(env.raw())))
+    }
+
+    /// Lets the open server keep the process alive (the default), as `server.ref()`.
+    #[napi(js_name = "ref")]
+    pub fn refer(&self, env: Env) {
+        if let Some(st) = state_or_throw(env.raw())
+            && !self.inner.closed.get()
+        {
+            st.set_ref(&self.inner.refd, true);
+        }
+    }
+
+    /// Lets the process exit while the server listens, as `server.unref()`.
+    #[napi]
+    pub fn unref(&self, env: Env) {
+        if let Some(st) = state_or_throw(env.raw())
+            && !self.inner.closed.get()
+        {
+            st.set_ref(&self.inner.refd, false);
+        }
     }
 
     /// Whether `close()` has run.

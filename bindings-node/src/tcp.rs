@@ -13,17 +13,17 @@ use polyio_core::{Completion, ConnectOptions, Handle, ListenOptions, LookupHints
 use crate::args::{
     MAX_MS, bad_type, bool_opt, family_of, number_opt, port_of, signal_of, string_opt,
 };
-use crate::conn;
-use crate::env::{EnvState, Op, Settle, failure};
+use crate::conn::{self, TcpOptions};
+use crate::env::{EnvState, Op, Settle};
 use crate::js::{self, RawEnv, Value};
 use crate::server::Server;
 
-/// A pending connect: the host (for a lookup failure's error) and the options its
+/// A pending connect: the host and port (for a failure's error) and the options its
 /// connection gets.
 struct Connect {
     host: String,
-    no_delay: bool,
-    keep_alive: Option<u64>,
+    port: u16,
+    options: TcpOptions,
     /// Idle timeout (ms) for the new connection's reads; 0 for none.
     timeout: u64,
 }
@@ -41,21 +41,43 @@ impl Settle for Connect {
             // As net.connect: the lookup's error.
             return Err(aborted.unwrap_or_else(|| js::lookup_error(st.env, status, &self.host)));
         }
+        if let Some(e) = aborted {
+            return Err(e);
+        }
         if status != Status::Ok {
-            return Err(failure(st.env, aborted, status, "connect"));
+            return Err(connect_error(st.env, status, &self.host, self.port));
         }
-        {
-            let mut rt = st.rt.borrow_mut();
-            if self.no_delay {
-                let _ = rt.set_nodelay(c.handle, true);
-            }
-            if let Some(ms) = self.keep_alive {
-                let idle = std::time::Duration::from_millis(ms.max(1000));
-                let _ = rt.set_keepalive(c.handle, Some(idle));
-            }
-        }
+        self.options.apply(&mut st.rt.borrow_mut(), c.handle);
         Ok(conn::open(st, c.handle, self.timeout))
     }
+}
+
+/// A failed connect's error as `net` builds it: for an IP address, with `address` and
+/// `port` and the message `connect ECONNREFUSED 127.0.0.1:8080`. (For a name, the core does
+/// not say which of its addresses failed last: the error has the `port` only, and the
+/// message `connect ECONNREFUSED`.)
+fn connect_error(env: RawEnv, status: Status, host: &str, port: u16) -> Value {
+    let e = js::errno_error(env, status, "connect");
+    if let Some(ip) = polyio_core::ip_literal(host) {
+        let address = ip.to_string();
+        let message = format!("connect {} {address}:{port}", status.name());
+        js::set(env, e, "message", js::string(env, &message));
+        js::set(env, e, "address", js::string(env, &address));
+    }
+    js::set(env, e, "port", js::number(env, f64::from(port)));
+    e
+}
+
+/// `noDelay`, `keepAlive` and `keepAliveInitialDelay` (ms, default `delay`) of options `o`,
+/// as `net.connect` and `net.createServer` take them.
+fn tcp_options(env: RawEnv, o: Value, delay: f64) -> Result<TcpOptions, Value> {
+    let no_delay = bool_opt(env, o, "noDelay")?.unwrap_or(false);
+    let keep_alive = bool_opt(env, o, "keepAlive")?.unwrap_or(false);
+    let delay = number_opt(env, o, "keepAliveInitialDelay", MAX_MS)?.unwrap_or(delay);
+    Ok(TcpOptions {
+        no_delay,
+        keep_alive: keep_alive.then_some(delay as u64),
+    })
 }
 
 fn reject(env: RawEnv, err: Value) -> napi::Result<Value> {
@@ -69,9 +91,7 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
     let parsed = (|| {
         let port = port_of(env, o, 1, None)?;
         let host = string_opt(env, o, "host")?.unwrap_or_else(|| "localhost".into());
-        let no_delay = bool_opt(env, o, "noDelay")?.unwrap_or(false);
-        let keep_alive = bool_opt(env, o, "keepAlive")?.unwrap_or(false);
-        let delay = number_opt(env, o, "keepAliveInitialDelay", MAX_MS)?.unwrap_or(60000.0);
+        let tcp = tcp_options(env, o, 60000.0)?;
         let timeout = number_opt(env, o, "timeout", MAX_MS)?;
         let signal = signal_of(env, o, "options")?;
         let family = js::get(env, o, "family")
@@ -90,17 +110,9 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
                 _ => libc::AF_UNSPEC,
             },
         };
-        Ok((
-            host,
-            port,
-            no_delay,
-            keep_alive.then_some(delay as u64),
-            timeout,
-            signal,
-            options,
-        ))
+        Ok((host, port, tcp, timeout, signal, options))
     })();
-    let (host, port, no_delay, keep_alive, timeout, signal, options) = match parsed {
+    let (host, port, tcp, timeout, signal, options) = match parsed {
         Ok(p) => p,
         Err(e) => return reject(env, e),
     };
@@ -122,7 +134,7 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
         Err(Status::InvalidArgument) => {
             return reject(env, js::lookup_error(env, Status::NameNotResolved, &host));
         }
-        Err(s) => return reject(env, js::status_error(env, s, "connect")),
+        Err(s) => return reject(env, connect_error(env, s, &host, port)),
     }
     let timeout = timeout.map_or(0, |ms| ms.ceil() as u64);
     if timeout > 0 {
@@ -131,8 +143,8 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
     }
     let owner = Rc::new(Connect {
         host,
-        no_delay,
-        keep_alive,
+        port,
+        options: tcp,
         timeout,
     });
     st.submitted(id, owner, Op { tag: 0, arg: 0 }, signal)
@@ -147,10 +159,12 @@ pub(crate) fn listen(st: &EnvState, o: Value) -> napi::Result<Value> {
         let host = string_opt(env, o, "host")?;
         let backlog = number_opt(env, o, "backlog", f64::from(i32::MAX))?.unwrap_or(0.0);
         let reuse_port = bool_opt(env, o, "reusePort")?.unwrap_or(false);
+        // As `net.createServer`: no delay keeps the system's idle time.
+        let tcp = tcp_options(env, o, 0.0)?;
         let signal = signal_of(env, o, "options")?;
-        Ok((host, port, backlog as u32, reuse_port, signal))
+        Ok((host, port, backlog as u32, reuse_port, tcp, signal))
     })();
-    let (host, port, backlog, reuse_port, signal) = match parsed {
+    let (host, port, backlog, reuse_port, tcp, signal) = match parsed {
         Ok(p) => p,
         Err(e) => return reject(env, e),
     };
@@ -171,7 +185,7 @@ pub(crate) fn listen(st: &EnvState, o: Value) -> napi::Result<Value> {
     let listened = match &host {
         // A name: look it up first (off the loop thread), then listen on its first address.
         Some(h) if !is_literal_or_localhost(h) => {
-            return listen_by_name(st, h.clone(), port, opts, signal);
+            return listen_by_name(st, h.clone(), port, opts, tcp, signal);
         }
         Some(h) => st.rt.borrow_mut().tcp_listen(h, port, opts),
         // As `net`: the IPv6 any-address (which takes IPv4 too where the system lets one
@@ -186,7 +200,7 @@ pub(crate) fn listen(st: &EnvState, o: Value) -> napi::Result<Value> {
             }
         }
     };
-    let server = match server_of(st, listened) {
+    let server = match server_of(st, listened, tcp) {
         Ok(s) => s,
         Err(e) => return reject(env, e),
     };
@@ -196,12 +210,17 @@ pub(crate) fn listen(st: &EnvState, o: Value) -> napi::Result<Value> {
     js::settled(env, Ok(server))
 }
 
-/// A new listener's `Server` (which keeps the loop alive while open).
-fn server_of(st: &EnvState, listened: Result<Handle, Status>) -> Result<Value, Value> {
+/// A new listener's `Server` (which keeps the loop alive while open), whose accepted
+/// connections get `tcp`.
+fn server_of(
+    st: &EnvState,
+    listened: Result<Handle, Status>,
+    tcp: TcpOptions,
+) -> Result<Value, Value> {
     let h = listened.map_err(|s| js::status_error(st.env, s, "listen"))?;
     st.add_resource();
     st.rearm();
-    Server::wrap(h)
+    Server::wrap(h, tcp)
         .into_js(st.env)
         .map_err(|_| js::error(st.env, "ENOMEM", "out of memory"))
 }
@@ -218,6 +237,7 @@ struct ListenByName {
     hostname: String,
     port: u16,
     options: ListenOptions,
+    tcp: TcpOptions,
     signal: sys::napi_ref,
 }
 
@@ -243,7 +263,7 @@ impl Settle for ListenByName {
                     st.rt
                         .borrow_mut()
                         .tcp_listen(&ip.to_string(), self.port, self.options);
-                server_of(st, listened)
+                server_of(st, listened, self.tcp)
             }
             (None, Status::Ok, None) => Err(js::lookup_error(
                 env,
@@ -270,6 +290,7 @@ fn listen_by_name(
     hostname: String,
     port: u16,
     options: ListenOptions,
+    tcp: TcpOptions,
     signal: Option<Value>,
 ) -> napi::Result<Value> {
     let env = st.env;
@@ -297,6 +318,7 @@ fn listen_by_name(
         hostname,
         port,
         options,
+        tcp,
         signal: signal.map_or(std::ptr::null_mut(), |s| js::reference(env, s)),
     });
     st.submitted(id, owner, Op { tag: 0, arg: 0 }, signal)

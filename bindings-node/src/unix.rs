@@ -9,7 +9,7 @@ use std::rc::Rc;
 use polyio_core::{Completion, ListenOptions, Status};
 
 use crate::args::{MAX_MS, number_opt, signal_of};
-use crate::conn;
+use crate::conn::{self, TcpOptions};
 use crate::env::{EnvState, Op, Settle, failure};
 use crate::js::{self, RawEnv, Value};
 use crate::server::Server;
@@ -113,7 +113,7 @@ pub(crate) fn listen(st: &EnvState, o: Value, path: String) -> napi::Result<Valu
     };
     st.add_resource();
     st.rearm();
-    let server = Server::wrap(h).into_js(env)?;
+    let server = Server::wrap(h, TcpOptions::default()).into_js(env)?;
     if let Some(sig) = signal {
         st.close_on_abort(sig, server);
     }
