@@ -114,6 +114,19 @@ def _close_at_shutdown(d: Driver) -> None:
         pass  # suspended at its yield, as intended
 
 
+def _close_driver(loop: asyncio.AbstractEventLoop) -> None:
+    """Closes `loop`'s driver, if it has one (cancels its operations, closes its sockets):
+    for a loop that is closing."""
+    drivers: dict[int, Driver] = getattr(_tls, "drivers", None) or {}
+    d = drivers.get(id(loop))
+    if d is not None and d.loop is loop:
+        del drivers[id(loop)]
+        if getattr(_tls, "last", None) is d:
+            _tls.last = None
+        _closers().pop(id(loop), None)
+        d.close()
+
+
 def _unsupported(name: str, value: object) -> NotImplementedError:
     return NotImplementedError(
         f"polyio does not support {name}={value!r} (asyncio's own loop does; polyio would "
@@ -716,7 +729,7 @@ async def create_connection(
     return _attach_protocol(drv, h, protocol), protocol
 
 
-class Server:
+class Server(asyncio.AbstractServer):
     """asyncio.Server's API over a polyio listener."""
 
     def __init__(

@@ -1,0 +1,300 @@
+"""An event loop whose networking goes through polyio: uvloop's loop (or asyncio's own when
+uvloop is not installed) with ``create_connection``, ``create_server``, their Unix twins,
+``create_datagram_endpoint`` and ``getaddrinfo`` served by polyio, and every call polyio
+does not support (``ssl=``, ``sock=``, ...) handed to the base loop unchanged.
+
+    polyio.install()            # or: polyio.run(main()), or asyncio.Runner(loop_factory=polyio.new_event_loop)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, Optional, TypeVar
+
+from polyio import _api, _unix
+
+_T = TypeVar("_T")
+
+try:
+    import uvloop as _uvloop
+except ImportError:  # pragma: no cover - uvloop is a test dependency
+    _uvloop = None  # type: ignore[assignment]
+
+_INET = (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6)
+
+# The keyword arguments polyio serves for each method; any other (a newer Python's
+# `all_errors`, `keep_alive`, ...) sends the call to the base loop.
+_CONNECT_KW = frozenset(
+    "ssl family proto flags sock local_addr server_hostname ssl_handshake_timeout "
+    "ssl_shutdown_timeout happy_eyeballs_delay interleave".split()
+)
+_SERVER_KW = frozenset(
+    "family flags sock backlog ssl reuse_address reuse_port ssl_handshake_timeout "
+    "ssl_shutdown_timeout start_serving".split()
+)
+_UNIX_CONNECT_KW = frozenset(
+    "ssl sock server_hostname ssl_handshake_timeout ssl_shutdown_timeout".split()
+)
+_UNIX_SERVER_KW = frozenset(
+    "sock backlog ssl ssl_handshake_timeout ssl_shutdown_timeout start_serving "
+    "cleanup_socket".split()
+)
+_DATAGRAM_KW = frozenset("family proto flags reuse_port allow_broadcast sock".split())
+_TLS_ONLY = ("server_hostname", "ssl_handshake_timeout", "ssl_shutdown_timeout")
+
+
+def _is_port(port: object) -> bool:
+    return (isinstance(port, int) and not isinstance(port, bool)) or (
+        isinstance(port, str) and port.isdigit()
+    )
+
+
+def _no_tls(kw: Mapping[str, Any]) -> bool:
+    """No TLS asked for, and none of the TLS-only arguments (the base loop raises for them)."""
+    return not kw.get("ssl") and all(kw.get(k) is None for k in _TLS_ONLY)
+
+
+def _serves_connection(host: object, port: object, kw: Mapping[str, Any]) -> bool:
+    """Whether polyio serves ``create_connection(factory, host, port, **kw)``."""
+    return (
+        kw.keys() <= _CONNECT_KW
+        and _no_tls(kw)
+        and kw.get("sock") is None
+        and kw.get("local_addr") is None
+        and kw.get("proto", 0) in (0, socket.IPPROTO_TCP)
+        and not kw.get("flags", 0)
+        and kw.get("family", 0) in _INET
+        and isinstance(host, str)
+        and _is_port(port)
+    )
+
+
+def _serves_server(host: object, port: object, kw: Mapping[str, Any]) -> bool:
+    """Whether polyio serves ``create_server(factory, host, port, **kw)``."""
+    if isinstance(host, str) or host is None:
+        hosts_ok = True
+    elif isinstance(host, Iterable):
+        hosts_ok = all(isinstance(h, str) for h in host)
+    else:
+        hosts_ok = False
+    return (
+        kw.keys() <= _SERVER_KW
+        and kw.get("ssl") is None
+        and all(kw.get(k) is None for k in _TLS_ONLY[1:])
+        and kw.get("sock") is None
+        and kw.get("flags", socket.AI_PASSIVE) == socket.AI_PASSIVE
+        and kw.get("reuse_address") in (None, True)
+        and kw.get("family", 0) in _INET
+        and hosts_ok
+        and (port is None or _is_port(port))
+        and not (host is None and port is None)
+    )
+
+
+def _is_path(path: object) -> bool:
+    return isinstance(path, (str, bytes, os.PathLike))
+
+
+def _serves_unix_connection(path: object, kw: Mapping[str, Any]) -> bool:
+    return (
+        kw.keys() <= _UNIX_CONNECT_KW
+        and _no_tls(kw)
+        and kw.get("sock") is None
+        and _is_path(path)
+    )
+
+
+def _serves_unix_server(path: object, kw: Mapping[str, Any]) -> bool:
+    return (
+        kw.keys() <= _UNIX_SERVER_KW
+        and kw.get("ssl") is None
+        and all(kw.get(k) is None for k in _TLS_ONLY[1:])
+        and kw.get("sock") is None
+        and _is_path(path)
+    )
+
+
+def _is_inet_addr(addr: object) -> bool:
+    return addr is None or (
+        isinstance(addr, tuple)
+        and len(addr) == 2
+        and isinstance(addr[0], str)
+        and _is_port(addr[1])
+    )
+
+
+def _serves_datagram(local_addr: object, remote_addr: object, kw: Mapping[str, Any]) -> bool:
+    return (
+        kw.keys() <= _DATAGRAM_KW
+        and kw.get("sock") is None
+        and kw.get("family", 0) in _INET
+        and kw.get("proto", 0) in (0, socket.IPPROTO_UDP)
+        and not kw.get("flags", 0)
+        and _is_inet_addr(local_addr)
+        and _is_inet_addr(remote_addr)
+    )
+
+
+class _PolyioNetworking(asyncio.AbstractEventLoop):
+    """The methods polyio serves; mixed in front of a concrete loop class, whose own
+    methods (reached through ``super()``) serve every call polyio does not."""
+
+    _polyio_base = "asyncio"
+
+    def __repr__(self) -> str:
+        return (
+            f"<polyio.Loop on {self._polyio_base} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
+
+    async def create_connection(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: Any = None,
+        port: Any = None,
+        **kwargs: Any,
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        if _serves_connection(host, port, kwargs):
+            t, p = await _api.create_connection(protocol_factory, host, int(port), **kwargs)
+            return t, p  # type: ignore[return-value]
+        return await super().create_connection(protocol_factory, host, port, **kwargs)
+
+    async def create_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: Any = None,
+        port: Any = None,
+        **kwargs: Any,
+    ) -> asyncio.AbstractServer:
+        if _serves_server(host, port, kwargs):
+            p = None if port is None else int(port)
+            return await _api.create_server(protocol_factory, host, p, **kwargs)
+        return await super().create_server(protocol_factory, host, port, **kwargs)
+
+    async def create_unix_connection(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        path: Any = None,
+        **kwargs: Any,
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        if _serves_unix_connection(path, kwargs):
+            t, p = await _unix.create_unix_connection(protocol_factory, path, **kwargs)
+            return t, p  # type: ignore[return-value]
+        return await super().create_unix_connection(protocol_factory, path, **kwargs)
+
+    async def create_unix_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        path: Any = None,
+        **kwargs: Any,
+    ) -> asyncio.AbstractServer:
+        if _serves_unix_server(path, kwargs):
+            return await _unix.create_unix_server(protocol_factory, path, **kwargs)
+        return await super().create_unix_server(protocol_factory, path, **kwargs)
+
+    async def create_datagram_endpoint(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        local_addr: Any = None,
+        remote_addr: Any = None,
+        **kwargs: Any,
+    ) -> tuple[asyncio.DatagramTransport, asyncio.BaseProtocol]:
+        if _serves_datagram(local_addr, remote_addr, kwargs):
+            return await _api.create_datagram_endpoint(
+                protocol_factory, local_addr, remote_addr, **kwargs
+            )
+        return await super().create_datagram_endpoint(
+            protocol_factory, local_addr, remote_addr, **kwargs
+        )
+
+    async def getaddrinfo(
+        self,
+        host: Any,
+        port: Any,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[Any]:
+        return await _api.getaddrinfo(
+            host, port, family=family, type=type, proto=proto, flags=flags
+        )
+
+    def close(self) -> None:
+        if not self.is_running() and not self.is_closed():
+            _api._close_driver(self)
+        super().close()
+
+
+class AsyncioLoop(_PolyioNetworking, asyncio.SelectorEventLoop):  # type: ignore[misc]
+    """asyncio's default (selector) loop with its networking on polyio."""
+
+    _polyio_base = "asyncio"
+
+
+if _uvloop is not None:
+
+    class UvLoop(_PolyioNetworking, _uvloop.Loop):  # type: ignore[misc]
+        """uvloop's loop with its networking on polyio."""
+
+        _polyio_base = "uvloop"
+
+    Loop: type[asyncio.AbstractEventLoop] = UvLoop
+else:  # pragma: no cover - uvloop is a test dependency
+    Loop = AsyncioLoop
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop with its networking on polyio: uvloop's loop when uvloop is
+    installed, asyncio's default loop otherwise (``repr`` says which)."""
+    return Loop()
+
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """The event loop policy whose loops are polyio's, as ``uvloop.EventLoopPolicy``:
+    ``asyncio.set_event_loop_policy(polyio.EventLoopPolicy())``."""
+
+    def _loop_factory(self) -> asyncio.AbstractEventLoop:
+        return new_event_loop()
+
+
+def install() -> None:
+    """Makes polyio's loop asyncio's default: ``asyncio.run``, ``asyncio.new_event_loop``
+    and every library that creates a loop get polyio's, as ``uvloop.install()``."""
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+def run(
+    main: Coroutine[Any, Any, _T],
+    *,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop,
+    debug: Optional[bool] = None,
+) -> _T:
+    """Runs `main` to completion on a new polyio loop and closes it, as ``asyncio.run``
+    (and ``uvloop.run``)."""
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=loop_factory, debug=debug) as runner:
+            return runner.run(main)
+    if not asyncio.iscoroutine(main):  # pragma: no cover - Python 3.9 and 3.10
+        raise ValueError(f"a coroutine was expected, got {main!r}")
+    loop = loop_factory()  # pragma: no cover
+    try:  # pragma: no cover
+        asyncio.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:  # pragma: no cover
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for t in tasks:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
