@@ -24,9 +24,10 @@ BUILD := $(CURDIR)/build
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VPY := $(VENV)/bin/python
-# redis: redis-py's asyncio client, run on polyio's streams in the tests (against Debian's
-# redis-server, which deps-test installs).
-PY_TOOLS := maturin==1.* pytest pytest-timeout uvloop==0.21.* mypy redis==8.1.0
+# redis and aiohttp: redis-py's asyncio client (on polyio's streams and on polyio's loop) and
+# aiohttp's server and client (on polyio's loop) in the tests, against Debian's redis-server
+# and curl, which deps-test installs.
+PY_TOOLS := maturin==1.* pytest pytest-timeout uvloop==0.21.* mypy redis==8.1.0 aiohttp==3.*
 # The venv is (re)provisioned when this list changes.
 PY_TOOLS_ID := $(shell printf '%s' '$(PY_TOOLS)' | cksum | cut -d' ' -f1)
 MATURIN_TARGET := $(CURDIR)/target/maturin
@@ -54,8 +55,8 @@ $(MDBOOK):
 	$(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --features search --root $(TOOLS) --quiet
 
 .PHONY: deps-test deps-bench
-deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config, redis-server, cmake)
-	@missing=""; for p in valgrind pkg-config redis-server cmake; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config, redis-server, cmake, curl)
+	@missing=""; for p in valgrind pkg-config redis-server cmake curl; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev, wrk)
