@@ -19,20 +19,6 @@ import uvloop
 import polyio
 from polyio import _api, _loop
 
-LOOP_CLASSES = {"asyncio": _loop.AsyncioLoop, "uvloop": _loop.UvLoop}
-
-
-@pytest.fixture(params=sorted(LOOP_CLASSES))
-def prun(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
-    """Runs a coroutine on a fresh polyio loop over the parametrized base."""
-    cls = LOOP_CLASSES[request.param]
-
-    def runner(coro: Awaitable[Any]) -> Any:
-        return polyio.run(coro, loop_factory=cls)  # type: ignore[arg-type]
-
-    return runner
-
-
 @pytest.fixture
 def restore_policy() -> Iterator[None]:
     old = asyncio.get_event_loop_policy()
