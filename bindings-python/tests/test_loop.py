@@ -436,3 +436,54 @@ def test_subprocess_and_pipes_run_on_the_base_loop(prun: Callable[..., Any]) -> 
         assert proc.returncode == 0
 
     prun(main())
+
+
+def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server and a client context over the installed CPython's test certificate."""
+    utils = pytest.importorskip("test.test_asyncio.utils")
+    return utils.simple_server_sslcontext(), utils.simple_client_sslcontext()
+
+
+def test_tls_server_falls_through_and_start_tls_upgrades_polyio(prun: Callable[..., Any]) -> None:
+    """``create_server(ssl=...)`` is the base loop's; ``start_tls`` upgrades a polyio
+    connection with asyncio's own TLS protocol; ``open_connection(ssl=...)`` is the base
+    loop's. Every byte goes through TLS both ways."""
+    server_ctx, client_ctx = _tls_contexts()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0, ssl=server_ctx)
+        assert not isinstance(server, polyio.Server)
+        port = server.sockets[0].getsockname()[1]
+        t, p = await loop.create_connection(Collect, "127.0.0.1", port)
+        assert isinstance(t, polyio.Transport)
+        tls = await loop.start_tls(t, p, client_ctx)
+        assert tls is not None and tls.get_extra_info("ssl_object") is not None
+        payload = os.urandom(1 << 20)
+        assert await roundtrip(tls, p, payload) == payload
+        tls.close()
+        await p.lost
+        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
+        assert not isinstance(w.transport, polyio.Transport)
+        w.write(b"tls\n")
+        assert await r.readline() == b"tls\n"
+        w.close()
+        await w.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    prun(main())
+
+
+def test_start_tls_rejects_a_non_context(prun: Callable[..., Any]) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        t, p = await loop.create_connection(Collect, "127.0.0.1", server.sockets[0].getsockname()[1])
+        with pytest.raises(TypeError, match="sslcontext is expected"):
+            await loop.start_tls(t, p, object())  # type: ignore[arg-type]
+        t.close()
+        server.close()
+        await server.wait_closed()
+
+    prun(main())

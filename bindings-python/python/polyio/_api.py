@@ -1009,10 +1009,12 @@ async def sleep(delay: float, result: _T = None) -> _T:  # type: ignore[assignme
         raise
 
 
-class DatagramTransport(asyncio.DatagramTransport):
+class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     """What polyio's datagram transports (``polyio._polyio.Datagram``) report as their
     ``__class__``, so that ``isinstance(transport, asyncio.DatagramTransport)`` holds, as
-    for ``Transport``. Not instantiated: the transport itself is the native class."""
+    for ``Transport`` (and ``asyncio.Transport``, as for asyncio's own datagram transports,
+    which share its flow control base). Not instantiated: the transport itself is the
+    native class."""
 
     __slots__ = ()
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import sys
+from asyncio import sslproto
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Optional, TypeVar
 
@@ -139,6 +141,40 @@ def _serves_datagram(local_addr: object, remote_addr: object, kw: Mapping[str, A
     )
 
 
+class _Buffered(asyncio.Protocol):
+    """A ``BufferedProtocol`` (asyncio's TLS protocol is one) behind a polyio transport,
+    which delivers ``data_received``: each chunk is copied into the protocol's buffers."""
+
+    def __init__(self, protocol: asyncio.BufferedProtocol) -> None:
+        self._p = protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._p.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            buf = memoryview(self._p.get_buffer(len(view))).cast("B")
+            if not buf:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            self._p.buffer_updated(n)
+            view = view[n:]
+
+    def eof_received(self) -> Optional[bool]:
+        return self._p.eof_received()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._p.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._p.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._p.resume_writing()
+
+
 class _PolyioNetworking(asyncio.AbstractEventLoop):
     """The methods polyio serves; mixed in front of a concrete loop class, whose own
     methods (reached through ``super()``) serve every call polyio does not."""
@@ -224,6 +260,43 @@ class _PolyioNetworking(asyncio.AbstractEventLoop):
         return await _api.getaddrinfo(
             host, port, family=family, type=type, proto=proto, flags=flags
         )
+
+    async def start_tls(
+        self,
+        transport: Any,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: ssl.SSLContext,
+        **kwargs: Any,
+    ) -> Optional[asyncio.Transport]:
+        """TLS over a polyio connection with asyncio's own TLS protocol (as the base loop
+        upgrades its own transports); any other transport goes to the base loop."""
+        if not isinstance(transport, _api.Transport):
+            return await super().start_tls(transport, protocol, sslcontext, **kwargs)
+        if not isinstance(sslcontext, ssl.SSLContext):
+            raise TypeError(
+                f"sslcontext is expected to be an instance of ssl.SSLContext, got {sslcontext!r}"
+            )
+        server_side = kwargs.pop("server_side", False)
+        server_hostname = kwargs.pop("server_hostname", None)
+        waiter = self.create_future()
+        tls = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            call_connection_made=False, **kwargs,
+        )  # fmt: skip
+        # Paused first, so that no data reaches the TLS protocol before connection_made.
+        transport.pause_reading()
+        as_protocol = _Buffered(tls) if isinstance(tls, asyncio.BufferedProtocol) else tls
+        transport.set_protocol(as_protocol)
+        made = self.call_soon(tls.connection_made, transport)
+        resume = self.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            made.cancel()
+            resume.cancel()
+            raise
+        return tls._app_transport
 
     def close(self) -> None:
         if not self.is_running() and not self.is_closed():
