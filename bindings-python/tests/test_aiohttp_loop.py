@@ -1,6 +1,6 @@
 """aiohttp's server and client on polyio's loop, and curl against the server: large bodies
-both ways, keep-alive, many requests, every body verified; the server's connections are
-polyio's."""
+both ways, keep-alive, many requests, every body verified; the server's and the client's
+connections are polyio's."""
 
 from __future__ import annotations
 
@@ -110,6 +110,9 @@ def test_large_bodies_both_ways(prun: Callable[..., Any]) -> None:
                     assert await resp.read() == body
                 async with s.get(url + f"/big/{BIG}") as resp:
                     assert resp.content_length == BIG
+                    # The client's socket (connected by aiohappyeyeballs) is polyio's too.
+                    assert resp.connection is not None
+                    assert isinstance(resp.connection.transport, polyio.Transport)
                     assert await resp.read() == body
             assert all(isinstance(t, polyio.Transport) for t in app.transports)
 

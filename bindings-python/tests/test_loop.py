@@ -285,7 +285,10 @@ def test_getaddrinfo_goes_through_polyio(
 # ---- what falls through to the base loop ----------------------------------------------------
 
 
-def test_connection_with_sock_falls_through(prun: Callable[..., Any]) -> None:
+def test_connection_with_sock_is_taken_over(prun: Callable[..., Any]) -> None:
+    """A connected socket handed to create_connection becomes a polyio connection (as
+    aiohttp's client hands over the sockets it connects with aiohappyeyeballs)."""
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(Echo, "127.0.0.1", 0)
@@ -293,11 +296,24 @@ def test_connection_with_sock_falls_through(prun: Callable[..., Any]) -> None:
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setblocking(False)
         t, p = await loop.create_connection(Collect, sock=sock)
-        assert not isinstance(t, polyio.Transport)  # the base loop's own transport
-        assert await roundtrip(t, p, b"via sock") == b"via sock"
+        assert isinstance(t, polyio.Transport)
+        assert sock.fileno() == -1  # the transport owns the fd now
+        assert t.get_extra_info("peername") == ("127.0.0.1", port)
+        assert await roundtrip(t, p, b"via sock" * 10_000) == b"via sock" * 10_000
         t.close()
+        await p.lost
         server.close()
         await server.wait_closed()
+
+    prun(main())
+
+
+def test_connection_with_a_datagram_sock_falls_through(prun: Callable[..., Any]) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            with pytest.raises(ValueError, match="A Stream Socket was expected"):
+                await loop.create_connection(Collect, sock=sock)
 
     prun(main())
 
@@ -340,21 +356,42 @@ def test_connection_with_ssl_falls_through(prun: Callable[..., Any]) -> None:
     prun(main())
 
 
-def test_server_with_sock_falls_through(prun: Callable[..., Any]) -> None:
+def test_server_with_sock_is_taken_over(prun: Callable[..., Any]) -> None:
+    """A socket handed to create_server (bound; listening or not, as asyncio listens on it)
+    becomes a polyio listener (as gunicorn's and uvicorn's workers hand theirs over)."""
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        lsock = socket.create_server(("127.0.0.1", 0))
-        server = await loop.create_server(Echo, sock=lsock)
-        assert not isinstance(server, polyio.Server)
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
         port = lsock.getsockname()[1]
+        server = await loop.create_server(Echo, sock=lsock)
+        assert isinstance(server, polyio.Server)
+        assert server.sockets[0].getsockname() == ("127.0.0.1", port)
         t, p = await loop.create_connection(Collect, "127.0.0.1", port)
-        assert isinstance(t, polyio.Transport)  # the client is polyio's
-        assert await roundtrip(t, p, b"mixed") == b"mixed"
+        assert await roundtrip(t, p, b"adopted") == b"adopted"
         t.close()
         server.close()
         await server.wait_closed()
 
     prun(main())
+
+
+def test_unix_server_with_sock_is_taken_over(prun: Callable[..., Any]) -> None:
+    async def main(path: str) -> None:
+        loop = asyncio.get_running_loop()
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lsock.bind(path)
+        server = await loop.create_unix_server(Echo, sock=lsock)
+        assert isinstance(server, polyio.Server)
+        t, p = await loop.create_unix_connection(Collect, path)
+        assert await roundtrip(t, p, b"unix adopted") == b"unix adopted"
+        t.close()
+        server.close()
+        await server.wait_closed()
+
+    with tempfile.TemporaryDirectory() as d:
+        prun(main(os.path.join(d, "s")))
 
 
 def test_server_with_reuse_address_false_falls_through(prun: Callable[..., Any]) -> None:
@@ -368,17 +405,18 @@ def test_server_with_reuse_address_false_falls_through(prun: Callable[..., Any])
     prun(main())
 
 
-def test_unix_with_sock_falls_through(prun: Callable[..., Any]) -> None:
+def test_unix_connection_with_sock_is_taken_over(prun: Callable[..., Any]) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         a, b = socket.socketpair()
-        a.setblocking(False)
         t, p = await loop.create_unix_connection(Collect, sock=a)
-        assert not isinstance(t, polyio.Transport)
+        assert isinstance(t, polyio.Transport)
         b.sendall(b"pair")
         await p.got.wait()
         assert p.data == b"pair"
         t.close()
+        await p.lost
+        assert b.recv(10) == b""  # closing the transport closed the fd it took over
         b.close()
 
     prun(main())

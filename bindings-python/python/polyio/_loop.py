@@ -97,6 +97,43 @@ def _serves_server(host: object, port: object, kw: Mapping[str, Any]) -> bool:
     )
 
 
+_STREAM_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
+
+
+def _stream_sock(sock: object) -> Optional[socket.socket]:
+    """`sock` if polyio can take it over: a stream socket (TCP or Unix)."""
+    if isinstance(sock, socket.socket) and sock.type == socket.SOCK_STREAM:
+        if sock.family in _STREAM_FAMILIES and sock.fileno() >= 0:
+            return sock
+    return None
+
+
+def _adopts_connection(sock: object, host: object, kw: Mapping[str, Any]) -> bool:
+    """Whether polyio takes over ``create_connection(factory, sock=...)`` (or the Unix
+    twin's): a connected stream socket, no TLS, no host or port (the base loop raises for
+    those)."""
+    s = _stream_sock(sock)
+    if s is None or host is not None or not _no_tls(kw):
+        return False
+    try:
+        s.getpeername()
+    except OSError:
+        return False  # not connected: the base loop's transport reports it as asyncio's does
+    return True
+
+
+def _adopts_server(sock: object, host: object, port: object, kw: Mapping[str, Any]) -> bool:
+    """Whether polyio takes over ``create_server(factory, sock=...)`` (or the Unix
+    twin's): a stream socket, no TLS, no host or port (the base loop raises for those)."""
+    return (
+        _stream_sock(sock) is not None
+        and host is None
+        and port is None
+        and kw.get("ssl") is None
+        and all(kw.get(k) is None for k in _TLS_ONLY[1:])
+    )
+
+
 def _is_path(path: object) -> bool:
     return isinstance(path, (str, bytes, os.PathLike))
 
@@ -139,6 +176,30 @@ def _serves_datagram(local_addr: object, remote_addr: object, kw: Mapping[str, A
         and _is_inet_addr(local_addr)
         and _is_inet_addr(remote_addr)
     )
+
+
+def _adopt_connection(
+    protocol_factory: Callable[[], asyncio.BaseProtocol], sock: socket.socket
+) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+    """A connected socket taken over by polyio (its socket object is detached: the
+    transport owns the fd), with a new protocol on it."""
+    drv = _api._driver()
+    h = drv.adopt_stream(sock.detach())
+    protocol = protocol_factory()
+    return _api._attach_protocol(drv, h, protocol), protocol  # type: ignore[return-value]
+
+
+async def _adopt_server(
+    protocol_factory: Callable[[], asyncio.BaseProtocol], kw: Mapping[str, Any]
+) -> asyncio.AbstractServer:
+    """A server on a socket taken over by polyio: listening with the backlog asked for (as
+    asyncio calls ``listen`` on it), its socket object detached (the server owns the fd)."""
+    sock: socket.socket = kw["sock"]
+    sock.listen(kw.get("backlog", 100))
+    drv = _api._driver()
+    h = drv.adopt_listener(sock.detach())
+    on_connection = _api._protocol_acceptor(drv, protocol_factory)
+    return await _api._serve(drv, [h], on_connection, kw.get("start_serving", True))
 
 
 class _Buffered(asyncio.Protocol):
@@ -197,6 +258,8 @@ class _PolyioNetworking(asyncio.AbstractEventLoop):
         if _serves_connection(host, port, kwargs):
             t, p = await _api.create_connection(protocol_factory, host, int(port), **kwargs)
             return t, p  # type: ignore[return-value]
+        if kwargs.keys() <= _CONNECT_KW and _adopts_connection(kwargs.get("sock"), host, kwargs):
+            return _adopt_connection(protocol_factory, kwargs["sock"])
         return await super().create_connection(protocol_factory, host, port, **kwargs)
 
     async def create_server(  # type: ignore[override]
@@ -209,6 +272,8 @@ class _PolyioNetworking(asyncio.AbstractEventLoop):
         if _serves_server(host, port, kwargs):
             p = None if port is None else int(port)
             return await _api.create_server(protocol_factory, host, p, **kwargs)
+        if kwargs.keys() <= _SERVER_KW and _adopts_server(kwargs.get("sock"), host, port, kwargs):
+            return await _adopt_server(protocol_factory, kwargs)
         return await super().create_server(protocol_factory, host, port, **kwargs)
 
     async def create_unix_connection(  # type: ignore[override]
@@ -220,6 +285,8 @@ class _PolyioNetworking(asyncio.AbstractEventLoop):
         if _serves_unix_connection(path, kwargs):
             t, p = await _unix.create_unix_connection(protocol_factory, path, **kwargs)
             return t, p  # type: ignore[return-value]
+        if kwargs.keys() <= _UNIX_CONNECT_KW and _adopts_connection(kwargs.get("sock"), path, kwargs):
+            return _adopt_connection(protocol_factory, kwargs["sock"])
         return await super().create_unix_connection(protocol_factory, path, **kwargs)
 
     async def create_unix_server(  # type: ignore[override]
@@ -230,6 +297,8 @@ class _PolyioNetworking(asyncio.AbstractEventLoop):
     ) -> asyncio.AbstractServer:
         if _serves_unix_server(path, kwargs):
             return await _unix.create_unix_server(protocol_factory, path, **kwargs)
+        if kwargs.keys() <= _UNIX_SERVER_KW and _adopts_server(kwargs.get("sock"), path, None, kwargs):
+            return await _adopt_server(protocol_factory, kwargs)
         return await super().create_unix_server(protocol_factory, path, **kwargs)
 
     async def create_datagram_endpoint(  # type: ignore[override]
