@@ -368,11 +368,15 @@ def test_server_with_sock_is_taken_over(prun: Callable[..., Any]) -> None:
         server = await loop.create_server(Echo, sock=lsock)
         assert isinstance(server, polyio.Server)
         assert server.sockets[0].getsockname() == ("127.0.0.1", port)
+        assert lsock.getsockname() == ("127.0.0.1", port)  # still the caller's to look at
         t, p = await loop.create_connection(Collect, "127.0.0.1", port)
         assert await roundtrip(t, p, b"adopted") == b"adopted"
         t.close()
         server.close()
         await server.wait_closed()
+        assert lsock.fileno() == -1  # closing the server closed it, as asyncio's does
+        with pytest.raises(ConnectionRefusedError):
+            await loop.create_connection(Collect, "127.0.0.1", port)
 
     prun(main())
 

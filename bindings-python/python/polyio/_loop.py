@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Optional, TypeVar
 
 from polyio import _api, _unix
+from polyio._polyio import Driver
 
 _T = TypeVar("_T")
 
@@ -189,17 +190,40 @@ def _adopt_connection(
     return _api._attach_protocol(drv, h, protocol), protocol  # type: ignore[return-value]
 
 
+class _AdoptedServer(_api.Server):
+    """A server on a socket handed over with ``sock=``: polyio listens on a duplicate of
+    its fd, and the caller's socket object stays usable (``getsockname()``, ...) until the
+    server closes it, as asyncio's server does."""
+
+    def __init__(
+        self,
+        drv: Driver,
+        handle: int,
+        on_connection: Callable[[int], None],
+        sock: socket.socket,
+    ) -> None:
+        super().__init__(drv, [handle], on_connection)
+        self._given = sock
+
+    def close(self) -> None:
+        super().close()
+        self._given.close()
+
+
 async def _adopt_server(
     protocol_factory: Callable[[], asyncio.BaseProtocol], kw: Mapping[str, Any]
 ) -> asyncio.AbstractServer:
-    """A server on a socket taken over by polyio: listening with the backlog asked for (as
-    asyncio calls ``listen`` on it), its socket object detached (the server owns the fd)."""
+    """A server on a socket taken over by polyio, listening with the backlog asked for (as
+    asyncio calls ``listen`` on it)."""
     sock: socket.socket = kw["sock"]
     sock.listen(kw.get("backlog", 100))
     drv = _api._driver()
-    h = drv.adopt_listener(sock.detach())
-    on_connection = _api._protocol_acceptor(drv, protocol_factory)
-    return await _api._serve(drv, [h], on_connection, kw.get("start_serving", True))
+    h = drv.adopt_listener(os.dup(sock.fileno()))
+    server = _AdoptedServer(drv, h, _api._protocol_acceptor(drv, protocol_factory), sock)
+    if kw.get("start_serving", True):
+        server._start()
+        await asyncio.sleep(0)  # as _api._serve: listening before the caller goes on
+    return server
 
 
 class _Buffered(asyncio.Protocol):
