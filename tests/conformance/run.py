@@ -7,6 +7,8 @@ in expected_failures.txt (with the reason).
     python3 tests/conformance/run.py [--short] [MODE ...]
 
 ``--short`` runs only test_streams and test_server on polyio-over-asyncio (for make test).
+``--reuse DIR`` keeps each mode's outcomes in DIR/MODE.json and takes a mode's from there
+when the file exists (to compare runs made separately).
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def run_mode(mode: str, modules: list[str], deselect: list[str]) -> dict[str, st
 def main() -> int:
     args = sys.argv[1:]
     short = "--short" in args
+    reuse = None
+    if "--reuse" in args:
+        i = args.index("--reuse")
+        reuse = args[i + 1]
+        del args[i : i + 2]
+        os.makedirs(reuse, exist_ok=True)
     try:
         import test.test_asyncio.test_events  # noqa: F401
     except ImportError as e:
@@ -80,7 +88,15 @@ def main() -> int:
     for mode in modes:
         # Tests listed as hanging on this loop are not run (each would cost the timeout).
         hang = [t for (m, t), why in expected.items() if m == mode and why.startswith("hangs")]
+        saved = os.path.join(reuse, f"{mode}.json") if reuse else None
+        if saved and os.path.exists(saved):
+            with open(saved) as f:
+                results[mode] = json.load(f)
+            continue
         results[mode] = run_mode(mode, modules, hang)
+        if saved:
+            with open(saved, "w") as f:
+                json.dump(results[mode], f, indent=0, sort_keys=True)
     print(f"\nCPython {sys.version.split()[0]} test.test_asyncio: {', '.join(modules)}\n")
     print(f"| loop | passed | failed | skipped |\n|---|---:|---:|---:|")
     for mode in modes:
