@@ -17,6 +17,12 @@ connections, default 50), BENCH_REPEATS (default 3), BENCH_PY_LOOPS (default
 
 Run with the repository's venv Python (it imports aiohttp, redis and polyio):
     .venv/bin/python tests/bench/py_apps.py
+
+``py_apps.py instructions`` counts user-space instructions instead (valgrind's callgrind,
+repeatable on a loaded machine): per aiohttp request (the server under callgrind, 4
+keep-alive connections from a plain socket client) and per redis-py command (the client
+under callgrind), each the difference between a short and a long run, so that start-up
+cancels out.
 """
 
 from __future__ import annotations
@@ -142,6 +148,95 @@ def redis_client(loop: str, port: int, secs: float) -> None:
     print(f"ops/s {run_on(loop, main()):.1f}", flush=True)
 
 
+def redis_ops(loop: str, port: int, n: int) -> None:
+    """`n` SET+GET pairs in each of REDIS_TASKS tasks, every reply checked."""
+    import redis.asyncio as aioredis
+
+    async def main() -> None:
+        r = aioredis.Redis(host="127.0.0.1", port=port)
+        await r.ping()
+
+        async def worker(k: int) -> None:
+            for i in range(n):
+                if await r.set(f"i{k}:{i % 100}", b"v") is not True:
+                    raise SystemExit("SET: unexpected reply")
+                if await r.get(f"i{k}:{i % 100}") != b"v":
+                    raise SystemExit("GET: wrong value")
+
+        await asyncio.gather(*(worker(k) for k in range(REDIS_TASKS)))
+        await r.aclose()
+
+    run_on(loop, main())
+
+
+def http_client(port: int, k: int, conns: int = 4) -> None:
+    """`k` rounds of one keep-alive GET on each of `conns` connections, each answer read."""
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
+    for _ in range(k):
+        for s in socks:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        for s in socks:
+            buf = b""
+            while not buf.endswith(b"Hello, World!"):
+                data = s.recv(4096)
+                if not data:
+                    raise SystemExit("the server closed the connection")
+                buf += data
+    for s in socks:
+        s.close()
+
+
+def callgrind(argv: list[str], wait_port_of: int = 0, client: list[str] | None = None) -> int:
+    """Instructions callgrind counted for `argv` (a server when `client` is given: the
+    client runs once it listens, then the server gets SIGTERM)."""
+    with tempfile.TemporaryDirectory() as d:
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/out"] + argv
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if client is not None:
+            wait_port(wait_port_of, proc, 120)
+            subprocess.run(client, check=True)
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=600)
+    m = re.search(r"Collected : (\d+)", err)
+    if m is None:
+        raise SystemExit(f"callgrind counted nothing:\n{err}")
+    return int(m.group(1))
+
+
+def instructions(loops: list[str], workloads: list[str]) -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed: run 'make deps-test'")
+    me = [sys.executable, __file__]
+    results: dict[str, dict[str, float]] = {w: {} for w in workloads}
+    with tempfile.TemporaryDirectory() as workdir:
+        redis_proc, redis_port = start_redis("0", workdir) if "redis" in workloads else (None, 0)
+        try:
+            for lp in loops:
+                if "aiohttp" in workloads:
+                    counts = []
+                    for k in (200, 1000):
+                        port = free_port()
+                        client = me + ["http-client", str(port), str(k)]
+                        counts.append(callgrind(me + ["serve-aiohttp", lp, str(port)], port, client))
+                    results["aiohttp"][lp] = (counts[1] - counts[0]) / (800 * 4)
+                if "redis" in workloads:
+                    counts = [callgrind(me + ["redis-ops", lp, str(redis_port), str(n)]) for n in (100, 300)]
+                    results["redis"][lp] = (counts[1] - counts[0]) / (200 * REDIS_TASKS * 2)
+                print(f"py-apps instructions on {lp}: {({w: round(results[w][lp]) for w in workloads})}", flush=True)
+        finally:
+            if redis_proc is not None:
+                redis_proc.terminate()
+                redis_proc.wait(10)
+    lines = ["| instructions per request | " + " | ".join(loops) + " |", "|---" + "|---:" * len(loops) + "|"]
+    for w, cells in results.items():
+        lines.append(f"| {w} | " + " | ".join(f"{cells[lp]:,.0f}" for lp in loops) + " |")
+    md = "\n".join(lines)
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "py_apps_instructions.md"), "w") as f:
+        f.write(md + "\n")
+    print("\n" + md)
+
+
 # ---- the driver -------------------------------------------------------------------------
 
 
@@ -215,6 +310,14 @@ def main() -> None:
         return serve_aiohttp(sys.argv[2], int(sys.argv[3]))
     if len(sys.argv) > 1 and sys.argv[1] == "redis-client":
         return redis_client(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    if len(sys.argv) > 1 and sys.argv[1] == "redis-ops":
+        return redis_ops(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) > 1 and sys.argv[1] == "http-client":
+        return http_client(int(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) > 1 and sys.argv[1] == "instructions":
+        return instructions(
+            env_list("BENCH_PY_LOOPS", LOOPS), env_list("BENCH_PY_WORKLOADS", ["aiohttp", "redis"])
+        )
     secs = float(os.environ.get("BENCH_PY_SECS", "10"))
     conns = int(os.environ.get("BENCH_PY_CONNS", "50"))
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
