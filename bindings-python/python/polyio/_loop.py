@@ -410,9 +410,17 @@ if _uvloop is not None:
 
         _polyio_base = "uvloop"
 
-    Loop: type[asyncio.AbstractEventLoop] = UvLoop
+    _Default: type[asyncio.AbstractEventLoop] = UvLoop
 else:  # pragma: no cover - uvloop is a test dependency
-    Loop = AsyncioLoop
+    _Default = AsyncioLoop
+
+
+class Loop(_Default):  # type: ignore[misc,valid-type]
+    """polyio's event loop, what ``new_event_loop()`` makes: uvloop's loop when uvloop is
+    installed, asyncio's default loop otherwise (``repr`` says which), with its networking
+    (``create_connection``, ``create_server``, their Unix twins, ``create_datagram_endpoint``,
+    ``getaddrinfo``, ``start_tls``) served by polyio and every call polyio does not support
+    handed to the base loop."""
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
