@@ -24,9 +24,10 @@ BUILD := $(CURDIR)/build
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VPY := $(VENV)/bin/python
-# redis: redis-py's asyncio client, run on polyio's streams in the tests (against Debian's
-# redis-server, which deps-test installs).
-PY_TOOLS := maturin==1.* pytest pytest-timeout uvloop==0.21.* mypy redis==8.1.0
+# redis and aiohttp: redis-py's asyncio client (on polyio's streams and on polyio's loop) and
+# aiohttp's server and client (on polyio's loop) in the tests, against Debian's redis-server
+# and curl, which deps-test installs.
+PY_TOOLS := maturin==1.* pytest pytest-timeout uvloop==0.21.* mypy redis==8.1.0 aiohttp==3.*
 # The venv is (re)provisioned when this list changes.
 PY_TOOLS_ID := $(shell printf '%s' '$(PY_TOOLS)' | cksum | cut -d' ' -f1)
 MATURIN_TARGET := $(CURDIR)/target/maturin
@@ -54,13 +55,14 @@ $(MDBOOK):
 	$(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked --no-default-features --features search --root $(TOOLS) --quiet
 
 .PHONY: deps-test deps-bench
-deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config, redis-server, cmake)
-	@missing=""; for p in valgrind pkg-config redis-server cmake; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+deps-test: ## Install Debian packages the test suites need (valgrind, pkg-config, redis-server, cmake, curl)
+	@missing=""; for p in valgrind pkg-config redis-server cmake curl; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
-deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev, wrk)
+deps-bench: ## Install Debian packages the benchmark needs (libuv1-dev, wrk, redis-server)
 	@if ! [ -e /usr/include/uv.h ]; then echo "installing libuv1-dev"; apt-get update -qq && apt-get install -y -qq libuv1-dev >/dev/null; fi
-	@if ! command -v wrk >/dev/null; then echo "installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; fi
+	@missing=""; for p in wrk redis-server; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 $(VENV)/.tools-stamp: $(VENV)/.tools-$(PY_TOOLS_ID)
 	@touch $@
@@ -181,7 +183,7 @@ check-versions: ## Fail unless Cargo.toml, the header, the package.json files an
 
 # ---- test ----------------------------------------------------------------------------
 
-.PHONY: test test-rust lint check-links test-c test-install test-python
+.PHONY: test test-rust lint check-links test-c test-install test-python test-python-conformance
 test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
@@ -208,6 +210,10 @@ test-python: deps-test python-dev ## Python: mypy --strict, stubs vs module (myp
 	cd bindings-python && $(VPY) -m mypy --strict python/polyio
 	cd bindings-python && $(VPY) -m mypy.stubtest polyio
 	cd bindings-python && $(VPY) -m pytest -q tests
+	$(VPY) tests/conformance/run.py --short
+
+test-python-conformance: deps-test python-dev ## CPython's own test.test_asyncio (events, streams, server, base_events, sock_lowlevel) on asyncio, uvloop and polyio's loop; fails on an unlisted regression (tests/conformance/expected_failures.txt)
+	$(VPY) tests/conformance/run.py
 
 test-install: ## Install into build/prefix and build an echo with only the pkg-config line
 	@rm -rf $(BUILD)/prefix $(BUILD)/pc && mkdir -p $(BUILD)/pc
@@ -266,10 +272,11 @@ bench-build: deps-bench examples-release python-release node-build
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o $(BUILD)/bench/libuv_echo
 
-bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP, 3 rounds of 3 s per cell (BENCH_SERVERS, BENCH_TRANSPORTS, BENCH_SIZES, BENCH_REPEATS, BENCH_SECS narrow it), then memory per idle connection; writes target/bench/
+bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP, 3 rounds of 3 s per cell (BENCH_SERVERS, BENCH_TRANSPORTS, BENCH_SIZES, BENCH_REPEATS, BENCH_SECS narrow it), then memory per idle connection, Node's http and Python's aiohttp and redis-py; writes target/bench/
 	BENCH_REPEATS=$${BENCH_REPEATS:-3} BENCH_SECS=$${BENCH_SECS:-3} python3 tests/bench/run.py
 	python3 tests/bench/idle.py
 	@$(MAKE) bench-node-http
+	BENCH_REPEATS=$${BENCH_REPEATS:-3} $(VPY) tests/bench/py_apps.py
 	$(CARGO) bench -p polyio-core --bench roundtrip -- --quick
 
 .PHONY: bench-idle
@@ -279,6 +286,10 @@ bench-idle: bench-build ## Server RSS per idle connection (4,000 connections, on
 .PHONY: bench-node-http
 bench-node-http: deps-bench node-build ## Node's http "hello" server fed by net and by polyio.serve(), loaded by wrk (keep-alive), 3 rounds side by side with server CPU per request (BENCH_HTTP_SECS, BENCH_HTTP_CONNS, BENCH_HTTP_REPEATS narrow it); writes target/bench/http.{json,md}
 	NODE=$(NODE) python3 tests/bench/http_run.py
+
+.PHONY: bench-py-apps
+bench-py-apps: deps-bench python-release ## aiohttp "hello" under wrk and redis-py GET/SET (10 tasks) against redis-server, on polyio's loop, uvloop and asyncio (BENCH_PY_SECS, BENCH_PY_CONNS, BENCH_REPEATS, BENCH_PY_LOOPS, BENCH_PY_WORKLOADS narrow it); writes target/bench/py_apps.md
+	$(VPY) tests/bench/py_apps.py
 
 .PHONY: bench-files bench-files-build
 # The file benchmark's Python peers, in .venv beside the release polyio (not make test's tools).

@@ -8,6 +8,8 @@
 //! driver's flush, once per loop iteration, sends what the kernel takes (`try_write`) and
 //! queues the rest as one core write; water marks drive `pause_writing`/`drain()`.
 
+use std::os::fd::{FromRawFd, OwnedFd};
+
 use polyio_core::{Completion, FLAG_MORE, FLAG_PARTIAL, Handle, OpCode, READ_SIZE, Status};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -462,8 +464,42 @@ fn new_conn(slf: &Bound<'_, Driver>, handle: u64, mode: Mode, start: bool) -> Py
     Ok(conn)
 }
 
+/// `fd` as an owned fd: the Python caller detached it from its socket object and gives it up.
+fn owned_fd(fd: i32) -> PyResult<OwnedFd> {
+    if fd < 0 {
+        return Err(PyValueError::new_err("fd must not be negative"));
+    }
+    // SAFETY: the caller owns `fd` (it came from `socket.detach()`) and hands it over: nothing
+    // else closes it from here on.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 #[pymethods]
 impl Driver {
+    /// Takes over the connected stream socket `fd` (TCP or Unix), whose owner gave it up
+    /// (`socket.detach()`): returns its connection handle. The fd is closed on an error.
+    fn adopt_stream(slf: &Bound<'_, Self>, fd: i32) -> PyResult<u64> {
+        let owned = owned_fd(fd)?;
+        let mut d = slf.borrow_mut();
+        let h = d
+            .rt()?
+            .adopt_stream(owned)
+            .map_err(|s| raise(slf.py(), s))?;
+        Ok(h.into_raw())
+    }
+
+    /// Takes over the listening stream socket `fd` (TCP or Unix), whose owner gave it up
+    /// (`socket.detach()`): returns its listener handle. The fd is closed on an error.
+    fn adopt_listener(slf: &Bound<'_, Self>, fd: i32) -> PyResult<u64> {
+        let owned = owned_fd(fd)?;
+        let mut d = slf.borrow_mut();
+        let h = d
+            .rt()?
+            .adopt_listener(owned)
+            .map_err(|s| raise(slf.py(), s))?;
+        Ok(h.into_raw())
+    }
+
     /// Submits one accept on `listener`; `callback(handle, status)` gets its outcome.
     fn accept(slf: &Bound<'_, Self>, listener: u64, callback: Py<PyAny>) -> PyResult<u64> {
         let py = slf.py();

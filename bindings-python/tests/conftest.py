@@ -17,6 +17,7 @@ import pytest
 import uvloop
 
 import polyio
+from polyio import _loop
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
@@ -127,6 +128,22 @@ def cancellers(delay: float) -> dict[str, Callable[[Any], Awaitable[None]]]:
                 await aw
 
     return {"task.cancel": by_task, "wait_for": by_wait_for, "timeout": by_timeout}
+
+
+# ---- polyio's loop (for tests/test_*_loop.py) ---------------------------------------------
+
+POLYIO_LOOPS = {"polyio-asyncio": _loop.AsyncioLoop, "polyio-uvloop": _loop.UvLoop}
+
+
+@pytest.fixture(params=sorted(POLYIO_LOOPS))
+def prun(request: pytest.FixtureRequest) -> Callable[[Awaitable[Any]], Any]:
+    """Runs a coroutine on a fresh polyio loop over the parametrized base."""
+    cls = POLYIO_LOOPS[request.param]
+
+    def runner(coro: Awaitable[Any]) -> Any:
+        return polyio.run(coro, loop_factory=cls)  # type: ignore[arg-type]
+
+    return runner
 
 
 def _free_port() -> int:

@@ -1,16 +1,18 @@
 //! The stream ops every connected socket shares, whatever its kind (TCP, Unix): reads
 //! (single and multi-shot), writes (queued, vectored, or `try_write` at once), the write-side
-//! shutdown, and accepting from a listener, as libuv's `stream.c` serves `tcp.c` and
-//! `pipe.c`. Each connection keeps a read queue and a write queue of op ids, in order.
+//! shutdown, accepting from a listener, and taking over sockets the caller made, as libuv's
+//! `stream.c` serves `tcp.c` and `pipe.c`. Each connection keeps a read queue and a write
+//! queue of op ids, in order.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll, Waker};
 
-use socket2::SockRef;
+use socket2::{Domain, SockRef, Socket, Type};
 use tokio::io::Interest;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::buf::{ReadBuf, ReadInner, WriteBuf};
 use crate::handle::Handle;
@@ -224,6 +226,61 @@ impl Runtime {
             self.inline(|rt| rt.progress_accept(listener));
         }
         Ok(())
+    }
+
+    /// Takes over a connected stream socket the caller made (TCP over IPv4 or IPv6, or Unix):
+    /// it becomes a connection handle, as one from a connect, and is closed with it. Made
+    /// non-blocking here. `InvalidArgument` for a socket of another type or family, or one
+    /// that is not connected (`NotConnected`); the fd is closed on every error.
+    pub fn adopt_stream(&mut self, fd: OwnedFd) -> Result<Handle, Status> {
+        self.live()?;
+        let socket = Socket::from(fd);
+        if socket.r#type()? != Type::STREAM {
+            return Err(Status::InvalidArgument);
+        }
+        let domain = socket.local_addr()?.domain();
+        socket.peer_addr()?;
+        socket.set_nonblocking(true)?;
+        let stream = {
+            let _e = self.tokio.enter();
+            if domain == Domain::UNIX {
+                StreamSocket::Unix(UnixStream::from_std(socket.into())?)
+            } else if domain == Domain::IPV4 || domain == Domain::IPV6 {
+                StreamSocket::Tcp(TcpStream::from_std(socket.into())?)
+            } else {
+                return Err(Status::InvalidArgument);
+            }
+        };
+        self.add_conn(stream)
+    }
+
+    /// Takes over a listening stream socket the caller made (TCP or Unix): it becomes a
+    /// listener handle, as one from a listen, and is closed with it (a Unix socket's file is
+    /// left in place: the caller bound it). Made non-blocking here. `InvalidArgument` for a
+    /// socket of another type or family, or one that is not listening; the fd is closed on
+    /// every error.
+    pub fn adopt_listener(&mut self, fd: OwnedFd) -> Result<Handle, Status> {
+        self.live()?;
+        let socket = Socket::from(fd);
+        if socket.r#type()? != Type::STREAM || !socket.is_listener()? {
+            return Err(Status::InvalidArgument);
+        }
+        let domain = socket.local_addr()?.domain();
+        socket.set_nonblocking(true)?;
+        let listener = {
+            let _e = self.tokio.enter();
+            if domain == Domain::UNIX {
+                ListenSocket::Unix {
+                    listener: UnixListener::from_std(socket.into())?,
+                    file: None,
+                }
+            } else if domain == Domain::IPV4 || domain == Domain::IPV6 {
+                ListenSocket::Tcp(TcpListener::from_std(socket.into())?)
+            } else {
+                return Err(Status::InvalidArgument);
+            }
+        };
+        self.add_listener(listener)
     }
 
     /// Registers a listening socket as a new listener handle.

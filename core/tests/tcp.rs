@@ -1,5 +1,5 @@
 //! TCP: connect, listen, accept, read, write, shutdown, close, options, addresses, the
-//! inline fast path, on both backends.
+//! inline fast path, sockets taken over from the caller, on both backends.
 
 mod common;
 
@@ -431,4 +431,59 @@ fn keepalive_idle_is_whole_seconds_from_1_to_32767() {
     rt.set_keepalive(c, Some(Duration::from_millis(1500)))
         .unwrap();
     assert_eq!(idle(&rt), 1, "a fraction of a second is dropped");
+}
+
+#[test]
+fn adopted_sockets_serve_as_connections_and_listeners() {
+    use std::io::{Read, Write};
+    use std::os::fd::OwnedFd;
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        // A listener the caller bound, then a connection the caller connected to it.
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = std_listener.local_addr().unwrap().port();
+        let l = rt.adopt_listener(OwnedFd::from(std_listener)).unwrap();
+        assert_eq!(rt.local_addr(l).unwrap().port(), port);
+        rt.accept(l, 1).unwrap();
+        let std_client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let a = r.wait(&mut rt, 1);
+        assert_eq!(a.status(), Status::Ok);
+        let c = rt.adopt_stream(OwnedFd::from(std_client)).unwrap();
+        rt.write(c, WriteBuf::from_vec(b"adopted".to_vec()), 2)
+            .unwrap();
+        rt.read(a.handle, ReadBuf::with_capacity(64), 3).unwrap();
+        assert_eq!(r.wait(&mut rt, 2).result, 7);
+        assert_eq!(r.wait(&mut rt, 3).buf.as_deref(), Some(&b"adopted"[..]));
+        // A plain socket pair: the other end is not the runtime's.
+        let (mine, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let u = rt.adopt_stream(OwnedFd::from(mine)).unwrap();
+        theirs.write_all(b"unix").unwrap();
+        rt.read(u, ReadBuf::with_capacity(64), 4).unwrap();
+        assert_eq!(r.wait(&mut rt, 4).buf.as_deref(), Some(&b"unix"[..]));
+        rt.close(u).unwrap();
+        let mut rest = Vec::new();
+        theirs.read_to_end(&mut rest).unwrap(); // closing the handle closed the fd
+        assert!(rest.is_empty());
+    }
+}
+
+#[test]
+fn adopting_a_socket_of_the_wrong_kind_is_refused() {
+    use std::os::fd::OwnedFd;
+    let mut rt = runtime(BACKENDS[0]);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(
+        rt.adopt_stream(OwnedFd::from(udp)),
+        Err(Status::InvalidArgument)
+    );
+    let unconnected = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+    let unconnected = OwnedFd::from(unconnected.unwrap());
+    assert_eq!(rt.adopt_stream(unconnected), Err(Status::NotConnected));
+    let not_listening = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = std::net::TcpStream::connect(not_listening.local_addr().unwrap()).unwrap();
+    assert_eq!(
+        rt.adopt_listener(OwnedFd::from(s)),
+        Err(Status::InvalidArgument)
+    );
 }

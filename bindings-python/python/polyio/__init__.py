@@ -41,6 +41,7 @@ from polyio._files import (
     write_bytes,
     write_text,
 )
+from polyio._loop import EventLoopPolicy, Loop, install, new_event_loop, run
 from polyio._polyio import __version__
 from polyio._unix import (
     create_unix_connection,
@@ -52,8 +53,10 @@ from polyio._unix import (
 __all__ = [
     "BinaryFile",
     "DatagramTransport",
+    "EventLoopPolicy",
     "IncompleteReadError",
     "LimitOverrunError",
+    "Loop",
     "Server",
     "StreamReader",
     "StreamWriter",
@@ -66,11 +69,14 @@ __all__ = [
     "create_unix_connection",
     "create_unix_server",
     "getaddrinfo",
+    "install",
+    "new_event_loop",
     "open",
     "open_connection",
     "open_unix_connection",
     "read_bytes",
     "read_text",
+    "run",
     "sleep",
     "start_server",
     "start_unix_server",

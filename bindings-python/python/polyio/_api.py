@@ -114,6 +114,19 @@ def _close_at_shutdown(d: Driver) -> None:
         pass  # suspended at its yield, as intended
 
 
+def _close_driver(loop: asyncio.AbstractEventLoop) -> None:
+    """Closes `loop`'s driver, if it has one (cancels its operations, closes its sockets):
+    for a loop that is closing."""
+    drivers: dict[int, Driver] = getattr(_tls, "drivers", None) or {}
+    d = drivers.get(id(loop))
+    if d is not None and d.loop is loop:
+        del drivers[id(loop)]
+        if getattr(_tls, "last", None) is d:
+            _tls.last = None
+        _closers().pop(id(loop), None)
+        d.close()
+
+
 def _unsupported(name: str, value: object) -> NotImplementedError:
     return NotImplementedError(
         f"polyio does not support {name}={value!r} (asyncio's own loop does; polyio would "
@@ -716,7 +729,7 @@ async def create_connection(
     return _attach_protocol(drv, h, protocol), protocol
 
 
-class Server:
+class Server(asyncio.AbstractServer):
     """asyncio.Server's API over a polyio listener."""
 
     def __init__(
@@ -996,10 +1009,12 @@ async def sleep(delay: float, result: _T = None) -> _T:  # type: ignore[assignme
         raise
 
 
-class DatagramTransport(asyncio.DatagramTransport):
+class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     """What polyio's datagram transports (``polyio._polyio.Datagram``) report as their
     ``__class__``, so that ``isinstance(transport, asyncio.DatagramTransport)`` holds, as
-    for ``Transport``. Not instantiated: the transport itself is the native class."""
+    for ``Transport`` (and ``asyncio.Transport``, as for asyncio's own datagram transports,
+    which share its flow control base). Not instantiated: the transport itself is the
+    native class."""
 
     __slots__ = ()
 

@@ -120,6 +120,14 @@ class Driver:
     ) -> int:
         """Binds and listens; returns the listener handle. ``ipv6_only`` sets ``IPV6_V6ONLY``
         on an IPv6 listener, as asyncio's create_server does."""
+    def adopt_stream(self, fd: int) -> int:
+        """Takes over the connected stream socket ``fd`` (TCP or Unix; its owner gave it up
+        with ``socket.detach()``): returns its connection handle. The fd is closed on an
+        error."""
+    def adopt_listener(self, fd: int) -> int:
+        """Takes over the listening stream socket ``fd`` (TCP or Unix; its owner gave it up
+        with ``socket.detach()``): returns its listener handle. The fd is closed on an
+        error."""
     def accept(self, listener: int, callback: Callable[[int, int], None]) -> int:
         """Submits one accept; ``callback(handle, status)`` gets its outcome."""
     def close_handle(self, handle: int) -> None:
