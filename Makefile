@@ -184,7 +184,7 @@ check-versions: ## Fail unless Cargo.toml, the header, the package.json files an
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint check-links test-c test-install test-python test-python-conformance
-test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs ## Run every test suite (what CI runs)
+test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 check-links: ## Fail if a link in README.md or docs/*.md names no tracked file of this repository
@@ -242,6 +242,42 @@ test-docs: python-dev node-build lib-release ## Generate the reference pages (ea
 bench-docs: ## Copy the latest make bench / bench-files tables and chart from target/bench/ into docs/bench/
 	@mkdir -p docs/bench
 	@for f in echo.svg echo.md files.md; do [ -f target/bench/$$f ] && cp target/bench/$$f docs/bench/$$f && echo "docs/bench/$$f"; done; true
+
+# ---- reliability: fuzzing, soak, exits ----------------------------------------------
+
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
+FUZZ_SECS ?= 300
+FUZZ_TARGETS ?= c_calls parsers
+SOAK_SECS ?= 600
+SOAK_CONNS ?= 10000
+SOAK_SERVERS ?= c,python,node
+SOAK_EVENTS ?= 1000000
+EXITS_PYTHON ?= 10000
+EXITS_NODE ?= 2000
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS) --quiet
+
+.PHONY: fuzz soak test-exits
+fuzz: $(CARGO_FUZZ) ## Fuzz the C ABI under libFuzzer + AddressSanitizer, FUZZ_SECS seconds per target (needs a nightly toolchain); new inputs go to target/fuzz-corpus/
+	@rustup toolchain list | grep -q '^nightly' || { echo "make fuzz needs a nightly toolchain: rustup toolchain install nightly"; exit 1; }
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t; \
+	  echo "== fuzzing $$t for $(FUZZ_SECS) s"; \
+	  PATH=$(TOOLS)/bin:$$PATH $(CARGO) +nightly fuzz run $$t target/fuzz-corpus/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECS) -timeout=20 -print_final_stats=1 2>&1 | tee target/fuzz-$$t.log \
+	    | grep -E '^(#[0-9]+ +DONE|stat::|==[0-9]+==|thread .* panicked)' ; \
+	done
+
+soak: examples-release node-build python-release ## Soak: exactly-once at SOAK_EVENTS events, exits (EXITS_PYTHON / EXITS_NODE processes), SOAK_CONNS echo connections for SOAK_SECS through SOAK_SERVERS; writes target/soak/
+	POLYIO_EVENTS=$(SOAK_EVENTS) $(CARGO) test --release -p polyio-core --test exactly_once -- --nocapture
+	python3 tests/exits/exits.py --python $(EXITS_PYTHON) --node $(EXITS_NODE) --json target/soak/exits.json
+	$(CARGO) build --release -p polyio-loadgen
+	python3 tests/soak/soak.py --conns $(SOAK_CONNS) --secs $(SOAK_SECS) --servers $(SOAK_SERVERS) --out target/soak
+
+test-exits: python-dev node-build ## Short exits test: 24 Python and 24 Node processes exit with polyio work pending, no crash, no hang
+	python3 tests/exits/exits.py --python 24 --node 24
 
 # ---- demo and bench ------------------------------------------------------------------
 

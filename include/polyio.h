@@ -719,9 +719,9 @@ polyio_status polyio_buffer_release(uint64_t payload_id);
  * A write canceled after it sent part of its bytes is flagged `POLYIO_COMPLETION_PARTIAL`.
  * One exception to CANCELED: a file read or write through io_uring on the caller's memory
  * (`polyio_fs_read`, `polyio_fs_write`, their vectored forms) completes only once the
- * kernel lets go of that memory, and if the kernel had finished it first, with its count
- * (the bytes did move). Such an operation stays pending until then: a second cancel of it
- * returns OK again.
+ * kernel lets go of that memory, and if the kernel had finished it first, with the
+ * kernel's result (its count: the bytes did move; or its error). Such an operation stays
+ * pending until then: a second cancel of it returns OK again.
  *
  * Errors: INVALID_ARGUMENT (`rt` NULL), NOT_FOUND (nothing pending has that user_data).
  *
@@ -737,7 +737,7 @@ polyio_status polyio_cancel(struct polyio_runtime *rt, uint64_t user_data);
  * but not yet reaped is not pending (NOT_FOUND if nothing else matches; its completion
  * stands), a write that times out after sending part of its bytes is flagged
  * `POLYIO_COMPLETION_PARTIAL`, and a file read or write through io_uring that the kernel
- * finished first completes with its count.
+ * finished first completes with the kernel's result.
  *
  * Errors: INVALID_ARGUMENT (`rt` NULL, `ms` too large), NOT_FOUND (nothing pending).
  *
@@ -1431,7 +1431,8 @@ polyio_status polyio_fs_try_read(struct polyio_runtime *rt,
  * `pwrite(2)`). The caller keeps `data` valid and unchanged until the completion is reaped
  * (or the runtime is freed); polyio never frees it. A write cancelled or timed out never
  * reads `data` after its completion: through io_uring such a write completes once the
- * kernel has let go of `data` (with CANCELED, or with its count if it had finished).
+ * kernel has let go of `data` (with CANCELED, or with the kernel's result if it had
+ * finished).
  *
  * Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `data` NULL with `len` > 0,
  * a negative `offset` other than -1, `file` is a socket), BAD_HANDLE, SHUTDOWN,

@@ -288,6 +288,9 @@ impl World {
     fn close(&mut self, h: u64) {
         // SAFETY: live runtime.
         let r = unsafe { polyio::stream::polyio_close(self.rt, h) };
+        if trace() {
+            eprintln!("  close {h:#x}: {r:?}");
+        }
         if r == S::Ok {
             for p in self.pending.values_mut() {
                 if p.target == h {
@@ -330,6 +333,9 @@ impl World {
 
     /// Records a submission's outcome; `bad` says the call had to refuse it.
     fn submitted(&mut self, ud: u64, r: S, p: Pending, bad: bool) {
+        if trace() {
+            eprintln!("  submit ud {ud} {:?} on {:#x}: {r:?}", p.op, p.target);
+        }
         if r == S::Ok {
             assert!(!bad, "{:?} on a bad handle {:#x} accepted", p.op, p.target);
             assert!(!self.shut_down, "{:?} accepted after shutdown", p.op);
@@ -862,10 +868,10 @@ impl World {
         );
         assert!(c.addrinfo.is_null(), "{what}: an addrinfo");
         if p.canceled {
-            // A file op on io_uring that the kernel finished first reports its count (or
-            // a deadline's TIMED_OUT that came before the cancel): `polyio_cancel`'s doc.
-            let raced =
-                is_file_op(p.op) && (c.result >= 0 || (p.deadline && is(c.result, S::TimedOut)));
+            // A file op on io_uring that the kernel finished first reports what the kernel
+            // answered (its count, or its error such as EBADF for a write to a read-only
+            // file), or a deadline's TIMED_OUT that came first: `polyio_cancel`'s doc.
+            let raced = is_file_op(p.op);
             assert!(is(c.result, S::Canceled) || raced, "{what}: cancel said OK");
         }
         if self.shut_down {
