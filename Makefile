@@ -327,6 +327,11 @@ bench-node-http: deps-bench node-build ## Node's http "hello" server fed by net 
 bench-py-apps: deps-bench python-release ## aiohttp "hello" under wrk and redis-py GET/SET (10 tasks) against redis-server, on polyio's loop, uvloop and asyncio (BENCH_PY_SECS, BENCH_PY_CONNS, BENCH_REPEATS, BENCH_PY_LOOPS, BENCH_PY_WORKLOADS narrow it); writes target/bench/py_apps.md
 	$(VPY) tests/bench/py_apps.py
 
+.PHONY: bench-threads
+bench-threads: examples-release python-release node-build ## Many cores: the C, Python and Node echo servers with one runtime per thread at 1 and 2 threads (BENCH_SECS, BENCH_THREADS, BENCH_CONNS narrow it); writes target/bench/threads.*
+	$(CARGO) build --release -p polyio-loadgen
+	python3 tests/bench/threads.py
+
 .PHONY: bench-files bench-files-build
 # The file benchmark's Python peers, in .venv beside the release polyio (not make test's tools).
 BENCH_FILES_PY := aiofiles==25.* anyio==4.*

@@ -81,6 +81,10 @@ static void drop_conn(conn *c) {
 }
 
 static void start_read(conn *c) {
+    if (stopping) { /* a write that finished as the server stops: no more reads */
+        drop_conn(c);
+        return;
+    }
     if (check(polyio_read(c->w->rt, c->handle, c->buf, sizeof c->buf, (uint64_t)(uintptr_t)c), "read") != 0)
         drop_conn(c);
 }
