@@ -5,6 +5,9 @@ and open fds sampled every second. Writes soak.json and soak.svg (RSS and fds ov
 
     soak.py [--conns N] [--secs S] [--size B] [--servers c,python,node] [--out DIR]
 
+Servers: c, python, node (polyio's echo examples); asyncio and node-net (the same job
+without polyio, as baselines for RSS).
+
 Raises RLIMIT_NOFILE for itself and its children (the servers hold one fd per connection,
 the load generator another). Exit status 0 when every server echoed without an error or a
 mismatch, returned to its fd count after the connections closed, and stopped cleanly.
@@ -33,7 +36,12 @@ def server_cmd(name: str) -> List[str]:
         return [str(ROOT / ".venv/bin/python"), str(ROOT / "examples/python/echo_server.py"), "127.0.0.1", "0"]
     if name == "node":
         return [os.environ.get("NODE", "node"), str(ROOT / "examples/node/echo_server.js"), "127.0.0.1", "0"]
-    raise SystemExit(f"unknown server {name!r} (c, python, node)")
+    # Reference peers doing the same job without polyio: what their RSS does is the baseline.
+    if name == "asyncio":
+        return [str(ROOT / ".venv/bin/python"), str(ROOT / "tests/bench/py_echo.py"), "asyncio-streams", "127.0.0.1", "0"]
+    if name == "node-net":
+        return [os.environ.get("NODE", "node"), str(ROOT / "tests/bench/node_net_echo.js"), "127.0.0.1", "0"]
+    raise SystemExit(f"unknown server {name!r} (c, python, node; references: asyncio, node-net)")
 
 
 def raise_fd_limit(want: int) -> int:
@@ -152,7 +160,7 @@ def soak_one(name: str, args: argparse.Namespace) -> Dict[str, Any]:
 def svg_chart(reports: List[Dict[str, Any]], key: str, label: str, scale: float) -> str:
     """A small line chart of `key` over time, one line per server."""
     w, h, pad = 640, 280, 50
-    colors = {"c": "#1f77b4", "python": "#2ca02c", "node": "#d62728"}
+    colors = {"c": "#1f77b4", "python": "#2ca02c", "node": "#d62728", "asyncio": "#98df8a", "node-net": "#ff9896"}
     pts = [(s["t"], (s[key] or 0) / scale) for r in reports for s in r["samples"]]
     tmax = max((t for t, _ in pts), default=1) or 1
     vmax = max((v for _, v in pts), default=1) * 1.1 or 1
