@@ -184,7 +184,7 @@ check-versions: ## Fail unless Cargo.toml, the header, the package.json files an
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint check-links test-c test-install test-python test-python-conformance
-test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits ## Run every test suite (what CI runs)
+test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits test-threads ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 check-links: ## Fail if a link in README.md or docs/*.md names no tracked file of this repository
@@ -278,6 +278,12 @@ soak: examples-release node-build python-release ## Soak: exactly-once at SOAK_E
 
 test-exits: python-dev node-build ## Short exits test: 24 Python and 24 Node processes exit with polyio work pending, no crash, no hang
 	python3 tests/exits/exits.py --python 24 --node 24
+
+.PHONY: test-threads
+test-threads: examples python-dev node-build ## The one-runtime-per-thread echo servers (C --threads, Python loops, Node workers) at 3 threads, every byte verified
+	SERVER_ARGS="--threads 3" bash tests/echo_pair.sh $(BUILD)/examples/echo_server $(BUILD)/examples/echo_client --conns 12 --size 4096 --count 100
+	SERVER_ARGS="examples/python/echo_server_threads.py --threads 3" bash tests/echo_pair.sh $(VPY) $(BUILD)/examples/echo_client --conns 12 --size 4096 --count 100
+	SERVER_ARGS="examples/node/echo_server_workers.js --threads 3" bash tests/echo_pair.sh $(NODE) $(BUILD)/examples/echo_client --conns 12 --size 4096 --count 100
 
 # ---- demo and bench ------------------------------------------------------------------
 
