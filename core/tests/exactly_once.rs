@@ -475,6 +475,33 @@ impl World {
         }
     }
 
+    /// Accepts and closes, behind the runtime's back, what waits in the listeners' backlogs:
+    /// connects outnumber accepts (cancelled accepts, connections past `MAX_CONNS`), and over
+    /// 10^6 events a full backlog would leave later connects hanging in SYN retries.
+    fn drain_backlogs(&mut self) {
+        for l in [self.listener, self.unix_listener] {
+            let fd = self.rt.raw_fd(l).unwrap();
+            loop {
+                // SAFETY: accept4 on a listening socket the runtime owns; each accepted fd
+                // is ours and closed at once.
+                let c = unsafe {
+                    libc::accept4(
+                        fd,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    )
+                };
+                if c < 0 {
+                    break;
+                }
+                // SAFETY: `c` is a new fd we own.
+                unsafe { libc::close(c) };
+                self.count("drained from a backlog".into());
+            }
+        }
+    }
+
     fn open_pair(&mut self) {
         let (a, c) = (self.ud(), self.ud());
         let unix = self.rng.below(3) == 0;
@@ -845,7 +872,11 @@ impl World {
                     .filter(|p| p.op == OpCode::Accept)
                     .count();
                 if waiting > 0 && self.conns.len() < MAX_CONNS {
-                    let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+                    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port);
+                    let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+                        self.count("outside peer could not connect".into());
+                        return self.check_invariants();
+                    };
                     s.set_nonblocking(true).unwrap();
                     self.peers.push(s);
                     if self.peers.len() > MAX_PEERS {
@@ -985,6 +1016,9 @@ fn run(backend: Backend) {
     }
     for i in 0..events {
         report.event = i;
+        if i % 4096 == 4095 {
+            w.drain_backlogs();
+        }
         w.step();
     }
     report.event = events;
