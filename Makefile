@@ -184,7 +184,7 @@ check-versions: ## Fail unless Cargo.toml, the header, the package.json files an
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint check-links test-c test-install test-python test-python-conformance
-test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits test-threads ## Run every test suite (what CI runs)
+test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits test-threads test-soak ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 check-links: ## Fail if a link in README.md or docs/*.md names no tracked file of this repository
@@ -267,7 +267,7 @@ fuzz: $(CARGO_FUZZ) ## Fuzz the C ABI under libFuzzer + AddressSanitizer, FUZZ_S
 	  echo "== fuzzing $$t for $(FUZZ_SECS) s"; \
 	  PATH=$(TOOLS)/bin:$$PATH $(CARGO) +nightly fuzz run $$t target/fuzz-corpus/$$t fuzz/corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECS) -timeout=20 -print_final_stats=1 2>&1 | tee target/fuzz-$$t.log \
-	    | grep -E '^(#[0-9]+ +DONE|stat::|==[0-9]+==|thread .* panicked)' ; \
+	    | grep -E '^(Done|stat::|==[0-9]+==|thread .* panicked|.*fuzz/artifacts/)' ; \
 	done
 
 soak: examples-release node-build python-release ## Soak: exactly-once at SOAK_EVENTS events, exits (EXITS_PYTHON / EXITS_NODE processes), SOAK_CONNS echo connections for SOAK_SECS through SOAK_SERVERS; writes target/soak/
@@ -278,6 +278,12 @@ soak: examples-release node-build python-release ## Soak: exactly-once at SOAK_E
 
 test-exits: python-dev node-build ## Short exits test: 24 Python and 24 Node processes exit with polyio work pending, no crash, no hang
 	python3 tests/exits/exits.py --python 24 --node 24
+
+.PHONY: test-soak
+test-soak: examples python-dev node-build ## Short soak: 200 connections x 3 s through the C, Python and Node echo servers (debug builds), bytes verified, no fd leaked
+	$(CARGO) build -p polyio-loadgen --quiet
+	SOAK_C_SERVER=$(BUILD)/examples/echo_server SOAK_LOADGEN=target/debug/polyio-loadgen \
+	  python3 tests/soak/soak.py --conns 200 --secs 3 --out target/soak-short
 
 .PHONY: test-threads
 test-threads: examples python-dev node-build ## The one-runtime-per-thread echo servers (C --threads, Python loops, Node workers) at 3 threads, every byte verified

@@ -6,7 +6,8 @@ and open fds sampled every second. Writes soak.json and soak.svg (RSS and fds ov
     soak.py [--conns N] [--secs S] [--size B] [--servers c,python,node] [--out DIR]
 
 Servers: c, python, node (polyio's echo examples); asyncio and node-net (the same job
-without polyio, as baselines for RSS).
+without polyio, as baselines for RSS). SOAK_C_SERVER and SOAK_LOADGEN override the paths of
+the C server and the load generator (release builds by default).
 
 Raises RLIMIT_NOFILE for itself and its children (the servers hold one fd per connection,
 the load generator another). Exit status 0 when every server echoed without an error or a
@@ -31,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def server_cmd(name: str) -> List[str]:
     if name == "c":
-        return [str(ROOT / "build/release/examples/echo_server"), "--quiet", "127.0.0.1", "0"]
+        c_server = os.environ.get("SOAK_C_SERVER", str(ROOT / "build/release/examples/echo_server"))
+        return [c_server, "--quiet", "127.0.0.1", "0"]
     if name == "python":
         return [str(ROOT / ".venv/bin/python"), str(ROOT / "examples/python/echo_server.py"), "127.0.0.1", "0"]
     if name == "node":
@@ -93,7 +95,7 @@ def soak_one(name: str, args: argparse.Namespace) -> Dict[str, Any]:
     start = time.monotonic()
     loadgen = subprocess.Popen(
         [
-            str(ROOT / "target/release/polyio-loadgen"),
+            os.environ.get("SOAK_LOADGEN", str(ROOT / "target/release/polyio-loadgen")),
             "--port", str(port),
             "--conns", str(args.conns),
             "--size", str(args.size),
