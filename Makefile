@@ -184,7 +184,7 @@ check-versions: ## Fail unless Cargo.toml, the header, the package.json files an
 # ---- test ----------------------------------------------------------------------------
 
 .PHONY: test test-rust lint check-links test-c test-install test-python test-python-conformance
-test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs ## Run every test suite (what CI runs)
+test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits test-threads test-soak ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 check-links: ## Fail if a link in README.md or docs/*.md names no tracked file of this repository
@@ -243,6 +243,54 @@ bench-docs: ## Copy the latest make bench / bench-files tables and chart from ta
 	@mkdir -p docs/bench
 	@for f in echo.svg echo.md files.md; do [ -f target/bench/$$f ] && cp target/bench/$$f docs/bench/$$f && echo "docs/bench/$$f"; done; true
 
+# ---- reliability: fuzzing, soak, exits ----------------------------------------------
+
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
+FUZZ_SECS ?= 300
+FUZZ_TARGETS ?= c_calls parsers
+SOAK_SECS ?= 600
+SOAK_CONNS ?= 10000
+SOAK_SERVERS ?= c,python,node
+SOAK_EVENTS ?= 1000000
+EXITS_PYTHON ?= 10000
+EXITS_NODE ?= 2000
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS) --quiet
+
+.PHONY: fuzz soak test-exits
+fuzz: $(CARGO_FUZZ) ## Fuzz the C ABI under libFuzzer + AddressSanitizer, FUZZ_SECS seconds per target (needs a nightly toolchain); new inputs go to target/fuzz-corpus/
+	@rustup toolchain list | grep -q '^nightly' || { echo "make fuzz needs a nightly toolchain: rustup toolchain install nightly"; exit 1; }
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t; \
+	  echo "== fuzzing $$t for $(FUZZ_SECS) s"; \
+	  PATH=$(TOOLS)/bin:$$PATH $(CARGO) +nightly fuzz run $$t target/fuzz-corpus/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECS) -timeout=20 -print_final_stats=1 2>&1 | tee target/fuzz-$$t.log \
+	    | grep -E '^(Done|stat::|==[0-9]+==|thread .* panicked|.*fuzz/artifacts/)' ; \
+	done
+
+soak: examples-release node-build python-release ## Soak: exactly-once at SOAK_EVENTS events, exits (EXITS_PYTHON / EXITS_NODE processes), SOAK_CONNS echo connections for SOAK_SECS through SOAK_SERVERS; writes target/soak/
+	POLYIO_EVENTS=$(SOAK_EVENTS) $(CARGO) test --release -p polyio-core --test exactly_once -- --nocapture
+	python3 tests/exits/exits.py --python $(EXITS_PYTHON) --node $(EXITS_NODE) --json target/soak/exits.json
+	$(CARGO) build --release -p polyio-loadgen
+	python3 tests/soak/soak.py --conns $(SOAK_CONNS) --secs $(SOAK_SECS) --servers $(SOAK_SERVERS) --out target/soak
+
+test-exits: python-dev node-build ## Short exits test: 24 Python and 24 Node processes exit with polyio work pending, no crash, no hang
+	python3 tests/exits/exits.py --python 24 --node 24
+
+.PHONY: test-soak
+test-soak: examples python-dev node-build ## Short soak: 200 connections x 3 s through the C, Python and Node echo servers (debug builds), bytes verified, no fd leaked
+	$(CARGO) build -p polyio-loadgen --quiet
+	SOAK_C_SERVER=$(BUILD)/examples/echo_server SOAK_LOADGEN=target/debug/polyio-loadgen \
+	  python3 tests/soak/soak.py --conns 200 --secs 3 --out target/soak-short
+
+.PHONY: test-threads
+test-threads: examples python-dev node-build ## The one-runtime-per-thread echo servers (C --threads, Python loops, Node workers) at 3 threads, every byte verified
+	SERVER_ARGS="--threads 3" bash tests/echo_pair.sh $(BUILD)/examples/echo_server $(BUILD)/examples/echo_client --conns 12 --size 4096 --count 100
+	SERVER_ARGS="examples/python/echo_server_threads.py --threads 3" bash tests/echo_pair.sh $(VPY) $(BUILD)/examples/echo_client --conns 12 --size 4096 --count 100
+	SERVER_ARGS="examples/node/echo_server_workers.js --threads 3" bash tests/echo_pair.sh $(NODE) $(BUILD)/examples/echo_client --conns 12 --size 4096 --count 100
+
 # ---- demo and bench ------------------------------------------------------------------
 
 .PHONY: demo
@@ -290,6 +338,11 @@ bench-node-http: deps-bench node-build ## Node's http "hello" server fed by net 
 .PHONY: bench-py-apps
 bench-py-apps: deps-bench python-release ## aiohttp "hello" under wrk and redis-py GET/SET (10 tasks) against redis-server, on polyio's loop, uvloop and asyncio (BENCH_PY_SECS, BENCH_PY_CONNS, BENCH_REPEATS, BENCH_PY_LOOPS, BENCH_PY_WORKLOADS narrow it); writes target/bench/py_apps.md
 	$(VPY) tests/bench/py_apps.py
+
+.PHONY: bench-threads
+bench-threads: examples-release python-release node-build ## Many cores: the C, Python and Node echo servers with one runtime per thread at 1 and 2 threads (BENCH_SECS, BENCH_THREADS, BENCH_CONNS narrow it); writes target/bench/threads.*
+	$(CARGO) build --release -p polyio-loadgen
+	python3 tests/bench/threads.py
 
 .PHONY: bench-files bench-files-build
 # The file benchmark's Python peers, in .venv beside the release polyio (not make test's tools).

@@ -592,8 +592,12 @@ void polyio_runtime_free(struct polyio_runtime *rt);
 
 /**
  * Cancels everything: every operation in flight completes with CANCELED (reap them as
- * usual), every connection and listener is closed, and later submissions fail with
- * SHUTDOWN. Use it before `polyio_runtime_free` to see every completion.
+ * usual; a file operation through io_uring that the kernel had finished completes with its
+ * result, as for `polyio_cancel`), every connection and listener is closed, and later
+ * submissions fail with SHUTDOWN. Use it before `polyio_runtime_free` to see every
+ * completion. A runtime whose backend fd a caller closed shuts itself down the same way
+ * when it notices (at its next turn on the epoll backend, or its next wait in
+ * `polyio_reap`).
  *
  * Errors: INVALID_ARGUMENT if `rt` is NULL.
  *
@@ -713,6 +717,11 @@ polyio_status polyio_buffer_release(uint64_t payload_id);
  * completed but whose completion is not reaped yet is no longer pending: it is not
  * affected, its completion stands, and if nothing else matches the call returns NOT_FOUND.
  * A write canceled after it sent part of its bytes is flagged `POLYIO_COMPLETION_PARTIAL`.
+ * One exception to CANCELED: a file read or write through io_uring on the caller's memory
+ * (`polyio_fs_read`, `polyio_fs_write`, their vectored forms) completes only once the
+ * kernel lets go of that memory, and if the kernel had finished it first, with the
+ * kernel's result (its count: the bytes did move; or its error). Such an operation stays
+ * pending until then: a second cancel of it returns OK again.
  *
  * Errors: INVALID_ARGUMENT (`rt` NULL), NOT_FOUND (nothing pending has that user_data).
  *
@@ -726,8 +735,9 @@ polyio_status polyio_cancel(struct polyio_runtime *rt, uint64_t user_data);
  * replacing an earlier one: an operation still pending then completes with TIMED_OUT.
  * O(1) in the number of other operations. As for `polyio_cancel`, an operation completed
  * but not yet reaped is not pending (NOT_FOUND if nothing else matches; its completion
- * stands), and a write that times out after sending part of its bytes is flagged
- * `POLYIO_COMPLETION_PARTIAL`.
+ * stands), a write that times out after sending part of its bytes is flagged
+ * `POLYIO_COMPLETION_PARTIAL`, and a file read or write through io_uring that the kernel
+ * finished first completes with the kernel's result.
  *
  * Errors: INVALID_ARGUMENT (`rt` NULL, `ms` too large), NOT_FOUND (nothing pending).
  *
@@ -1147,8 +1157,8 @@ polyio_status polyio_udp_bind(struct polyio_runtime *rt,
  * to the peer, only the peer's datagrams are received, and an ICMP port unreachable for a
  * datagram sent to it completes a pending receive with CONNECTION_REFUSED. Synchronous.
  *
- * Errors: INVALID_ARGUMENT (`rt` NULL, `ip` not an IP literal, `h` not a UDP socket),
- * BAD_HANDLE, an OS error (NETWORK_UNREACHABLE, ...).
+ * Errors: INVALID_ARGUMENT (`rt` NULL, `ip` not an IP literal, `port` 0 with an `ip`, `h`
+ * not a UDP socket), BAD_HANDLE, an OS error (NETWORK_UNREACHABLE, ...).
  *
  * # Safety
  * `rt` is NULL or a live runtime used by this thread only; `ip` is NULL or a
@@ -1419,7 +1429,10 @@ polyio_status polyio_fs_try_read(struct polyio_runtime *rt,
  * its end, for a file opened with `O_APPEND`) with `POLYIO_FS_AT_POSITION`. Completes (op
  * FS_WRITE) with the number of bytes written (one `pwrite`: it may be short, as
  * `pwrite(2)`). The caller keeps `data` valid and unchanged until the completion is reaped
- * (or the runtime is freed); polyio never frees it.
+ * (or the runtime is freed); polyio never frees it. A write cancelled or timed out never
+ * reads `data` after its completion: through io_uring such a write completes once the
+ * kernel has let go of `data` (with CANCELED, or with the kernel's result if it had
+ * finished).
  *
  * Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `data` NULL with `len` > 0,
  * a negative `offset` other than -1, `file` is a socket), BAD_HANDLE, SHUTDOWN,

@@ -9,6 +9,11 @@ use crate::status::{polyio_status, status_of};
 /// completed but whose completion is not reaped yet is no longer pending: it is not
 /// affected, its completion stands, and if nothing else matches the call returns NOT_FOUND.
 /// A write canceled after it sent part of its bytes is flagged `POLYIO_COMPLETION_PARTIAL`.
+/// One exception to CANCELED: a file read or write through io_uring on the caller's memory
+/// (`polyio_fs_read`, `polyio_fs_write`, their vectored forms) completes only once the
+/// kernel lets go of that memory, and if the kernel had finished it first, with the
+/// kernel's result (its count: the bytes did move; or its error). Such an operation stays
+/// pending until then: a second cancel of it returns OK again.
 ///
 /// Errors: INVALID_ARGUMENT (`rt` NULL), NOT_FOUND (nothing pending has that user_data).
 ///
@@ -25,8 +30,9 @@ pub unsafe extern "C" fn polyio_cancel(rt: *mut polyio_runtime, user_data: u64) 
 /// replacing an earlier one: an operation still pending then completes with TIMED_OUT.
 /// O(1) in the number of other operations. As for `polyio_cancel`, an operation completed
 /// but not yet reaped is not pending (NOT_FOUND if nothing else matches; its completion
-/// stands), and a write that times out after sending part of its bytes is flagged
-/// `POLYIO_COMPLETION_PARTIAL`.
+/// stands), a write that times out after sending part of its bytes is flagged
+/// `POLYIO_COMPLETION_PARTIAL`, and a file read or write through io_uring that the kernel
+/// finished first completes with the kernel's result.
 ///
 /// Errors: INVALID_ARGUMENT (`rt` NULL, `ms` too large), NOT_FOUND (nothing pending).
 ///

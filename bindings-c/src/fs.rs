@@ -185,7 +185,10 @@ pub unsafe extern "C" fn polyio_fs_try_read(
 /// its end, for a file opened with `O_APPEND`) with `POLYIO_FS_AT_POSITION`. Completes (op
 /// FS_WRITE) with the number of bytes written (one `pwrite`: it may be short, as
 /// `pwrite(2)`). The caller keeps `data` valid and unchanged until the completion is reaped
-/// (or the runtime is freed); polyio never frees it.
+/// (or the runtime is freed); polyio never frees it. A write cancelled or timed out never
+/// reads `data` after its completion: through io_uring such a write completes once the
+/// kernel has let go of `data` (with CANCELED, or with the kernel's result if it had
+/// finished).
 ///
 /// Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `data` NULL with `len` > 0,
 /// a negative `offset` other than -1, `file` is a socket), BAD_HANDLE, SHUTDOWN,

@@ -222,8 +222,12 @@ pub unsafe extern "C" fn polyio_runtime_free(rt: *mut polyio_runtime) {
 }
 
 /// Cancels everything: every operation in flight completes with CANCELED (reap them as
-/// usual), every connection and listener is closed, and later submissions fail with
-/// SHUTDOWN. Use it before `polyio_runtime_free` to see every completion.
+/// usual; a file operation through io_uring that the kernel had finished completes with its
+/// result, as for `polyio_cancel`), every connection and listener is closed, and later
+/// submissions fail with SHUTDOWN. Use it before `polyio_runtime_free` to see every
+/// completion. A runtime whose backend fd a caller closed shuts itself down the same way
+/// when it notices (at its next turn on the epoll backend, or its next wait in
+/// `polyio_reap`).
 ///
 /// Errors: INVALID_ARGUMENT if `rt` is NULL.
 ///

@@ -88,8 +88,8 @@ pub unsafe extern "C" fn polyio_udp_bind(
 /// to the peer, only the peer's datagrams are received, and an ICMP port unreachable for a
 /// datagram sent to it completes a pending receive with CONNECTION_REFUSED. Synchronous.
 ///
-/// Errors: INVALID_ARGUMENT (`rt` NULL, `ip` not an IP literal, `h` not a UDP socket),
-/// BAD_HANDLE, an OS error (NETWORK_UNREACHABLE, ...).
+/// Errors: INVALID_ARGUMENT (`rt` NULL, `ip` not an IP literal, `port` 0 with an `ip`, `h`
+/// not a UDP socket), BAD_HANDLE, an OS error (NETWORK_UNREACHABLE, ...).
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime used by this thread only; `ip` is NULL or a

@@ -86,9 +86,14 @@ impl Runtime {
     }
 
     /// Connects UDP socket `h` to a default peer (`None`: dissolves the association): sends
-    /// without an address go there, and only its datagrams are received. Synchronous.
+    /// without an address go there, and only its datagrams are received. Synchronous. Port 0
+    /// is `InvalidArgument`, as in Node's dgram (Linux would take it, then report the socket
+    /// not connected and refuse every send).
     pub fn udp_connect(&mut self, h: Handle, peer: Option<SocketAddr>) -> Result<(), Status> {
         let u = self.udp_mut(h)?;
+        if peer.is_some_and(|a| a.port() == 0) {
+            return Err(Status::InvalidArgument);
+        }
         let sock = socket2::SockRef::from(&*u.socket);
         match peer {
             Some(addr) => {

@@ -8,7 +8,8 @@
 //! backends.
 //!
 //! Reproduce a failure with the seed it prints: `POLYIO_SEED=<seed> cargo test -p
-//! polyio-core --test exactly_once`.
+//! polyio-core --test exactly_once`. `POLYIO_EVENTS=<n>` sets the number of random events
+//! (default 12,000; `make soak` runs 10^6).
 
 mod common;
 
@@ -23,7 +24,7 @@ use polyio_core::{
     Query, ReadBuf, Resolve, Runtime, Status, UdpOptions, WriteBuf,
 };
 
-const EVENTS: usize = 12_000;
+const DEFAULT_EVENTS: usize = 12_000;
 const MAX_OPS: usize = 64;
 const MAX_CONNS: usize = 16;
 const MAX_PEERS: usize = 6;
@@ -58,18 +59,27 @@ impl Rng {
     }
 }
 
-fn seed() -> u64 {
-    match std::env::var("POLYIO_SEED") {
+/// A number from the environment (decimal or `0x` hex), or `default` when unset.
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
         Ok(s) => {
-            let s = s.trim();
+            let s = s.trim().replace('_', "");
             let parsed = match s.strip_prefix("0x") {
                 Some(hex) => u64::from_str_radix(hex, 16),
                 None => s.parse(),
             };
-            parsed.unwrap_or_else(|_| panic!("POLYIO_SEED={s:?} is not a number"))
+            parsed.unwrap_or_else(|_| panic!("{name}={s:?} is not a number"))
         }
-        Err(_) => DEFAULT_SEED,
+        Err(_) => default,
     }
+}
+
+fn seed() -> u64 {
+    env_number("POLYIO_SEED", DEFAULT_SEED)
+}
+
+fn events() -> usize {
+    env_number("POLYIO_EVENTS", DEFAULT_EVENTS as u64) as usize
 }
 
 /// Answers `stall.test` never (until the lookup is abandoned) and every other name with
@@ -465,6 +475,33 @@ impl World {
         }
     }
 
+    /// Accepts and closes, behind the runtime's back, what waits in the listeners' backlogs:
+    /// connects outnumber accepts (cancelled accepts, connections past `MAX_CONNS`), and over
+    /// 10^6 events a full backlog would leave later connects hanging in SYN retries.
+    fn drain_backlogs(&mut self) {
+        for l in [self.listener, self.unix_listener] {
+            let fd = self.rt.raw_fd(l).unwrap();
+            loop {
+                // SAFETY: accept4 on a listening socket the runtime owns; each accepted fd
+                // is ours and closed at once.
+                let c = unsafe {
+                    libc::accept4(
+                        fd,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    )
+                };
+                if c < 0 {
+                    break;
+                }
+                // SAFETY: `c` is a new fd we own.
+                unsafe { libc::close(c) };
+                self.count("drained from a backlog".into());
+            }
+        }
+    }
+
     fn open_pair(&mut self) {
         let (a, c) = (self.ud(), self.ud());
         let unix = self.rng.below(3) == 0;
@@ -835,7 +872,11 @@ impl World {
                     .filter(|p| p.op == OpCode::Accept)
                     .count();
                 if waiting > 0 && self.conns.len() < MAX_CONNS {
-                    let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+                    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port);
+                    let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+                        self.count("outside peer could not connect".into());
+                        return self.check_invariants();
+                    };
                     s.set_nonblocking(true).unwrap();
                     self.peers.push(s);
                     if self.peers.len() > MAX_PEERS {
@@ -959,6 +1000,7 @@ impl World {
 
 fn run(backend: Backend) {
     let seed = seed();
+    let events = events();
     let mut report = SeedReport {
         seed,
         backend,
@@ -972,16 +1014,19 @@ fn run(backend: Backend) {
     for _ in 0..3 {
         w.open_udp();
     }
-    for i in 0..EVENTS {
+    for i in 0..events {
         report.event = i;
+        if i % 4096 == 4095 {
+            w.drain_backlogs();
+        }
         w.step();
     }
-    report.event = EVENTS;
+    report.event = events;
     w.finish();
 
     let accepted = w.done.len();
     assert!(
-        accepted > EVENTS / 4,
+        accepted > events / 4,
         "too few accepted submissions: {accepted}"
     );
     let mut tally: Vec<_> = w.tally.into_iter().collect();

@@ -260,6 +260,12 @@ fn a_connected_socket_sends_to_its_peer_and_ignores_other_senders() {
         let (n, _) = p.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"try");
 
+        // Port 0 names no peer: refused, and the association stays (found by the fuzzer:
+        // Linux took it, then getpeername said not connected).
+        let zero = SocketAddr::new(paddr.ip(), 0);
+        assert_eq!(rt.udp_connect(h, Some(zero)), Err(Status::InvalidArgument));
+        assert_eq!(rt.peer_addr(h), Ok(paddr));
+
         // Dissolved, it needs an address again.
         rt.udp_connect(h, None).unwrap();
         assert_eq!(rt.peer_addr(h), Err(Status::NotConnected));

@@ -6,18 +6,23 @@
  * polyio_runtime_next_timeout_ms(), and runs polyio_turn(), which is how any foreign event
  * loop (libuv, glib, your own epoll) drives polyio.
  *
- *   echo_server [--poll] [--backend=auto|epoll|thread] [--quiet] HOST PORT
+ * With --threads N it runs N threads, each with its own runtime and its own listener on
+ * the same port (SO_REUSEPORT: the kernel spreads connections across them): how polyio uses
+ * many cores, as nginx's workers do. A runtime is used by one thread only; nothing is shared.
+ *
+ *   echo_server [--poll] [--backend=auto|epoll|thread] [--threads N] [--quiet] HOST PORT
  *   echo_server [options] --unix PATH
  *
  * PORT 0 picks a free port; the server prints "listening on HOST:PORT" (with --unix:
  * "listening on unix:PATH") once it accepts. The socket file goes when the server stops.
- * SIGINT or SIGTERM stop it cleanly: it frees the runtime and prints what it served.
+ * SIGINT or SIGTERM stop it cleanly: it frees the runtimes and prints what it served.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,22 +32,39 @@
 
 #define BUF_SIZE (64 * 1024)
 #define BATCH 128
+#define MAX_THREADS 64
+
+struct worker;
 
 /* One client connection. Its address is the user_data of its reads and writes. */
 typedef struct conn {
+    struct worker *w;
     polyio_handle handle;
     uint8_t buf[BUF_SIZE];
 } conn;
 
-static polyio_runtime *rt;
+/* One thread's share: its own runtime and listener, and what it served. */
+typedef struct worker {
+    polyio_runtime *rt;
+    polyio_handle listener;
+    int use_poll;
+    int rc;
+    int started; /* has a thread of its own to join */
+    uint64_t n_conns, n_bytes, n_failed;
+    pthread_t thread;
+} worker;
+
+static worker workers[MAX_THREADS];
+static int n_workers = 1;
 static volatile sig_atomic_t stopping;
-static uint64_t n_conns, n_bytes, n_failed;
 
 static void on_signal(int sig) {
     (void)sig;
     stopping = 1;
-    /* The one call that is safe from any thread; here it wakes the loop out of its wait. */
-    polyio_runtime_wake(rt);
+    /* The one call that is safe from any thread; here it wakes each loop out of its wait. */
+    for (int i = 0; i < n_workers; i++)
+        if (workers[i].rt != NULL)
+            polyio_runtime_wake(workers[i].rt);
 }
 
 static int check(polyio_status s, const char *what) {
@@ -54,22 +76,26 @@ static int check(polyio_status s, const char *what) {
 }
 
 static void drop_conn(conn *c) {
-    polyio_close(rt, c->handle);
+    polyio_close(c->w->rt, c->handle);
     free(c);
 }
 
 static void start_read(conn *c) {
-    if (check(polyio_read(rt, c->handle, c->buf, sizeof c->buf, (uint64_t)(uintptr_t)c), "read") != 0)
+    if (stopping) { /* a write that finished as the server stops: no more reads */
+        drop_conn(c);
+        return;
+    }
+    if (check(polyio_read(c->w->rt, c->handle, c->buf, sizeof c->buf, (uint64_t)(uintptr_t)c), "read") != 0)
         drop_conn(c);
 }
 
 /* Handles one completion; returns -1 on a fatal error. */
-static int handle(polyio_handle listener, const polyio_completion *cp) {
+static int handle(worker *w, const polyio_completion *cp) {
     switch (cp->op) {
     case POLYIO_OP_ACCEPT: {
         if (cp->result == POLYIO_STATUS_CANCELED) /* the runtime is shutting down */
             return 0;
-        if (!stopping && check(polyio_accept(rt, listener, 0), "accept") != 0)
+        if (!stopping && check(polyio_accept(w->rt, w->listener, 0), "accept") != 0)
             return -1;
         if (cp->result < 0) {
             fprintf(stderr, "echo_server: accept failed: %s\n", polyio_strerror((int32_t)cp->result));
@@ -77,12 +103,13 @@ static int handle(polyio_handle listener, const polyio_completion *cp) {
         }
         conn *c = malloc(sizeof *c);
         if (c == NULL) {
-            polyio_close(rt, cp->handle);
+            polyio_close(w->rt, cp->handle);
             return 0;
         }
+        c->w = w;
         c->handle = cp->handle;
-        n_conns++;
-        polyio_tcp_nodelay(rt, c->handle, true);
+        w->n_conns++;
+        polyio_tcp_nodelay(w->rt, c->handle, true);
         start_read(c);
         return 0;
     }
@@ -90,15 +117,15 @@ static int handle(polyio_handle listener, const polyio_completion *cp) {
         conn *c = (conn *)(uintptr_t)cp->user_data;
         if (cp->result <= 0) { /* 0: the client closed; < 0: an error or CANCELED */
             if (cp->result < 0 && cp->result != POLYIO_STATUS_CANCELED)
-                n_failed++;
+                w->n_failed++;
             if (cp->result != POLYIO_STATUS_CANCELED)
                 drop_conn(c);
             else
-                free(c); /* canceled by polyio_runtime_free's shutdown: the handle is gone */
+                free(c); /* canceled by polyio_runtime_shutdown: the handle is gone */
             return 0;
         }
-        n_bytes += (uint64_t)cp->result;
-        if (check(polyio_write(rt, c->handle, c->buf, (size_t)cp->result, cp->user_data), "write") != 0)
+        w->n_bytes += (uint64_t)cp->result;
+        if (check(polyio_write(w->rt, c->handle, c->buf, (size_t)cp->result, cp->user_data), "write") != 0)
             drop_conn(c);
         return 0;
     }
@@ -119,8 +146,39 @@ static int handle(polyio_handle listener, const polyio_completion *cp) {
     }
 }
 
+/* A worker's loop, on its own thread (or the main thread when there is one worker). */
+static void *serve(void *arg) {
+    worker *w = arg;
+    polyio_completion done[BATCH];
+    while (!stopping && w->rc == 0) {
+        size_t n;
+        if (w->use_poll) {
+            struct pollfd pfd = {.fd = polyio_runtime_backend_fd(w->rt), .events = POLLIN};
+            if (poll(&pfd, 1, polyio_runtime_next_timeout_ms(w->rt)) < 0 && errno != EINTR) {
+                perror("poll");
+                w->rc = 1;
+                break;
+            }
+            n = polyio_turn(w->rt, done, BATCH);
+        } else {
+            n = polyio_reap(w->rt, done, BATCH, -1);
+        }
+        for (size_t i = 0; i < n && w->rc == 0; i++)
+            w->rc = handle(w, &done[i]) == 0 ? 0 : 1;
+    }
+    /* Cancel what is in flight and free each connection's state as its read or write
+     * completes with CANCELED; then free the runtime. */
+    polyio_runtime_shutdown(w->rt);
+    size_t n;
+    while ((n = polyio_turn(w->rt, done, BATCH)) > 0)
+        for (size_t i = 0; i < n; i++)
+            handle(w, &done[i]);
+    return NULL;
+}
+
 static int usage(void) {
-    fprintf(stderr, "usage: echo_server [--poll] [--backend=auto|epoll|thread] [--quiet] HOST PORT | --unix PATH\n");
+    fprintf(stderr, "usage: echo_server [--poll] [--backend=auto|epoll|thread] [--threads N] [--quiet] HOST PORT | "
+                    "--unix PATH\n");
     return 2;
 }
 
@@ -137,6 +195,11 @@ int main(int argc, char **argv) {
             use_poll = 1;
         else if (strcmp(argv[argi], "--quiet") == 0)
             quiet = 1;
+        else if (argi + 1 < argc && strcmp(argv[argi], "--threads") == 0) {
+            n_workers = atoi(argv[++argi]);
+            if (n_workers < 1 || n_workers > MAX_THREADS)
+                return usage();
+        }
         else if (strcmp(argv[argi], "--backend=auto") == 0)
             opts.backend = POLYIO_BACKEND_AUTO;
         else if (strcmp(argv[argi], "--backend=epoll") == 0)
@@ -160,66 +223,79 @@ int main(int argc, char **argv) {
         return usage();
     }
 
-    if (check(polyio_runtime_new(&opts, &rt), "runtime") != 0)
-        return 1;
-    polyio_handle listener;
-    polyio_status ls = unix_path ? polyio_unix_listen(rt, unix_path, strlen(unix_path), 0, 0, &listener)
-                                 : polyio_tcp_listen(rt, host, (uint16_t)port, 0, 0, &listener);
-    if (check(ls, "listen") != 0) {
-        polyio_runtime_free(rt);
-        return 1;
-    }
-    /* Where it listens, as "HOST:PORT" or "unix:PATH". */
+    if (unix_path != NULL && n_workers > 1)
+        return usage(); /* SO_REUSEPORT is for TCP */
+    /* Worker 0 binds first (port 0 picks one); the others bind its port with REUSEPORT. */
+    uint32_t flags = n_workers > 1 ? POLYIO_LISTEN_REUSEPORT : 0;
     char where[128];
-    polyio_addr addr;
-    if (unix_path != NULL)
-        snprintf(where, sizeof where, "unix:%s", unix_path);
-    else if (polyio_tcp_local_addr(rt, listener, &addr) == POLYIO_STATUS_OK)
-        snprintf(where, sizeof where, "%s:%u", addr.ip, addr.port);
-    else
-        snprintf(where, sizeof where, "?");
-    if (check(polyio_accept(rt, listener, 0), "accept") != 0) {
-        polyio_runtime_free(rt);
-        return 1;
+    for (int i = 0; i < n_workers; i++) {
+        worker *w = &workers[i];
+        w->use_poll = use_poll;
+        if (check(polyio_runtime_new(&opts, &w->rt), "runtime") != 0)
+            return 1;
+        polyio_status ls = unix_path ? polyio_unix_listen(w->rt, unix_path, strlen(unix_path), 0, 0, &w->listener)
+                                     : polyio_tcp_listen(w->rt, host, (uint16_t)port, 0, flags, &w->listener);
+        if (check(ls, "listen") != 0 || check(polyio_accept(w->rt, w->listener, 0), "accept") != 0)
+            return 1;
+        /* Where it listens, as "HOST:PORT" or "unix:PATH". */
+        polyio_addr addr;
+        if (unix_path != NULL)
+            snprintf(where, sizeof where, "unix:%s", unix_path);
+        else if (polyio_tcp_local_addr(w->rt, w->listener, &addr) == POLYIO_STATUS_OK) {
+            snprintf(where, sizeof where, "%s:%u", addr.ip, addr.port);
+            port = addr.port;
+        } else
+            snprintf(where, sizeof where, "?");
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    printf("listening on %s (%s backend, %s)\n", where,
-           polyio_runtime_backend(rt) == POLYIO_BACKEND_EPOLL ? "epoll" : "thread",
-           use_poll ? "driven by a poll() loop" : "blocking in polyio_reap");
+    printf("listening on %s (%s backend, %s, %d thread%s)\n", where,
+           polyio_runtime_backend(workers[0].rt) == POLYIO_BACKEND_EPOLL ? "epoll" : "thread",
+           use_poll ? "driven by a poll() loop" : "blocking in polyio_reap", n_workers, n_workers == 1 ? "" : "s");
     fflush(stdout);
 
-    polyio_completion done[BATCH];
-    int rc = 0;
-    while (!stopping && rc == 0) {
-        size_t n;
-        if (use_poll) {
-            struct pollfd pfd = {.fd = polyio_runtime_backend_fd(rt), .events = POLLIN};
-            if (poll(&pfd, 1, polyio_runtime_next_timeout_ms(rt)) < 0 && errno != EINTR) {
-                perror("poll");
-                rc = 1;
-                break;
-            }
-            n = polyio_turn(rt, done, BATCH);
+    for (int i = 1; i < n_workers; i++) {
+        if (pthread_create(&workers[i].thread, NULL, serve, &workers[i]) == 0) {
+            workers[i].started = 1;
         } else {
-            n = polyio_reap(rt, done, BATCH, -1);
+            fprintf(stderr, "echo_server: pthread_create failed\n");
+            workers[i].rc = 1;
+            on_signal(0); /* stop the others */
         }
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = handle(listener, &done[i]) == 0 ? 0 : 1;
     }
-    /* Cancel what is in flight and free each connection's state as its read or write
-     * completes with CANCELED; then free the runtime. */
-    polyio_runtime_shutdown(rt);
-    size_t n;
-    while ((n = polyio_turn(rt, done, BATCH)) > 0)
-        for (size_t i = 0; i < n; i++)
-            handle(listener, &done[i]);
-    polyio_runtime_free(rt);
-    if (!quiet)
-        printf("served %" PRIu64 " connections, echoed %" PRIu64 " bytes, %" PRIu64 " failed\n", n_conns,
-               n_bytes, n_failed);
+    serve(&workers[0]);
+    int rc = 0;
+    uint64_t n_conns = 0, n_bytes = 0, n_failed = 0;
+    for (int i = 0; i < n_workers; i++) {
+        worker *w = &workers[i];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        rc |= w->rc;
+        n_conns += w->n_conns;
+        n_bytes += w->n_bytes;
+        n_failed += w->n_failed;
+    }
+    /* No more wakes from the signal handler: the runtimes go now. */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    for (int i = 0; i < n_workers; i++) {
+        polyio_runtime_free(workers[i].rt);
+        workers[i].rt = NULL;
+    }
+    if (!quiet) {
+        printf("served %" PRIu64 " connections, echoed %" PRIu64 " bytes, %" PRIu64 " failed", n_conns, n_bytes,
+               n_failed);
+        if (n_workers > 1) {
+            printf(" (connections per thread:");
+            for (int i = 0; i < n_workers; i++)
+                printf(" %" PRIu64, workers[i].n_conns);
+            printf(")");
+        }
+        printf("\n");
+    }
     return rc;
 }

@@ -94,6 +94,9 @@ pub struct Runtime {
     /// The last turn skipped polling I/O (see `turn`).
     skipped_io: bool,
     shut_down: bool,
+    /// The backend fd was closed under the runtime (see `lose_backend`): tokio's driver is
+    /// not polled again.
+    backend_lost: bool,
     /// The eventfd registered with tokio (epoll backend), so that a wake from another
     /// thread makes tokio's epoll, the backend fd, readable. Dropped before `tokio`.
     wake_registration: Option<AsyncFd<FdRef>>,
@@ -146,6 +149,7 @@ impl Runtime {
             scratch: Vec::new(),
             skipped_io: false,
             shut_down: false,
+            backend_lost: false,
             wake_registration: None,
             reactor: None,
             fs: FsState::new(options.fs_backend),
@@ -253,10 +257,20 @@ impl Runtime {
     fn turn_inner(&mut self, out: &mut Vec<Completion>, max: usize, poll_io: bool) -> usize {
         self.q.stats.turns += 1;
         let _driving = DrivingGuard::new(self.id);
-        if self.backend == Backend::Epoll && poll_io {
+        if self.backend == Backend::Epoll && poll_io && !self.backend_lost {
             // One pass of tokio's scheduler: `yield_now` defers, so the scheduler parks with
             // a zero timeout (epoll_wait(0)), dispatching I/O wakers into our ready queue.
-            self.tokio.block_on(tokio::task::yield_now());
+            let tokio = &self.tokio;
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tokio.block_on(tokio::task::yield_now())
+            }));
+            if let Err(panic) = polled {
+                // tokio panics when its epoll fd is gone; anything else is a bug to report.
+                if !fd_closed(self.backend_fd) {
+                    std::panic::resume_unwind(panic);
+                }
+                self.lose_backend();
+            }
         }
         self.shared.drain_signal();
         self.process_ready();
@@ -297,11 +311,22 @@ impl Runtime {
                     let left = d.saturating_duration_since(Instant::now());
                     wait = Some(wait.map_or(left, |w| w.min(left)));
                 }
-                if wait.is_none() && self.backend == Backend::Epoll {
+                if wait.is_none() && self.backend == Backend::Epoll && !self.backend_lost {
                     // Park in tokio's own epoll_wait: the I/O it wakes for is dispatched
                     // there, so the turn after it needs no epoll_wait of its own (one
                     // syscall per wakeup, not a poll and an epoll_wait).
-                    self.park_in_reactor();
+                    let parked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.park_in_reactor()
+                    }));
+                    if let Err(panic) = parked {
+                        self.shared.unpark();
+                        // tokio panics when its epoll fd is gone; anything else is a bug.
+                        if !fd_closed(self.backend_fd) {
+                            std::panic::resume_unwind(panic);
+                        }
+                        self.lose_backend();
+                        continue;
+                    }
                     let n = self.turn_inner(out, max, false);
                     self.skipped_io = false;
                     if n > 0 || self.shared.take_woken() {
@@ -309,8 +334,11 @@ impl Runtime {
                     }
                     continue;
                 }
-                if wait != Some(Duration::ZERO) {
-                    poll_readable(self.backend_fd, wait);
+                if wait != Some(Duration::ZERO)
+                    && !poll_readable(self.backend_fd, wait)
+                    && !self.backend_lost
+                {
+                    self.lose_backend();
                 }
             }
             let n = self.turn(out, max);
@@ -340,6 +368,30 @@ impl Runtime {
     /// moved. Lets a consumer settle inline completions at once, without a full turn.
     pub fn drain(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
         self.pop_completions(out, max)
+    }
+
+    /// A caller closed the backend fd under the runtime (a bug in the caller). The runtime
+    /// cannot wait for I/O any more, so it shuts down: every op in flight completes with
+    /// `Canceled`, later submissions fail with `Shutdown`. /dev/null takes the fd's number,
+    /// so that tokio and polyio, which own it, close an open file when they drop (the number
+    /// may meanwhile name someone else's file; nothing can tell).
+    fn lose_backend(&mut self) {
+        self.backend_lost = true;
+        if fd_closed(self.backend_fd) {
+            // SAFETY: opening /dev/null and moving it onto a number no file holds; dup3
+            // replaces nothing open.
+            unsafe {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                // The lowest free number is often the very one: then it is in place.
+                if null >= 0 && null != self.backend_fd {
+                    libc::dup3(null, self.backend_fd, libc::O_CLOEXEC);
+                    libc::close(null);
+                }
+            }
+        }
+        if !self.shut_down {
+            self.shutdown_all();
+        }
     }
 
     fn pop_completions(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
@@ -537,6 +589,9 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if !self.backend_lost && fd_closed(self.backend_fd) {
+            self.lose_backend();
+        }
         if !self.shut_down {
             self.shutdown_all();
         }
@@ -559,8 +614,16 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
 
-/// Waits until `fd` is readable or `timeout` passes (`None`: no limit).
-fn poll_readable(fd: RawFd, timeout: Option<Duration>) {
+/// Whether no open file has the number `fd`.
+fn fd_closed(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on any number only reads its flags.
+    let rc = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+}
+
+/// Waits until `fd` is readable or `timeout` passes (`None`: no limit). False when `fd` is
+/// not open (`POLLNVAL`).
+fn poll_readable(fd: RawFd, timeout: Option<Duration>) -> bool {
     let ms = match timeout {
         None => -1,
         // Round up so a consumer never wakes just before its timer is due and spins.
@@ -572,5 +635,6 @@ fn poll_readable(fd: RawFd, timeout: Option<Duration>) {
         revents: 0,
     };
     // SAFETY: one valid pollfd; EINTR and errors just end the wait early.
-    unsafe { libc::poll(&mut pfd, 1, ms) };
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    !(n == 1 && pfd.revents & libc::POLLNVAL != 0)
 }
