@@ -429,6 +429,7 @@ impl Runtime {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => q.spare(v),
                 Ok(n) if n > 0 && once => {
                     // A single pooled read: its one completion carries the buffer.
+                    let v = q.fit(v);
                     conn.reads.pop_front();
                     if let Some(op) = q.op_mut(id) {
                         op.state = OpState::Read(ReadBuf(ReadInner::Owned(v)));
@@ -436,6 +437,7 @@ impl Runtime {
                     q.finish(id, Ok(n), h);
                 }
                 Ok(n) if n > 0 => {
+                    let v = q.fit(v);
                     q.post_more(id, n, h, v);
                     if n == cap {
                         // Maybe more waiting: take a few more, then let other sockets go

@@ -17,6 +17,10 @@ use crate::status::Status;
 
 /// Read buffers kept for multi-shot reads (see `Runtime::recycle`).
 const MAX_SPARE_BUFS: usize = 64;
+/// A read of at most this many bytes into a buffer of at least `4 * SMALL_READ` hands over
+/// a copy of its bytes and keeps the buffer (see `Queue::fit`); a spare this small is not
+/// grown for a larger read.
+const SMALL_READ: usize = 8 * 1024;
 
 /// Counters, for tests and tuning.
 #[derive(Clone, Copy, Debug, Default)]
@@ -300,12 +304,31 @@ impl Queue {
         }
     }
 
-    /// A buffer of at least `cap` bytes for a multi-shot read.
+    /// A buffer of at least `cap` bytes for a multi-shot read. Small spares (the copies
+    /// `fit` handed over, given back) are dropped rather than grown.
     pub(crate) fn take_buf(&mut self, cap: usize) -> Vec<u8> {
-        let mut v = self.spare_bufs.pop().unwrap_or_default();
-        v.clear();
-        v.reserve(cap);
-        v
+        while let Some(mut v) = self.spare_bufs.pop() {
+            if v.capacity() < cap && v.capacity() <= SMALL_READ {
+                continue;
+            }
+            v.clear();
+            v.reserve(cap);
+            return v;
+        }
+        Vec::with_capacity(cap)
+    }
+
+    /// The buffer a read's completion hands over: `v` itself, or, when a few bytes
+    /// arrived in a large buffer, a copy of just those bytes (`v` stays spare). A
+    /// completion waiting to be reaped, and a consumer buffering it, then hold what was
+    /// read, not a whole read buffer per connection.
+    pub(crate) fn fit(&mut self, v: Vec<u8>) -> Vec<u8> {
+        if v.len() > SMALL_READ || v.capacity() < 4 * SMALL_READ {
+            return v;
+        }
+        let bytes = v.to_vec();
+        self.spare(v);
+        bytes
     }
 
     /// Removes op `id` and posts its one completion. A failure after a write sent part of
