@@ -314,11 +314,8 @@ impl Queue {
 
     /// A buffer of at least `cap` bytes for a read.
     pub(crate) fn take_buf(&mut self, cap: usize) -> Vec<u8> {
-        let small = cap <= SMALL_READ
-            && self
-                .small_bufs
-                .last()
-                .is_some_and(|v| v.capacity() >= cap);
+        let small =
+            cap <= SMALL_READ && self.small_bufs.last().is_some_and(|v| v.capacity() >= cap);
         let list = if small {
             &mut self.small_bufs
         } else {
