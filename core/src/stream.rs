@@ -52,7 +52,9 @@ impl Runtime {
     /// of stream, an error, or `Canceled` (by [`cancel`](Self::cancel) with its `user_data`,
     /// or [`close`](Self::close)); every byte read before that was in an earlier completion.
     /// It queues with single reads, in order. Hand the buffers back with
-    /// [`recycle`](Self::recycle) to spare an allocation per chunk.
+    /// [`recycle`](Self::recycle) to spare an allocation per chunk. A chunk of at most
+    /// 8 KiB read with a `cap` of 32 KiB or more comes in a small buffer (a copy; the large
+    /// one stays with the runtime), so a completion holds what was read.
     pub fn read_multishot(&mut self, h: Handle, cap: usize, user_data: u64) -> Result<(), Status> {
         self.admit()?;
         if cap == 0 || cap > isize::MAX as usize {
@@ -65,7 +67,8 @@ impl Runtime {
     /// from its recycled ones (see [`recycle`](Self::recycle)) only when bytes arrive: the
     /// completion hands it over, holding the bytes, and a read waiting on an idle
     /// connection holds no buffer. Completes with the count, 0 at end of stream (and no
-    /// buffer); queues with other reads, in order.
+    /// buffer); queues with other reads, in order. A few bytes read with a large `cap` come
+    /// in a small buffer, as with [`read_multishot`](Self::read_multishot).
     pub fn read_pooled(&mut self, h: Handle, cap: usize, user_data: u64) -> Result<(), Status> {
         self.admit()?;
         if cap == 0 || cap > isize::MAX as usize {
@@ -429,6 +432,7 @@ impl Runtime {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => q.spare(v),
                 Ok(n) if n > 0 && once => {
                     // A single pooled read: its one completion carries the buffer.
+                    let v = q.fit(v);
                     conn.reads.pop_front();
                     if let Some(op) = q.op_mut(id) {
                         op.state = OpState::Read(ReadBuf(ReadInner::Owned(v)));
@@ -436,6 +440,7 @@ impl Runtime {
                     q.finish(id, Ok(n), h);
                 }
                 Ok(n) if n > 0 => {
+                    let v = q.fit(v);
                     q.post_more(id, n, h, v);
                     if n == cap {
                         // Maybe more waiting: take a few more, then let other sockets go

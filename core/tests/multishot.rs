@@ -241,3 +241,47 @@ fn a_pooled_read_takes_a_recycled_buffer_when_bytes_arrive_and_completes_once() 
         );
     }
 }
+
+#[test]
+fn a_few_bytes_in_a_large_buffer_come_in_a_buffer_their_size() {
+    const CAP: usize = 64 * 1024;
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (c, s, _l) = pair(&mut rt, &mut r);
+        rt.read_multishot(s, CAP, 7).unwrap();
+        send(&mut rt, &mut r, c, b"hello", 1);
+        let small = r.wait(&mut rt, 7).buf.expect("bytes");
+        assert_eq!(small, b"hello");
+        assert!(small.capacity() < CAP / 4, "capacity {}", small.capacity());
+        // Given back, the small buffer holds the next small read's copy.
+        let at = small.as_ptr();
+        rt.recycle(small);
+        send(&mut rt, &mut r, c, b"again", 2);
+        let again = r.wait(&mut rt, 7).buf.expect("bytes");
+        assert_eq!((&again[..], again.as_ptr()), (&b"again"[..], at));
+        // A large chunk comes in the read buffer itself.
+        let big: Vec<u8> = (0..20 * 1024u32).map(|i| (i % 251) as u8).collect();
+        rt.write(c, WriteBuf::from_vec(big.clone()), 3).unwrap();
+        let mut got = Vec::new();
+        while got.len() < big.len() {
+            let cqe = r.wait(&mut rt, 7);
+            let buf = cqe.buf.expect("bytes");
+            if buf.len() > 8 * 1024 {
+                assert!(buf.capacity() >= CAP, "capacity {}", buf.capacity());
+            } else {
+                assert!(buf.capacity() < CAP / 4, "capacity {}", buf.capacity());
+            }
+            got.extend_from_slice(&buf);
+        }
+        assert_eq!(got, big);
+        // A pooled read fits its buffer the same way.
+        rt.cancel(7).unwrap();
+        assert_eq!(r.wait(&mut rt, 7).status(), Status::Canceled);
+        rt.read_pooled(s, CAP, 8).unwrap();
+        send(&mut rt, &mut r, c, b"once", 4);
+        let once = r.wait(&mut rt, 8).buf.expect("bytes");
+        assert_eq!(once, b"once");
+        assert!(once.capacity() < CAP / 4, "capacity {}", once.capacity());
+    }
+}

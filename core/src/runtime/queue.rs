@@ -17,6 +17,9 @@ use crate::status::Status;
 
 /// Read buffers kept for multi-shot reads (see `Runtime::recycle`).
 const MAX_SPARE_BUFS: usize = 64;
+/// A read of at most this many bytes into a buffer of at least `4 * SMALL_READ` hands over
+/// a copy of its bytes in a small buffer and keeps the large one (see `Queue::fit`).
+const SMALL_READ: usize = 8 * 1024;
 
 /// Counters, for tests and tuning.
 #[derive(Clone, Copy, Debug, Default)]
@@ -61,8 +64,10 @@ pub(crate) struct Queue {
     pub(crate) completions: VecDeque<Completion>,
     pub(crate) in_submit: bool,
     pub(crate) stats: Stats,
-    /// Buffers for multi-shot reads, handed back by the consumer.
+    /// Buffers for reads, handed back by the consumer: large ones, and small ones (at
+    /// most `SMALL_READ` bytes) for the copies `fit` makes.
     spare_bufs: Vec<Vec<u8>>,
+    small_bufs: Vec<Vec<u8>>,
 }
 
 impl Queue {
@@ -76,6 +81,7 @@ impl Queue {
             in_submit: false,
             stats: Stats::default(),
             spare_bufs: Vec::new(),
+            small_bufs: Vec::new(),
         }
     }
 
@@ -293,19 +299,50 @@ impl Queue {
         }
     }
 
-    /// Keeps `buf` for a later multi-shot read, up to `MAX_SPARE_BUFS` of them.
+    /// Keeps `buf` for a later read, up to `MAX_SPARE_BUFS` large and as many small ones
+    /// (at most `SMALL_READ` bytes: the copies `fit` hands over, given back).
     pub(crate) fn spare(&mut self, buf: Vec<u8>) {
-        if buf.capacity() > 0 && self.spare_bufs.len() < MAX_SPARE_BUFS {
-            self.spare_bufs.push(buf);
+        let list = if buf.capacity() <= SMALL_READ {
+            &mut self.small_bufs
+        } else {
+            &mut self.spare_bufs
+        };
+        if buf.capacity() > 0 && list.len() < MAX_SPARE_BUFS {
+            list.push(buf);
         }
     }
 
-    /// A buffer of at least `cap` bytes for a multi-shot read.
+    /// A buffer of at least `cap` bytes for a read.
     pub(crate) fn take_buf(&mut self, cap: usize) -> Vec<u8> {
-        let mut v = self.spare_bufs.pop().unwrap_or_default();
+        let small =
+            cap <= SMALL_READ && self.small_bufs.last().is_some_and(|v| v.capacity() >= cap);
+        let list = if small {
+            &mut self.small_bufs
+        } else {
+            &mut self.spare_bufs
+        };
+        let mut v = list.pop().unwrap_or_default();
         v.clear();
         v.reserve(cap);
         v
+    }
+
+    /// The buffer a read's completion hands over: `v` itself, or, when a few bytes
+    /// arrived in a large buffer, a small buffer holding a copy of them (`v` stays spare).
+    /// A completion waiting to be reaped, and a consumer buffering it, then hold what was
+    /// read, not a whole read buffer per connection.
+    pub(crate) fn fit(&mut self, v: Vec<u8>) -> Vec<u8> {
+        if v.len() > SMALL_READ || v.capacity() < 4 * SMALL_READ {
+            return v;
+        }
+        let mut bytes = match self.small_bufs.pop() {
+            Some(b) if b.capacity() >= v.len() => b,
+            _ => Vec::with_capacity(v.len()),
+        };
+        bytes.clear();
+        bytes.extend_from_slice(&v);
+        self.spare(v);
+        bytes
     }
 
     /// Removes op `id` and posts its one completion. A failure after a write sent part of
