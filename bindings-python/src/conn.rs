@@ -18,6 +18,8 @@ use crate::readbuf::{ReadBuffer, Req};
 
 /// asyncio's default stream limit (64 KiB).
 pub const DEFAULT_LIMIT: usize = 1 << 16;
+/// Writes at least this large go to the kernel at once when nothing waits ahead of them.
+const WRITE_THROUGH: usize = 16 * 1024;
 /// Largest write buffer kept around for reuse.
 pub(crate) const KEEP_WRITE_CAP: usize = 1 << 20;
 
@@ -281,21 +283,24 @@ impl Conn {
         self.wbuf.extend_from_slice(b);
     }
 
-    /// A write with nothing buffered or queued ahead of it goes to the kernel now, straight
-    /// from the caller's bytes (as asyncio's and uvloop's transports send at once, so a
-    /// reply leaves before the protocol's next step, not at the next loop iteration): returns
-    /// how many bytes of `bufs` the kernel took (0 when something waits ahead); the caller
-    /// buffers the rest.
-    pub(crate) fn send_now(&self, py: Python<'_>, bufs: &[&[u8]]) -> Result<usize, Status> {
-        if !self.wbuf.is_empty() || self.inflight > 0 || self.lost || self.closing {
-            return Ok(0);
+    /// A large write with nothing buffered or queued ahead of it goes to the kernel now,
+    /// straight from the caller's bytes (as asyncio's transports write at once); returns
+    /// the part the kernel did not take, to be buffered. Copying a large write into the
+    /// buffer would cost more than the one syscall batching would save.
+    pub(crate) fn write_through<'a>(
+        &self,
+        py: Python<'_>,
+        b: &'a [u8],
+    ) -> Result<&'a [u8], Status> {
+        if b.len() < WRITE_THROUGH || !self.wbuf.is_empty() || self.inflight > 0 || self.lost {
+            return Ok(b);
         }
         let h = self.h;
         let sent = with_driver(py, &self.drv, |d| match d.rt() {
-            Ok(rt) => rt.try_write(h, bufs),
+            Ok(rt) => rt.try_write(h, &[b]),
             Err(_) => Ok(0),
         });
-        sent.unwrap_or(Ok(0))
+        Ok(&b[sent.unwrap_or(Ok(0))?..])
     }
 
     /// Nothing left to send: no backlog, no shutdown on the way, no flush queued.

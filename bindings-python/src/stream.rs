@@ -3,8 +3,8 @@
 //! settling a connection's completions.
 //!
 //! Reading: one multi-shot core read is armed while there is demand (stream: the buffer is
-//! below twice the limit or a reader waits; protocol: not paused). Writing: `write()` with
-//! nothing ahead of it sends at once what the kernel takes and buffers the rest; the
+//! below twice the limit or a reader waits; protocol: not paused). Writing: `write()`
+//! buffers (a large write with nothing ahead of it goes to the kernel at once); the
 //! driver's flush, once per loop iteration, sends what the kernel takes (`try_write`) and
 //! queues the rest as one core write; water marks drive `pause_writing`/`drain()`.
 

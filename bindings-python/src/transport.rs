@@ -25,10 +25,9 @@ fn warn_lost_write(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// `write`/`writelines`: with nothing buffered or queued ahead, the bytes go to the kernel at
-/// once (one vectored send for all the chunks, as asyncio's transports send at once); what
-/// it does not take is buffered for the loop iteration's flush; above the high-water mark
-/// the protocol's `pause_writing` runs.
+/// `write`/`writelines`: large writes with nothing ahead go to the kernel at once, the rest
+/// is buffered for the loop iteration's flush; above the high-water mark the protocol's
+/// `pause_writing` runs.
 fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()> {
     let py = c.py();
     let pause = {
@@ -55,38 +54,29 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
             drop(s);
             return if warn { warn_lost_write(py) } else { Ok(()) };
         }
-        // Every chunk's bytes, checked before anything is sent (a TypeError sends nothing,
-        // as asyncio's `b"".join` in writelines); only non-`bytes` chunks are copied.
-        let mut copies: Vec<Vec<u8>> = Vec::new();
+        let mut added = 0;
+        let mut failed = None;
         for data in chunks {
-            if data.cast::<PyBytes>().is_err() {
-                copies.push(bytes_of(data)?);
+            if let Ok(b) = data.cast::<PyBytes>() {
+                let b = b.as_bytes();
+                added += b.len();
+                let rest = match s.write_through(py, b) {
+                    Ok(rest) => rest,
+                    Err(st) => {
+                        failed = Some(st);
+                        break;
+                    }
+                };
+                s.buffer_write(py, rest);
+            } else {
+                let v = bytes_of(data)?;
+                added += v.len();
+                s.buffer_write(py, &v);
             }
         }
-        let mut copied = copies.iter();
-        let bufs: Vec<&[u8]> = chunks
-            .iter()
-            .map(|data| match data.cast::<PyBytes>() {
-                Ok(b) => b.as_bytes(),
-                Err(_) => copied.next().map_or(&[][..], Vec::as_slice),
-            })
-            .collect();
-        let added: usize = bufs.iter().map(|b| b.len()).sum();
-        let sent = match s.send_now(py, &bufs) {
-            Ok(n) => n,
-            Err(st) => {
-                drop(s);
-                return fatal(c, i64::from(st.code()));
-            }
-        };
-        let mut skip = sent;
-        for b in &bufs {
-            if skip >= b.len() {
-                skip -= b.len();
-                continue;
-            }
-            s.buffer_write(py, &b[skip..]);
-            skip = 0;
+        if let Some(st) = failed {
+            drop(s);
+            return fatal(c, i64::from(st.code()));
         }
         if added == 0 || s.lost || (s.wbuf.is_empty() && !s.eof_requested) {
             return Ok(()); // nothing left to flush: it all went out at once
@@ -131,8 +121,7 @@ impl Conn {
 
 #[pymethods]
 impl Conn {
-    /// Sends `data` now if nothing waits ahead of it; the rest goes out with the loop
-    /// iteration's flush.
+    /// Buffers `data`; it goes out with the loop iteration's flush.
     fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         append_write(slf, std::slice::from_ref(data))
     }

@@ -4,7 +4,6 @@ with asyncio's own loop.create_connection / loop.create_server."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from types import SimpleNamespace
 from typing import Any, Optional
 
@@ -296,27 +295,3 @@ def test_set_protocol_sends_later_data_to_the_new_protocol(compare: Any) -> None
         return out
 
     assert compare(scenario) == [b"one", b"two", True]
-
-
-def test_write_with_nothing_ahead_is_sent_at_once(compare: Any) -> None:
-    """As asyncio's transport: `write` and `writelines` with nothing buffered hand the bytes
-    to the kernel before returning, so that the peer has them before the loop runs again
-    (not at the loop iteration's flush). uvloop's transports send at the end of the
-    iteration instead, so asyncio's loop is the reference."""
-
-    async def scenario(api: SimpleNamespace) -> list[Any]:
-        with socket.create_server((HOST, 0)) as listener:
-            t, p = await api.create_connection(Recorder, HOST, listener.getsockname()[1])
-            peer, _ = listener.accept()
-        with peer:
-            peer.setblocking(False)
-            t.write(b"small")
-            first = peer.recv(100)  # no await since the write: raises if nothing was sent
-            t.writelines([b"a", bytearray(b"b"), memoryview(b"c")])
-            second = peer.recv(100)
-            t.close()
-            await asyncio.wait_for(p.lost, 5)
-        return [first, second, p.events]
-
-    got = compare(scenario, uvloop_reference=False)
-    assert got == [b"small", b"abc", ["made", ("lost", None)]]

@@ -197,11 +197,10 @@ def test_exit_with_operations_pending_is_clean_300_times(tmp_path: Path) -> None
         assert "Fatal Python error" not in err and "panicked" not in err, err
 
 
-def test_a_write_the_kernel_takes_in_part_pauses_until_the_rest_is_sent(run: Any) -> None:
-    # A write with nothing ahead goes to the kernel at once (bytes or not), as asyncio's
-    # transports write: no pause when the kernel takes all of it. One larger than the socket
-    # takes is sent in part, the rest buffered above the high-water mark pauses the writer,
-    # and it resumes once the rest is sent (by the loop's flush or a core write).
+def test_a_write_the_kernel_takes_at_once_still_resumes_a_paused_writer(run: Any) -> None:
+    # A buffered write above the high-water mark (a bytearray: copied, not written through)
+    # pauses the writer until the loop's flush; when the kernel takes all of it then (no
+    # core operation, no completion), the writer resumes.
     async def main() -> None:
         server = await polyio.start_server(echo, HOST, 0)
         r, w = await polyio.open_connection(HOST, port_of(server))
@@ -220,17 +219,18 @@ def test_a_write_the_kernel_takes_in_part_pauses_until_the_rest_is_sent(run: Any
                 calls.append("resume")
 
         t, _ = await polyio.create_connection(Writer, HOST, port_of(server))
-        for data in (bytes(big), big):
-            t.write(data)
-            assert calls == [] and t.get_write_buffer_size() == 0
-        huge = b"y" * (64 << 20)
-        t.write(huge)
-        assert calls == ["pause"] and 0 < t.get_write_buffer_size() < len(huge)
-        for _ in range(1000):
+        # bytes this large, with nothing queued, go to the kernel at once, as asyncio's
+        # transports write: no pause when it takes them.
+        t.write(bytes(big))
+        assert calls == [] and t.get_write_buffer_size() == 0
+        t.write(big)
+        assert calls == ["pause"]
+        for _ in range(100):
             if calls == ["pause", "resume"]:
                 break
             await asyncio.sleep(0.01)
         assert calls == ["pause", "resume"]
+        assert t.get_write_buffer_size() == 0
         t.close()
         await finish(server, w)
 

@@ -164,11 +164,10 @@ class Conn:
     so that ``isinstance(conn, asyncio.Transport)`` holds."""
 
     def write(self, data: _Buffer) -> None:
-        """With nothing buffered or queued ahead, ``data`` goes to the kernel at once, as
-        asyncio's transports send; what the kernel does not take is buffered, and the loop
-        iteration's flush sends it."""
-    def writelines(self, list_of_data: Iterable[_Buffer]) -> None:
-        """As ``write``, with every chunk in one vectored send."""
+        """Buffers ``data``; the loop iteration's flush sends it. A ``bytes`` of 16 KiB or more
+        with nothing buffered or queued goes to the kernel at once; only what the kernel does
+        not take is buffered."""
+    def writelines(self, list_of_data: Iterable[_Buffer]) -> None: ...
     def write_eof(self) -> None:
         """Shuts down the write side once the buffer is flushed."""
     def can_write_eof(self) -> bool: ...
