@@ -672,7 +672,7 @@ def cost_rows(
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
     """A right-aligned plain-text table."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     out = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     out.append("  ".join("-" * w for w in widths))
     out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
