@@ -126,6 +126,32 @@ class _FileBase(Generic[_S]):
         if not self._writable:
             raise io.UnsupportedOperation("write")
 
+    async def readline(self, size: int = -1) -> _S:
+        """One line, of at most `size` (each kind of file reads its own)."""
+        raise NotImplementedError
+
+    async def readlines(self, hint: int = -1) -> list[_S]:
+        lines: list[_S] = []
+        total = 0
+        while True:
+            line = await self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    def __aiter__(self) -> AsyncIterator[_S]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[_S]:
+        while True:
+            line = await self.readline()
+            if not line:
+                return
+            yield line
+
     def readable(self) -> bool:
         self._check_open()
         return self._readable
@@ -286,18 +312,6 @@ class BinaryFile(_FileBase[bytes]):
             self._pos += len(more)
             self._buf += more
 
-    async def readlines(self, hint: int = -1) -> list[bytes]:
-        lines: list[bytes] = []
-        total = 0
-        while True:
-            line = await self.readline()
-            if not line:
-                return lines
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                return lines
-
     async def write(self, b: _Buffer) -> int:
         self._check_writable()
         data = bytes(b)
@@ -352,16 +366,6 @@ class BinaryFile(_FileBase[bytes]):
         if offset < 0:
             raise OSError(22, os.strerror(22))
         return await _op(self._drv, self._drv.fs_write(self._handle, bytes(data), offset))
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._lines()
-
-    async def _lines(self) -> AsyncIterator[bytes]:
-        while True:
-            line = await self.readline()
-            if not line:
-                return
-            yield line
 
 
 class TextFile(_FileBase[str]):
@@ -460,18 +464,6 @@ class TextFile(_FileBase[str]):
                 out, self._text = self._text, ""
                 return out
 
-    async def readlines(self, hint: int = -1) -> list[str]:
-        lines: list[str] = []
-        total = 0
-        while True:
-            line = await self.readline()
-            if not line:
-                return lines
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                return lines
-
     def _encode(self, s: str) -> bytes:
         if self._newline not in (None, "", "\n"):
             s = s.replace("\n", self._newline)
@@ -511,16 +503,6 @@ class TextFile(_FileBase[str]):
         pos = await self._raw.seek(offset, whence)
         self._reset_decoder()
         return pos
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._lines()
-
-    async def _lines(self) -> AsyncIterator[str]:
-        while True:
-            line = await self.readline()
-            if not line:
-                return
-            yield line
 
 
 AsyncFile = Union[BinaryFile, TextFile]
