@@ -7,7 +7,7 @@
 Req/s and CPU time on a shared VM move by tens of percent between runs (hypervisor steal,
 neighbours); an instruction count does not. Each server from tests/bench/run.py's SERVERS
 runs under callgrind, is warmed up by the load generator, has its counters zeroed, serves
-BENCH_SECS (default 5) seconds of 1 KiB echoes over each of BENCH_CONNS (default "1 10")
+BENCH_SECS (default 5) seconds of BENCH_SIZE-byte (default 1 KiB) echoes over each of BENCH_CONNS (default "1 10")
 connection counts (with `--transport udp`, or BENCH_TRANSPORT=udp: datagrams from as many
 sockets, to its argv_udp twin), and has its counters dumped: the result is the instructions
 it executed per request, in total and by shared object, plus the top functions with TOP=N.
@@ -37,6 +37,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402
+
+# The echo size in bytes (BENCH_SIZE, default 1 KiB).
+SIZE = int(os.environ.get("BENCH_SIZE", "1024"))
 
 DEFAULT = ["polyio-py-streams", "uvloop-streams", "polyio-py-protocol", "uvloop-protocol"]
 
@@ -103,7 +106,7 @@ def measure(name: str, transport: str, secs: float, conns: int, top: int, syscal
             bench.READY_TIMEOUT_S = max(bench.READY_TIMEOUT_S, 60)  # valgrind starts slowly
             bench.wait_ready(srv, ep, log)
             lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
-                  "--conns", str(conns), "--size", "1024", "--warmup-secs", "0"]  # fmt: skip
+                  "--conns", str(conns), "--size", str(SIZE), "--warmup-secs", "0"]  # fmt: skip
             subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             subprocess.run(["callgrind_control", "-z", str(srv.pid)], capture_output=True)
             res = json.loads(
@@ -133,9 +136,9 @@ def count_syscalls(
     name: str, srv: subprocess.Popen[bytes], ep: bench.Endpoint, secs: float, conns: int, out: Path
 ) -> None:
     """Prints the system calls `srv` makes per request while serving `secs` seconds of
-    1 KiB echoes over `conns` connections, counted by `strace -c -f` attached after a warm-up."""
+    BENCH_SIZE-byte echoes over `conns` connections, counted by `strace -c -f` attached after a warm-up."""
     lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
-          "--conns", str(conns), "--size", "1024", "--warmup-secs", "0"]  # fmt: skip
+          "--conns", str(conns), "--size", str(SIZE), "--warmup-secs", "0"]  # fmt: skip
     subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tracer = subprocess.Popen(
         ["strace", "-c", "-f", "-o", str(out), "-p", str(srv.pid)],
