@@ -7,8 +7,8 @@
 Req/s and CPU time on a shared VM move by tens of percent between runs (hypervisor steal,
 neighbours); an instruction count does not. Each server from tests/bench/run.py's SERVERS
 runs under callgrind, is warmed up by the load generator, has its counters zeroed, serves
-BENCH_SECS (default 5) seconds of BENCH_SIZE-byte (default 1 KiB) echoes over each of BENCH_CONNS (default "1 10")
-connection counts (with `--transport udp`, or BENCH_TRANSPORT=udp: datagrams from as many
+BENCH_SECS (default 5) seconds of BENCH_SIZE-byte (default 1 KiB) echoes over each of
+BENCH_CONNS (default "1 10") connection counts (with `--transport udp`, or BENCH_TRANSPORT=udp: datagrams from as many
 sockets, to its argv_udp twin), and has its counters dumped: the result is the instructions
 it executed per request, in total and by shared object, plus the top functions with TOP=N.
 Under callgrind a server runs ~50x slower, so batching per wakeup differs from a real run:
