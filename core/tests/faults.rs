@@ -281,8 +281,10 @@ fn tiny_socket_buffers_lose_no_byte() {
 
 /// Set in the environment of the child processes the EMFILE and backend-fd tests run in.
 const CHILD: &str = "POLYIO_FAULTS_CHILD";
-/// Set for the backend-fd child to wait in a reap without timeout (parked in the driver).
-const PARK: &str = "POLYIO_FAULTS_PARK";
+/// How the backend-fd child waits after the close: `poll` (reaps with a timeout: a poll on
+/// the backend fd), `park` (reaps without one: parked in tokio's driver on the epoll
+/// backend) or `turn` (turns only: tokio's driver polled with a zero timeout).
+const WAIT: &str = "POLYIO_FAULTS_WAIT";
 
 /// Runs test `name` of this binary in a child process with `CHILD=backend` and `envs`;
 /// returns its output after checking it passed.
@@ -508,12 +510,14 @@ fn send_error_child() {
 #[test]
 fn closing_the_backend_fd_under_the_runtime() {
     for backend in BACKENDS {
-        let text = in_child("backend_fd_child", backend, &[]);
-        assert!(text.contains("backend fd child done"), "{text}");
-        // The park path only where the I/O-safety check does not abort (see the child).
-        if !cfg!(debug_assertions) {
-            let text = in_child("backend_fd_child", backend, &[(PARK, "1")]);
-            assert!(text.contains("backend fd child done"), "{text}");
+        for wait in ["poll", "park", "turn"] {
+            // A turn on the thread backend does not look at the backend fd (its reactor
+            // thread polls tokio's own epoll): only waits notice there.
+            if wait == "turn" && backend == Backend::Thread {
+                continue;
+            }
+            let text = in_child("backend_fd_child", backend, &[(WAIT, wait)]);
+            assert!(text.contains("backend fd child done"), "{wait}: {text}");
         }
     }
 }
@@ -521,7 +525,8 @@ fn closing_the_backend_fd_under_the_runtime() {
 /// In a child: a buggy caller closes the runtime's backend fd. The runtime notices at its
 /// next wait on it (or, on the epoll backend, its next turn) and shuts itself down: every op
 /// completes once (CANCELED, or its result if it finished first), later submissions fail
-/// with SHUTDOWN, freeing it neither crashes nor hangs, and another runtime keeps serving.
+/// with SHUTDOWN, freeing it neither crashes (debug builds check I/O safety) nor hangs nor
+/// leaves an fd open, and another runtime keeps serving.
 #[test]
 fn backend_fd_child() {
     let Some(backend) = child_backend() else {
@@ -530,6 +535,7 @@ fn backend_fd_child() {
     let mut other = runtime(backend);
     let mut ro = Reaper::new();
     let (oa, ob, _) = pair(&mut other, &mut ro);
+    let fds_before = open_fds();
     let mut rt = runtime(backend);
     let mut r = Reaper::new();
     let (a, b, _) = pair(&mut rt, &mut r);
@@ -539,13 +545,13 @@ fn backend_fd_child() {
     rt.write(a, WriteBuf::from_vec(b"ping".to_vec()), 6)
         .unwrap();
     rt.read(b, ReadBuf::with_capacity(16), 7).unwrap();
-    // A timer far away: reaps with a timeout wait in poll(2) on the backend fd, where the
-    // runtime notices. With PARK, a read nothing answers and reaps without a timeout: they
-    // park in tokio's driver (epoll backend), which panics and is caught the same way, but
-    // tokio drops its closed epoll fd while unwinding, which a debug build's I/O-safety
-    // check turns into an abort (release builds only run it).
-    let park = std::env::var_os(PARK).is_some();
-    if park {
+    // `poll`: a timer far away, and reaps with a timeout wait in poll(2) on the backend fd,
+    // where the runtime notices (POLLNVAL). `park`: a read nothing answers, and reaps
+    // without a timeout park in tokio's driver (epoll backend); `turn`: turns poll it. There
+    // tokio's driver panics (EBADF), drops its epoll fd while unwinding (after the runtime's
+    // panic hook put /dev/null on the number) and the runtime catches the panic.
+    let wait = std::env::var(WAIT).unwrap_or_default();
+    if wait == "park" {
         rt.read(a, ReadBuf::with_capacity(16), 8).unwrap();
     } else {
         rt.timer(60_000, 8).unwrap();
@@ -553,8 +559,14 @@ fn backend_fd_child() {
     let mut seen = Vec::new();
     for _ in 0..20 {
         let mut out = Vec::new();
-        let timeout = (!park).then(|| Duration::from_millis(50));
-        rt.reap(&mut out, 16, timeout);
+        match wait.as_str() {
+            "park" => rt.reap(&mut out, 16, None),
+            "turn" => {
+                std::thread::sleep(Duration::from_millis(10));
+                rt.turn(&mut out, 16)
+            }
+            _ => rt.reap(&mut out, 16, Some(Duration::from_millis(50))),
+        };
         for c in out {
             println!("after close: {} {:?} {}", c.user_data, c.status(), c.result);
             assert!(c.result >= 0 || c.status() == Status::Canceled, "{c:?}");
@@ -569,6 +581,12 @@ fn backend_fd_child() {
     assert_eq!(rt.timer(0, 9), Err(Status::Shutdown));
     assert!(rt.is_shut_down());
     drop(rt);
+    assert_eq!(open_fds(), fds_before, "every fd the runtime had is closed");
     still_serves(&mut other, &mut ro, oa, ob);
     println!("backend fd child done");
+}
+
+/// The open fds of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
