@@ -7,8 +7,8 @@
  *   POLYIO_INJECT_PORT   fail only sends to this port: the socket's peer (connected
  *                        sockets) or the destination given to sendto/sendmsg/sendmmsg.
  *   POLYIO_INJECT_COUNT  fail at most this many calls in all (default: without limit).
- * Interposed: send, sendto, sendmsg, sendmmsg, write, writev (on sockets only). Each
- * failure is counted on stderr as "inject: <call> fd N -> errno E". */
+ * Interposed: send, sendto, sendmsg, sendmmsg, write, writev (on sockets only). The first
+ * 100 failures are each logged on stderr as "inject: <call> fd N -> errno E". */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -63,7 +63,7 @@ static int should_fail(const char *call, int fd, const struct sockaddr *to) {
     const char *count = getenv("POLYIO_INJECT_COUNT");
     long n = atomic_fetch_add(&failed, 1);
     if (count != NULL && *count != '\0' && n >= atol(count)) return 0;
-    fprintf(stderr, "inject: %s fd %d -> errno %d\n", call, fd, err);
+    if (n < 100) fprintf(stderr, "inject: %s fd %d -> errno %d\n", call, fd, err);
     return err;
 }
 
