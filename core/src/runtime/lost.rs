@@ -30,9 +30,14 @@ impl Drop for PollingGuard {
 
 /// Installs the panic hook, once per process, in front of the hook set before it (which
 /// still runs: the panic message is printed as usual). A hook set later replaces both, and
-/// then a debug build aborts in that case again; release builds do not check.
+/// then a debug build aborts in that case again; release builds do not check. Not from a
+/// panicking thread (a runtime made in a `Drop` during unwinding), where `set_hook` panics:
+/// the next runtime installs it.
 pub(super) fn install_hook() {
     static ONCE: Once = Once::new();
+    if std::thread::panicking() {
+        return;
+    }
     ONCE.call_once(|| {
         let next = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
