@@ -131,12 +131,12 @@ node-build: ## Build the Node binding (npm ci + napi build --release) in binding
 	@# `new Connection()` (which throws at run time) does not compile either.
 	@$(NODE_DTS_PRIVATE_CTORS) $(NODE_PKG)/index.d.ts
 
-test-node: node-build ## Node suite: index.d.ts drift check, tsc --strict on examples/node, node --test
+test-node: node-build $(INJECT_SO) ## Node suite: index.d.ts drift check, tsc --strict on examples/node, node --test
 	@diff -u $(BUILD)/node/index.d.ts.committed $(NODE_PKG)/index.d.ts || { echo "bindings-node/index.d.ts is stale: the build regenerated it; review and commit it"; exit 1; }
 	@diff -u $(BUILD)/node/index.js.committed $(NODE_PKG)/index.js || { echo "bindings-node/index.js is stale: the build regenerated it; review and commit it"; exit 1; }
 	@echo "node: index.d.ts and index.js match a fresh napi build"
 	cd $(NODE_PKG) && npx tsc -p ../examples/node/tsconfig.json
-	cd $(NODE_PKG) && $(NODE) --test --test-reporter=spec --test-timeout=120000 test/*.test.js
+	cd $(NODE_PKG) && POLYIO_INJECT_SO=$(INJECT_SO) $(NODE) --test --test-reporter=spec --test-timeout=120000 test/*.test.js
 
 test-matrix: examples node-build python-dev ## Cross-language echo matrix (C, Python, Node): each client against each server, over TCP and a Unix socket
 	PATH=$(VENV)/bin:$$PATH MATRIX_REQUIRE_ALL=1 bash tests/matrix.sh
@@ -183,6 +183,14 @@ check-versions: ## Fail unless Cargo.toml, the header, the package.json files an
 
 # ---- test ----------------------------------------------------------------------------
 
+# The fault tests' LD_PRELOAD interposer (tests/faults/inject.c): makes sends fail with a
+# chosen errno (ENOBUFS, ...); each suite also builds it itself when run on its own.
+INJECT_SO := $(BUILD)/faults/libpolyio_inject.so
+
+$(INJECT_SO): tests/faults/inject.c
+	@mkdir -p $(dir $@)
+	$(CC) -Wall -Wextra -Werror -O1 -shared -fPIC -o $@ $< -ldl
+
 .PHONY: test test-rust lint check-links test-c test-install test-python test-python-conformance
 test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits test-threads test-soak ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
@@ -194,8 +202,8 @@ lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-test-rust: ## Rust tests (core, C ABI, bench tools)
-	$(CARGO) test --workspace
+test-rust: $(INJECT_SO) ## Rust tests (core, C ABI, bench tools)
+	POLYIO_INJECT_SO=$(INJECT_SO) $(CARGO) test --workspace
 
 test-c: lib examples ## C tests: plain, AddressSanitizer+UBSan, valgrind; the header in C99 and C++17
 	$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/polyio.h
@@ -206,10 +214,10 @@ test-c: lib examples ## C tests: plain, AddressSanitizer+UBSan, valgrind; the he
 	bash tests/c/run.sh asan
 	bash tests/c/run.sh valgrind
 
-test-python: deps-test python-dev ## Python: mypy --strict, stubs vs module (mypy.stubtest), then pytest on asyncio and uvloop
+test-python: deps-test python-dev $(INJECT_SO) ## Python: mypy --strict, stubs vs module (mypy.stubtest), then pytest on asyncio and uvloop
 	cd bindings-python && $(VPY) -m mypy --strict python/polyio
 	cd bindings-python && $(VPY) -m mypy.stubtest polyio
-	cd bindings-python && $(VPY) -m pytest -q tests
+	cd bindings-python && POLYIO_INJECT_SO=$(INJECT_SO) $(VPY) -m pytest -q tests
 	$(VPY) tests/conformance/run.py --short
 
 test-python-conformance: deps-test python-dev ## CPython's own test.test_asyncio (events, streams, server, base_events, sock_lowlevel) on asyncio, uvloop and polyio's loop; fails on an unlisted regression (tests/conformance/expected_failures.txt)
@@ -270,8 +278,9 @@ fuzz: $(CARGO_FUZZ) ## Fuzz the C ABI under libFuzzer + AddressSanitizer, FUZZ_S
 	    | grep -E '^(Done|stat::|==[0-9]+==|thread .* panicked|.*fuzz/artifacts/)' ; \
 	done
 
-soak: examples-release node-build python-release ## Soak: exactly-once at SOAK_EVENTS events, exits (EXITS_PYTHON / EXITS_NODE processes), SOAK_CONNS echo connections for SOAK_SECS through SOAK_SERVERS; writes target/soak/
+soak: examples-release node-build python-release $(INJECT_SO) ## Soak: exactly-once at SOAK_EVENTS events, the fault tests in release with a byte a second, exits (EXITS_PYTHON / EXITS_NODE processes), SOAK_CONNS echo connections for SOAK_SECS through SOAK_SERVERS; writes target/soak/
 	POLYIO_EVENTS=$(SOAK_EVENTS) $(CARGO) test --release -p polyio-core --test exactly_once -- --nocapture
+	POLYIO_TRICKLE_MS=1000 POLYIO_INJECT_SO=$(INJECT_SO) $(CARGO) test --release -p polyio-core --test faults -- --nocapture
 	python3 tests/exits/exits.py --python $(EXITS_PYTHON) --node $(EXITS_NODE) --json target/soak/exits.json
 	$(CARGO) build --release -p polyio-loadgen
 	python3 tests/soak/soak.py --conns $(SOAK_CONNS) --secs $(SOAK_SECS) --servers $(SOAK_SERVERS) --out target/soak

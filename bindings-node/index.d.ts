@@ -370,11 +370,11 @@ export declare class Connection {
    * backpressure. Writes go out in order: with nothing queued, what the kernel takes is
    * sent during the call; the rest is queued, and the engine sends queued writes
    * gathered into vectored `sendmsg` calls. A failed write rejects this or the next
-   * `write()` / `end()` with Node's `code` (`'EPIPE'`, `'ECONNRESET'`); after `end()` it
-   * rejects with `'ERR_STREAM_WRITE_AFTER_END'`. With a `signal`, an abort while the
-   * promise waits destroys the connection (as `stream.addAbortSignal` does: unsent bytes
-   * are dropped) and rejects with an `AbortError`; an already aborted signal rejects at
-   * once and writes nothing.
+   * `write()` / `end()` with Node's `code` (`'EPIPE'`, `'ECONNRESET'`, `'ENOBUFS'`);
+   * after `end()` it rejects with `'ERR_STREAM_WRITE_AFTER_END'`. With a `signal`, an
+   * abort while the promise waits destroys the connection (as `stream.addAbortSignal`
+   * does: unsent bytes are dropped) and rejects with an `AbortError`; an already aborted
+   * signal rejects at once and writes nothing.
    */
   write(data: Buffer | Uint8Array | string, options?: { signal?: AbortSignal }): Promise<void>
   /**
@@ -482,8 +482,9 @@ export declare class UdpSocket {
    * `address:port` (`address` defaults to the loopback address of the socket's family and
    * may be a name), or with neither to the connected peer. Resolves with the bytes sent;
    * rejects with `'ECONNREFUSED'` (an earlier datagram to a connected peer was refused),
-   * `'EMSGSIZE'`, `'EACCES'` (a broadcast without `setBroadcast(true)`),
-   * `'ERR_SOCKET_DGRAM_NOT_RUNNING'` once closed, ... as Node spells them.
+   * `'EMSGSIZE'`, `'EACCES'` (a broadcast without `setBroadcast(true)`), `'ENOBUFS'`
+   * (the kernel had no room for it: not sent, the socket stays usable; `dgram` retries
+   * instead), `'ERR_SOCKET_DGRAM_NOT_RUNNING'` once closed, ... as Node spells them.
    */
   send(data: Buffer | ArrayBufferView | string, port?: number, address?: string): Promise<number>
   /**

@@ -166,6 +166,11 @@ enum polyio_status
     POLYIO_STATUS_NETWORK_UNREACHABLE = -101,
     POLYIO_STATUS_CONNECTION_ABORTED = -103,
     POLYIO_STATUS_CONNECTION_RESET = -104,
+    /**
+     * No buffer space: the kernel could not queue a send (a full device queue or no
+     * memory for it). The bytes were not sent; the socket stays usable.
+     */
+    POLYIO_STATUS_NO_BUFFER_SPACE = -105,
     POLYIO_STATUS_NOT_CONNECTED = -107,
     POLYIO_STATUS_TIMED_OUT = -110,
     POLYIO_STATUS_CONNECTION_REFUSED = -111,
@@ -807,7 +812,11 @@ polyio_status polyio_read_multishot(struct polyio_runtime *rt,
  * reaped (or the runtime is freed); polyio never frees it. Writes queue per connection,
  * go out in order, and queued writes are gathered into one vectored write. `len` 0 is
  * allowed (`data` may then be NULL) and completes with 0 in order. Writing to a reset peer
- * completes with BROKEN_PIPE or CONNECTION_RESET; it never raises SIGPIPE.
+ * completes with BROKEN_PIPE or CONNECTION_RESET; it never raises SIGPIPE. When the kernel
+ * refuses a send for want of memory the write completes with NO_BUFFER_SPACE (`ENOBUFS`)
+ * or NO_MEMORY (`ENOMEM`), flagged PARTIAL with the bytes it had taken if any; the
+ * connection stays open and writes queued behind it go on, so the stream has a gap: close
+ * the connection (as asyncio does) unless the protocol can resend.
  *
  * Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `data` NULL with `len` > 0,
  * `len` above PTRDIFF_MAX, handle is a listener), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.
@@ -1178,7 +1187,9 @@ polyio_status polyio_udp_connect(struct polyio_runtime *rt,
  * MESSAGE_TOO_LONG (past the socket's limit), PERMISSION_DENIED (a broadcast address
  * without `POLYIO_UDP_BROADCAST`), CONNECTION_REFUSED (a connected peer's earlier ICMP
  * port unreachable), NOT_CONNECTED or an OS error (no address on an unconnected socket),
- * CANCELED, TIMED_OUT.
+ * NO_BUFFER_SPACE (`ENOBUFS`) or NO_MEMORY (`ENOMEM`) (the kernel had no room for the
+ * datagram: it was not sent; the socket stays usable and later sends go on), CANCELED,
+ * TIMED_OUT.
  *
  * Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `data` NULL with `len` > 0,
  * `len` above PTRDIFF_MAX, `*to` not an IP address, `h` not a UDP socket), BAD_HANDLE,

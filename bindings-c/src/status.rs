@@ -39,6 +39,9 @@ pub enum polyio_status {
     NetworkUnreachable = -101,
     ConnectionAborted = -103,
     ConnectionReset = -104,
+    /// No buffer space: the kernel could not queue a send (a full device queue or no
+    /// memory for it). The bytes were not sent; the socket stays usable.
+    NoBufferSpace = -105,
     NotConnected = -107,
     TimedOut = -110,
     ConnectionRefused = -111,

@@ -76,7 +76,11 @@ pub unsafe extern "C" fn polyio_read_multishot(
 /// reaped (or the runtime is freed); polyio never frees it. Writes queue per connection,
 /// go out in order, and queued writes are gathered into one vectored write. `len` 0 is
 /// allowed (`data` may then be NULL) and completes with 0 in order. Writing to a reset peer
-/// completes with BROKEN_PIPE or CONNECTION_RESET; it never raises SIGPIPE.
+/// completes with BROKEN_PIPE or CONNECTION_RESET; it never raises SIGPIPE. When the kernel
+/// refuses a send for want of memory the write completes with NO_BUFFER_SPACE (`ENOBUFS`)
+/// or NO_MEMORY (`ENOMEM`), flagged PARTIAL with the bytes it had taken if any; the
+/// connection stays open and writes queued behind it go on, so the stream has a gap: close
+/// the connection (as asyncio does) unless the protocol can resend.
 ///
 /// Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `data` NULL with `len` > 0,
 /// `len` above PTRDIFF_MAX, handle is a listener), BAD_HANDLE, SHUTDOWN, QUEUE_FULL.

@@ -124,7 +124,9 @@ pub unsafe extern "C" fn polyio_udp_connect(
 /// MESSAGE_TOO_LONG (past the socket's limit), PERMISSION_DENIED (a broadcast address
 /// without `POLYIO_UDP_BROADCAST`), CONNECTION_REFUSED (a connected peer's earlier ICMP
 /// port unreachable), NOT_CONNECTED or an OS error (no address on an unconnected socket),
-/// CANCELED, TIMED_OUT.
+/// NO_BUFFER_SPACE (`ENOBUFS`) or NO_MEMORY (`ENOMEM`) (the kernel had no room for the
+/// datagram: it was not sent; the socket stays usable and later sends go on), CANCELED,
+/// TIMED_OUT.
 ///
 /// Errors (no completion posted): INVALID_ARGUMENT (`rt` NULL, `data` NULL with `len` > 0,
 /// `len` above PTRDIFF_MAX, `*to` not an IP address, `h` not a UDP socket), BAD_HANDLE,

@@ -666,11 +666,11 @@ impl Connection {
     /// backpressure. Writes go out in order: with nothing queued, what the kernel takes is
     /// sent during the call; the rest is queued, and the engine sends queued writes
     /// gathered into vectored `sendmsg` calls. A failed write rejects this or the next
-    /// `write()` / `end()` with Node's `code` (`'EPIPE'`, `'ECONNRESET'`); after `end()` it
-    /// rejects with `'ERR_STREAM_WRITE_AFTER_END'`. With a `signal`, an abort while the
-    /// promise waits destroys the connection (as `stream.addAbortSignal` does: unsent bytes
-    /// are dropped) and rejects with an `AbortError`; an already aborted signal rejects at
-    /// once and writes nothing.
+    /// `write()` / `end()` with Node's `code` (`'EPIPE'`, `'ECONNRESET'`, `'ENOBUFS'`);
+    /// after `end()` it rejects with `'ERR_STREAM_WRITE_AFTER_END'`. With a `signal`, an
+    /// abort while the promise waits destroys the connection (as `stream.addAbortSignal`
+    /// does: unsent bytes are dropped) and rejects with an `AbortError`; an already aborted
+    /// signal rejects at once and writes nothing.
     #[napi(
         ts_args_type = "data: Buffer | Uint8Array | string, options?: { signal?: AbortSignal }",
         ts_return_type = "Promise<void>"

@@ -309,8 +309,9 @@ impl UdpSocket {
     /// `address:port` (`address` defaults to the loopback address of the socket's family and
     /// may be a name), or with neither to the connected peer. Resolves with the bytes sent;
     /// rejects with `'ECONNREFUSED'` (an earlier datagram to a connected peer was refused),
-    /// `'EMSGSIZE'`, `'EACCES'` (a broadcast without `setBroadcast(true)`),
-    /// `'ERR_SOCKET_DGRAM_NOT_RUNNING'` once closed, ... as Node spells them.
+    /// `'EMSGSIZE'`, `'EACCES'` (a broadcast without `setBroadcast(true)`), `'ENOBUFS'`
+    /// (the kernel had no room for it: not sent, the socket stays usable; `dgram` retries
+    /// instead), `'ERR_SOCKET_DGRAM_NOT_RUNNING'` once closed, ... as Node spells them.
     #[napi(
         ts_args_type = "data: Buffer | ArrayBufferView | string, port?: number, address?: string",
         ts_return_type = "Promise<number>"

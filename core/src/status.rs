@@ -46,6 +46,7 @@ macro_rules! status_table {
             (NetworkUnreachable, -101, "ENETUNREACH", "network is unreachable"),
             (ConnectionAborted, -103, "ECONNABORTED", "connection aborted"),
             (ConnectionReset, -104, "ECONNRESET", "connection reset by peer"),
+            (NoBufferSpace, -105, "ENOBUFS", "no buffer space available"),
             (NotConnected, -107, "ENOTCONN", "socket is not connected"),
             (TimedOut, -110, "ETIMEDOUT", "operation timed out"),
             (ConnectionRefused, -111, "ECONNREFUSED", "connection refused"),

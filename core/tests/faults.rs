@@ -1,19 +1,22 @@
 //! Faults from outside, one per test, on both backends: a peer that resets in the middle of
-//! a write, one that half-closes and vanishes, one that accepts and never reads, tiny socket
-//! buffers, running out of file descriptors (`EMFILE`, in a child process) and a caller that
-//! closes the backend fd under the runtime. Each ends in the status docs/reliability.md
-//! lists, and afterwards the runtime still echoes on a connection it had before the fault.
+//! a write, one that half-closes and vanishes, one that accepts and never reads, one that
+//! trickles a byte at a time, tiny socket buffers, and in child processes: running out of
+//! file descriptors (`EMFILE`), sends the kernel refuses (`ENOBUFS`, `ENOMEM`, forced by
+//! `tests/faults/inject.c` under LD_PRELOAD) and a caller that closes the backend fd under
+//! the runtime. Each ends in the status docs/reliability.md lists, and afterwards the
+//! runtime still echoes on a connection it had before the fault.
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{BACKENDS, Reaper, listen, pair, runtime};
-use polyio_core::{Backend, FLAG_PARTIAL, Handle, ReadBuf, Runtime, Status, WriteBuf};
+use polyio_core::{Backend, FLAG_PARTIAL, Handle, ReadBuf, Runtime, Status, UdpOptions, WriteBuf};
 
 /// Echoes `n` bytes from `a` to `b` and back through the runtime: it still serves.
 fn still_serves(rt: &mut Runtime, r: &mut Reaper, a: Handle, b: Handle) {
@@ -189,6 +192,62 @@ fn peer_accepts_and_never_reads() {
 }
 
 #[test]
+fn peer_trickles_a_byte_at_a_time() {
+    // 8 bytes 150 ms apart (POLYIO_TRICKLE_MS=1000: one a second, as a slow attacker).
+    let gap = std::env::var("POLYIO_TRICKLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    for backend in BACKENDS {
+        let mut rt = runtime(backend);
+        let mut r = Reaper::new();
+        let (a, b, _) = pair(&mut rt, &mut r);
+        let (h, mut peer) = outside_peer(&mut rt, &mut r);
+        // Before the first byte: a read with a deadline ends TIMED_OUT and takes nothing.
+        rt.read(h, ReadBuf::with_capacity(64), 1).unwrap();
+        rt.deadline(1, 20).unwrap();
+        let c = r.wait(&mut rt, 1);
+        assert_eq!(c.status(), Status::TimedOut, "{backend:?}: {c:?}");
+        let msg = b"trickle!";
+        let (go, started) = std::sync::mpsc::channel::<()>();
+        let trickler = std::thread::spawn(move || {
+            started.recv().unwrap();
+            for &byte in msg {
+                std::thread::sleep(Duration::from_millis(gap));
+                peer.write_all(&[byte]).unwrap();
+            }
+            peer
+        });
+        go.send(()).unwrap();
+        // Reads complete with what arrived; every other one has a short deadline, which ends
+        // it TIMED_OUT between bytes (or it takes a byte first). The pair keeps echoing.
+        let mut got = Vec::new();
+        let (mut ud, mut timeouts) = (10, 0);
+        while got.len() < msg.len() {
+            rt.read(h, ReadBuf::with_capacity(64), ud).unwrap();
+            if ud % 2 == 0 {
+                // Err: the read already completed (bytes were waiting).
+                let _ = rt.deadline(ud, 5);
+            }
+            still_serves(&mut rt, &mut r, a, b);
+            let c = r.wait(&mut rt, ud);
+            match c.status() {
+                Status::TimedOut => timeouts += 1,
+                _ => {
+                    assert!(c.result > 0, "{backend:?}: {c:?}");
+                    got.extend_from_slice(c.buf.as_deref().unwrap());
+                }
+            }
+            ud += 1;
+        }
+        assert_eq!(got, msg, "{backend:?}: every byte, in order");
+        println!("{backend:?}: {} reads, {timeouts} timed out", ud - 10);
+        let _peer = trickler.join().unwrap();
+        still_serves(&mut rt, &mut r, a, b);
+    }
+}
+
+#[test]
 fn tiny_socket_buffers_lose_no_byte() {
     for backend in BACKENDS {
         let mut rt = runtime(backend);
@@ -222,16 +281,16 @@ fn tiny_socket_buffers_lose_no_byte() {
 
 /// Set in the environment of the child processes the EMFILE and backend-fd tests run in.
 const CHILD: &str = "POLYIO_FAULTS_CHILD";
-/// Set for the backend-fd child to wait in a reap without timeout (parked in the driver).
-const PARK: &str = "POLYIO_FAULTS_PARK";
+/// How the backend-fd child waits after the close: `poll` (reaps with a timeout: a poll on
+/// the backend fd), `park` (reaps without one: parked in tokio's driver on the epoll
+/// backend) or `turn` (turns only: tokio's driver polled with a zero timeout).
+const WAIT: &str = "POLYIO_FAULTS_WAIT";
 
-/// Runs test `name` of this binary in a child process with `CHILD=backend`; returns its
-/// output after checking it passed.
-fn in_child(name: &str, backend: Backend, park: bool) -> String {
+/// Runs test `name` of this binary in a child process with `CHILD=backend` and `envs`;
+/// returns its output after checking it passed.
+fn in_child(name: &str, backend: Backend, envs: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    if park {
-        cmd.env(PARK, "1");
-    }
+    cmd.envs(envs.iter().copied());
     let mut child = cmd
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD, format!("{backend:?}"))
@@ -272,7 +331,7 @@ fn child_backend() -> Option<Backend> {
 #[test]
 fn emfile_fails_accepts_and_connects_then_recovers() {
     for backend in BACKENDS {
-        let text = in_child("emfile_child", backend, false);
+        let text = in_child("emfile_child", backend, &[]);
         assert!(text.contains("emfile child done"), "{text}");
         assert!(text.contains("connect under EMFILE"), "{text}");
     }
@@ -326,15 +385,139 @@ fn emfile_child() {
     println!("emfile child done");
 }
 
+/// The send-error interposer (`tests/faults/inject.c`): `POLYIO_INJECT_SO` if set (the
+/// Makefile builds it), else built here with `cc`.
+fn inject_library() -> PathBuf {
+    if let Some(so) = std::env::var_os("POLYIO_INJECT_SO") {
+        return PathBuf::from(so);
+    }
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/faults/inject.c");
+    let so = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libpolyio_inject.so");
+    let status = Command::new("cc")
+        .args(["-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(src)
+        .arg("-ldl")
+        .status()
+        .expect("cc");
+    assert!(status.success(), "building {src}");
+    so
+}
+
+#[test]
+fn send_errors_end_in_their_status() {
+    let so = inject_library();
+    for backend in BACKENDS {
+        for errno in ["ENOBUFS", "ENOMEM"] {
+            // A port for the child's peers, free a moment ago (TCP and UDP each).
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+                .to_string();
+            let text = in_child(
+                "send_error_child",
+                backend,
+                &[
+                    ("LD_PRELOAD", so.to_str().unwrap()),
+                    ("POLYIO_INJECT_ERRNO", errno),
+                    ("POLYIO_INJECT_PORT", &port),
+                    ("POLYIO_INJECT_COUNT", "6"),
+                ],
+            );
+            assert!(text.contains("send error child done"), "{text}");
+            let injected = text.lines().filter(|l| l.starts_with("inject: ")).count();
+            assert_eq!(injected, 6, "{backend:?} {errno}: {text}");
+        }
+    }
+}
+
+/// In a child under the interposer: sends to `POLYIO_INJECT_PORT` fail with
+/// `POLYIO_INJECT_ERRNO` for the first 6 calls. Three TCP writes and three UDP sends each
+/// complete once with that status and send nothing; then both sockets send again, and the
+/// pair made before keeps echoing.
+#[test]
+fn send_error_child() {
+    let Some(backend) = child_backend() else {
+        return;
+    };
+    let expect = match std::env::var("POLYIO_INJECT_ERRNO").unwrap().as_str() {
+        "ENOBUFS" => Status::NoBufferSpace,
+        _ => Status::NoMemory,
+    };
+    let port: u16 = std::env::var("POLYIO_INJECT_PORT")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut rt = runtime(backend);
+    let mut r = Reaper::new();
+    let (a, b, _) = pair(&mut rt, &mut r);
+    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    rt.tcp_connect("127.0.0.1", port, 1).unwrap();
+    let (mut peer, _) = l.accept().unwrap();
+    let h = r.wait(&mut rt, 1).handle;
+    for i in 0..3 {
+        rt.write(h, WriteBuf::from_vec(vec![i; 1000]), 10 + u64::from(i))
+            .unwrap();
+    }
+    for ud in 10..13 {
+        let c = r.wait(&mut rt, ud);
+        assert_eq!(c.status(), expect, "{backend:?} write: {c:?}");
+        assert_eq!(c.flags & FLAG_PARTIAL, 0, "nothing was sent: {c:?}");
+    }
+    still_serves(&mut rt, &mut r, a, b);
+    let rx = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let to = rx.local_addr().unwrap();
+    let u = rt
+        .udp_bind("127.0.0.1:0".parse().unwrap(), UdpOptions::default())
+        .unwrap();
+    for i in 0..3 {
+        rt.udp_send(
+            u,
+            WriteBuf::from_vec(vec![i; 100]),
+            Some(to),
+            20 + u64::from(i),
+        )
+        .unwrap();
+    }
+    for ud in 20..23 {
+        let c = r.wait(&mut rt, ud);
+        assert_eq!(c.status(), expect, "{backend:?} send: {c:?}");
+    }
+    assert_eq!(rt.pending_writes(h), 0);
+    assert_eq!(rt.udp_pending_sends(u), 0);
+    // The failures are spent: both send again, and only what was sent arrives.
+    rt.write(h, WriteBuf::from_vec(b"after".to_vec()), 30)
+        .unwrap();
+    assert_eq!(r.wait(&mut rt, 30).result, 5);
+    rt.udp_send(u, WriteBuf::from_vec(b"after".to_vec()), Some(to), 31)
+        .unwrap();
+    assert_eq!(r.wait(&mut rt, 31).result, 5);
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = peer.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"after", "the failed writes sent nothing");
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let n = rx.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"after", "the failed sends sent nothing");
+    still_serves(&mut rt, &mut r, a, b);
+    rt.close(h).unwrap();
+    println!("send error child done");
+}
+
 #[test]
 fn closing_the_backend_fd_under_the_runtime() {
     for backend in BACKENDS {
-        let text = in_child("backend_fd_child", backend, false);
-        assert!(text.contains("backend fd child done"), "{text}");
-        // The park path only where the I/O-safety check does not abort (see the child).
-        if !cfg!(debug_assertions) {
-            let text = in_child("backend_fd_child", backend, true);
-            assert!(text.contains("backend fd child done"), "{text}");
+        for wait in ["poll", "park", "turn"] {
+            // A turn on the thread backend does not look at the backend fd (its reactor
+            // thread polls tokio's own epoll): only waits notice there.
+            if wait == "turn" && backend == Backend::Thread {
+                continue;
+            }
+            let text = in_child("backend_fd_child", backend, &[(WAIT, wait)]);
+            assert!(text.contains("backend fd child done"), "{wait}: {text}");
         }
     }
 }
@@ -342,7 +525,8 @@ fn closing_the_backend_fd_under_the_runtime() {
 /// In a child: a buggy caller closes the runtime's backend fd. The runtime notices at its
 /// next wait on it (or, on the epoll backend, its next turn) and shuts itself down: every op
 /// completes once (CANCELED, or its result if it finished first), later submissions fail
-/// with SHUTDOWN, freeing it neither crashes nor hangs, and another runtime keeps serving.
+/// with SHUTDOWN, freeing it neither crashes (debug builds check I/O safety) nor hangs nor
+/// leaves an fd open, and another runtime keeps serving.
 #[test]
 fn backend_fd_child() {
     let Some(backend) = child_backend() else {
@@ -351,6 +535,7 @@ fn backend_fd_child() {
     let mut other = runtime(backend);
     let mut ro = Reaper::new();
     let (oa, ob, _) = pair(&mut other, &mut ro);
+    let fds_before = open_fds();
     let mut rt = runtime(backend);
     let mut r = Reaper::new();
     let (a, b, _) = pair(&mut rt, &mut r);
@@ -360,13 +545,13 @@ fn backend_fd_child() {
     rt.write(a, WriteBuf::from_vec(b"ping".to_vec()), 6)
         .unwrap();
     rt.read(b, ReadBuf::with_capacity(16), 7).unwrap();
-    // A timer far away: reaps with a timeout wait in poll(2) on the backend fd, where the
-    // runtime notices. With PARK, a read nothing answers and reaps without a timeout: they
-    // park in tokio's driver (epoll backend), which panics and is caught the same way, but
-    // tokio drops its closed epoll fd while unwinding, which a debug build's I/O-safety
-    // check turns into an abort (release builds only run it).
-    let park = std::env::var_os(PARK).is_some();
-    if park {
+    // `poll`: a timer far away, and reaps with a timeout wait in poll(2) on the backend fd,
+    // where the runtime notices (POLLNVAL). `park`: a read nothing answers, and reaps
+    // without a timeout park in tokio's driver (epoll backend); `turn`: turns poll it. There
+    // tokio's driver panics (EBADF), drops its epoll fd while unwinding (after the runtime's
+    // panic hook put /dev/null on the number) and the runtime catches the panic.
+    let wait = std::env::var(WAIT).unwrap_or_default();
+    if wait == "park" {
         rt.read(a, ReadBuf::with_capacity(16), 8).unwrap();
     } else {
         rt.timer(60_000, 8).unwrap();
@@ -374,8 +559,14 @@ fn backend_fd_child() {
     let mut seen = Vec::new();
     for _ in 0..20 {
         let mut out = Vec::new();
-        let timeout = (!park).then(|| Duration::from_millis(50));
-        rt.reap(&mut out, 16, timeout);
+        match wait.as_str() {
+            "park" => rt.reap(&mut out, 16, None),
+            "turn" => {
+                std::thread::sleep(Duration::from_millis(10));
+                rt.turn(&mut out, 16)
+            }
+            _ => rt.reap(&mut out, 16, Some(Duration::from_millis(50))),
+        };
         for c in out {
             println!("after close: {} {:?} {}", c.user_data, c.status(), c.result);
             assert!(c.result >= 0 || c.status() == Status::Canceled, "{c:?}");
@@ -390,6 +581,12 @@ fn backend_fd_child() {
     assert_eq!(rt.timer(0, 9), Err(Status::Shutdown));
     assert!(rt.is_shut_down());
     drop(rt);
+    assert_eq!(open_fds(), fds_before, "every fd the runtime had is closed");
     still_serves(&mut other, &mut ro, oa, ob);
     println!("backend fd child done");
+}
+
+/// The open fds of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
 }

@@ -2,11 +2,12 @@
 //! queue, driven by its consumer's thread. This module holds creation, the backend fd, the
 //! turn and reap that drive tokio, and the dispatch of ready keys to each kind's progress
 //! step; `queue` holds the op table and completions, `timer` timers and deadlines, `cancel`
-//! cancellation and shutdown, `ids` runtime ids. Each kind of I/O adds its submissions in
+//! cancellation and shutdown, `ids` runtime ids, `lost` a backend fd closed under it. Each kind of I/O adds its submissions in
 //! its own `impl Runtime` block (`stream.rs`, `tcp.rs`, ...).
 
 mod cancel;
 mod ids;
+mod lost;
 mod queue;
 mod timer;
 
@@ -32,6 +33,7 @@ use crate::task::{Done, Task, TaskFuture};
 use crate::wake::{self, DrivingGuard, RuntimeWaker, Shared};
 
 use ids::IdLease;
+use lost::{PollingGuard, fd_closed};
 pub(crate) use queue::Queue;
 pub use queue::Stats;
 use queue::TimerTarget;
@@ -179,6 +181,7 @@ impl Runtime {
             .map_err(|e| Status::from(e.into_parts().1))?
         };
         self.backend_fd = find_tokio_epoll(&self.tokio)?;
+        lost::install_hook();
         self.wake_registration = Some(registration);
         self.backend = Backend::Epoll;
         Ok(())
@@ -260,8 +263,9 @@ impl Runtime {
         if self.backend == Backend::Epoll && poll_io && !self.backend_lost {
             // One pass of tokio's scheduler: `yield_now` defers, so the scheduler parks with
             // a zero timeout (epoll_wait(0)), dispatching I/O wakers into our ready queue.
-            let tokio = &self.tokio;
+            let (tokio, fd) = (&self.tokio, self.backend_fd);
             let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _polling = PollingGuard::new(fd);
                 tokio.block_on(tokio::task::yield_now())
             }));
             if let Err(panic) = polled {
@@ -269,7 +273,7 @@ impl Runtime {
                 if !fd_closed(self.backend_fd) {
                     std::panic::resume_unwind(panic);
                 }
-                self.lose_backend();
+                self.lose_backend(true);
             }
         }
         self.shared.drain_signal();
@@ -324,7 +328,7 @@ impl Runtime {
                         if !fd_closed(self.backend_fd) {
                             std::panic::resume_unwind(panic);
                         }
-                        self.lose_backend();
+                        self.lose_backend(true);
                         continue;
                     }
                     let n = self.turn_inner(out, max, false);
@@ -338,7 +342,7 @@ impl Runtime {
                     && !poll_readable(self.backend_fd, wait)
                     && !self.backend_lost
                 {
-                    self.lose_backend();
+                    self.lose_backend(false);
                 }
             }
             let n = self.turn(out, max);
@@ -357,6 +361,7 @@ impl Runtime {
     /// are dispatched to their wakers on the way out.
     fn park_in_reactor(&mut self) {
         let _driving = DrivingGuard::new(self.id);
+        let _polling = PollingGuard::new(self.backend_fd);
         let shared = self.shared.clone();
         self.tokio
             .block_on(std::future::poll_fn(|cx| shared.poll_parked(cx)));
@@ -372,22 +377,15 @@ impl Runtime {
 
     /// A caller closed the backend fd under the runtime (a bug in the caller). The runtime
     /// cannot wait for I/O any more, so it shuts down: every op in flight completes with
-    /// `Canceled`, later submissions fail with `Shutdown`. /dev/null takes the fd's number,
-    /// so that tokio and polyio, which own it, close an open file when they drop (the number
-    /// may meanwhile name someone else's file; nothing can tell).
-    fn lose_backend(&mut self) {
+    /// `Canceled`, later submissions fail with `Shutdown`. Unless its owner is gone
+    /// (`driver_dropped`: tokio's driver panicked on it and was dropped while unwinding,
+    /// after `lost`'s hook had put /dev/null there for it to close), /dev/null takes the
+    /// fd's number, so that tokio and polyio, which own it, close an open file when they
+    /// drop (the number may meanwhile name someone else's file; nothing can tell).
+    fn lose_backend(&mut self, driver_dropped: bool) {
         self.backend_lost = true;
-        if fd_closed(self.backend_fd) {
-            // SAFETY: opening /dev/null and moving it onto a number no file holds; dup3
-            // replaces nothing open.
-            unsafe {
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-                // The lowest free number is often the very one: then it is in place.
-                if null >= 0 && null != self.backend_fd {
-                    libc::dup3(null, self.backend_fd, libc::O_CLOEXEC);
-                    libc::close(null);
-                }
-            }
+        if !driver_dropped && fd_closed(self.backend_fd) {
+            lost::put_dev_null_on(self.backend_fd);
         }
         if !self.shut_down {
             self.shutdown_all();
@@ -590,7 +588,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         if !self.backend_lost && fd_closed(self.backend_fd) {
-            self.lose_backend();
+            self.lose_backend(false);
         }
         if !self.shut_down {
             self.shutdown_all();
@@ -612,13 +610,6 @@ impl Drop for Runtime {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
-}
-
-/// Whether no open file has the number `fd`.
-fn fd_closed(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD on any number only reads its flags.
-    let rc = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
 }
 
 /// Waits until `fd` is readable or `timeout` passes (`None`: no limit). False when `fd` is
