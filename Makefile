@@ -370,8 +370,8 @@ bench-files: bench-files-build ## File benchmark: polyio (io_uring and blocking 
 	NODE=$(NODE) python3 tests/bench/files/run.py
 
 .PHONY: bench-instructions
-bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind at 1 and 10 connections (steady where req/s is not); SYSCALLS=1: syscalls per request under strace -c: make bench-instructions [SERVERS="polyio-c libuv"] [SYSCALLS=1]
-	python3 tests/bench/instructions.py $(if $(SYSCALLS),--syscalls) $(SERVERS)
+bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind at 1 and 10 connections (steady where req/s is not); SYSCALLS=1: syscalls per request under strace -c (SYSCALLS=perf: counted by perf, which does not slow the server): make bench-instructions [SERVERS="polyio-c libuv"] [SYSCALLS=1|perf]
+	python3 tests/bench/instructions.py $(if $(SYSCALLS),--syscalls$(if $(filter perf,$(SYSCALLS)),=perf)) $(SERVERS)
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .tools)
