@@ -325,7 +325,7 @@ demo: examples-release node-build python-dev ## Build and run polyio servers and
 
 .PHONY: bench bench-build
 bench-build: deps-bench examples-release python-release node-build
-	$(CARGO) build --release -p polyio-loadgen -p polyio-bench-tokio-echo
+	$(CARGO) build --release -p polyio-loadgen -p polyio-bench-tokio-echo -p polyio-bench-uring-echo
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o $(BUILD)/bench/libuv_echo
 
