@@ -178,7 +178,7 @@ def count_syscalls_perf(
     """As `count_syscalls`, counted by `perf stat` on the `syscalls:sys_enter_*` tracepoints
     (the server is not stopped at each call, so its batching is a real run's)."""
     lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
-          "--conns", str(conns), "--size", "1024", "--warmup-secs", "0"]  # fmt: skip
+          "--conns", str(conns), "--size", str(SIZE), "--warmup-secs", "0"]  # fmt: skip
     subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tracer = subprocess.Popen(
         ["perf", "stat", "-x,", "-o", str(out), "-e", "syscalls:sys_enter_*", "-p", str(srv.pid)],
