@@ -13,6 +13,12 @@
 //! - `--no-defer`: the first shape on a ring without `DEFER_TASKRUN`, the loop entering only
 //!   when no completion is waiting.
 //!
+//! A connection's sends are not ordered against each other: the load generator keeps one
+//! request in flight per connection, so two sends of one connection are rarely in flight at
+//! once, and then both go out inline in submission order (a send buffer far larger than a
+//! request never makes the first wait). A backend would link them or queue them per
+//! connection.
+//!
 //! Usage: `uring-echo [--epoll | --no-defer] HOST PORT` or `uring-echo [--epoll | --no-defer]
 //! --unix PATH`.
 
