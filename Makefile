@@ -325,7 +325,7 @@ demo: examples-release node-build python-dev ## Build and run polyio servers and
 
 .PHONY: bench bench-build
 bench-build: deps-bench examples-release python-release node-build
-	$(CARGO) build --release -p polyio-loadgen -p polyio-bench-tokio-echo
+	$(CARGO) build --release -p polyio-loadgen -p polyio-bench-tokio-echo -p polyio-bench-uring-echo
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 -Wall -Wextra -Werror tests/bench/libuv_echo.c -luv -o $(BUILD)/bench/libuv_echo
 
@@ -370,8 +370,8 @@ bench-files: bench-files-build ## File benchmark: polyio (io_uring and blocking 
 	NODE=$(NODE) python3 tests/bench/files/run.py
 
 .PHONY: bench-instructions
-bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind at 1 and 10 connections (steady where req/s is not); SYSCALLS=1: syscalls per request under strace -c: make bench-instructions [SERVERS="polyio-c libuv"] [SYSCALLS=1]
-	python3 tests/bench/instructions.py $(if $(SYSCALLS),--syscalls) $(SERVERS)
+bench-instructions: deps-test bench-build ## User-space instructions per request under callgrind at 1 and 10 connections (steady where req/s is not); SYSCALLS=1: syscalls per request under strace -c (SYSCALLS=perf: counted by perf, which does not slow the server): make bench-instructions [SERVERS="polyio-c libuv"] [SYSCALLS=1|perf]
+	python3 tests/bench/instructions.py $(if $(SYSCALLS),--syscalls$(if $(filter perf,$(SYSCALLS)),=perf)) $(SERVERS)
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .tools)

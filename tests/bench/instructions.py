@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """User-space instructions per request of echo servers, counted by valgrind's callgrind.
 
-    python3 tests/bench/instructions.py [--transport tcp|udp] [--syscalls] [SERVER ...]
+    python3 tests/bench/instructions.py [--transport tcp|udp] [--syscalls[=strace|perf]] [SERVER ...]
                                           (default: tcp and the four Python servers)
 
 Req/s and CPU time on a shared VM move by tens of percent between runs (hypervisor steal,
@@ -19,6 +19,12 @@ With `--syscalls` the server runs natively instead, and `strace -c -f` attached 
 warm-up counts the system calls it makes per request over the same run, by name (a count,
 steady under load like the instructions; strace slows the server, which changes batching
 at 10 connections a little). Needs strace.
+
+With `--syscalls=perf` the same count comes from the kernel's syscall tracepoints through
+`perf stat` instead, which does not stop the server at each call: batching stays what it is
+in a real run. Use it where a server's syscall count depends on how fast it returns (an
+io_uring loop whose next completion may already be there when a submit returns). Needs perf
+and permission to trace (root, or a low `kernel.perf_event_paranoid`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,7 +84,9 @@ def exclusive_costs(path: Path) -> tuple[collections.Counter[str], dict[str, str
     return costs, fn_obj
 
 
-def measure(name: str, transport: str, secs: float, conns: int, top: int, syscalls: bool) -> None:
+def measure(
+    name: str, transport: str, secs: float, conns: int, top: int, syscalls: str | None
+) -> None:
     spec = bench.SERVERS[name]
     host = bench.HOST
     port = bench.free_port(host, socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
@@ -98,7 +107,8 @@ def measure(name: str, transport: str, secs: float, conns: int, top: int, syscal
         if syscalls:
             try:
                 bench.wait_ready(srv, ep, log)
-                count_syscalls(name, srv, ep, secs, conns, Path(tmp) / "strace.out")
+                count = count_syscalls_perf if syscalls == "perf" else count_syscalls
+                count(name, srv, ep, secs, conns, Path(tmp) / "syscalls.out")
             finally:
                 bench.stop(srv)
             return
@@ -153,15 +163,52 @@ def count_syscalls(
     )  # fmt: skip
     tracer.send_signal(signal.SIGINT)  # detaches and writes the summary
     tracer.wait()
-    n = res["requests"]
-    if not n:
-        raise SystemExit(f"{name}: no request served")
     calls: dict[str, int] = {}
     for line in out.read_text().splitlines():
         # "% time  seconds  usecs/call  calls  [errors]  syscall", the errors column may be blank
         parts = line.split()
         if len(parts) >= 5 and parts[0][:1].isdigit() and not parts[-1].startswith("total"):
             calls[parts[-1]] = int(parts[3])
+    print_syscalls(name, conns, res["requests"], calls)
+
+
+def count_syscalls_perf(
+    name: str, srv: subprocess.Popen[bytes], ep: bench.Endpoint, secs: float, conns: int, out: Path
+) -> None:
+    """As `count_syscalls`, counted by `perf stat` on the `syscalls:sys_enter_*` tracepoints
+    (the server is not stopped at each call, so its batching is a real run's)."""
+    lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
+          "--conns", str(conns), "--size", str(SIZE), "--warmup-secs", "0"]  # fmt: skip
+    subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tracer = subprocess.Popen(
+        ["perf", "stat", "-x,", "-o", str(out), "-e", "syscalls:sys_enter_*", "-p", str(srv.pid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    # perf prints nothing once it counts; the idle server makes no calls meanwhile, so a
+    # generous pause before the load loses nothing and adds nothing.
+    time.sleep(2)
+    res = json.loads(
+        subprocess.run([*lg, "--secs", str(secs)], capture_output=True, text=True,
+                       check=True).stdout.strip().splitlines()[-1]
+    )  # fmt: skip
+    tracer.send_signal(signal.SIGINT)  # stops counting and writes the counts
+    tracer.wait()
+    calls: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        # "count,unit,syscalls:sys_enter_NAME,..."; "<not counted>" where it could not count
+        parts = line.split(",")
+        if len(parts) >= 3 and parts[0].isdigit() and parts[2].startswith("syscalls:sys_enter_"):
+            calls[parts[2].removeprefix("syscalls:sys_enter_")] = int(parts[0])
+    if not calls:
+        raise SystemExit(f"{name}: perf counted no syscalls (permission? {out.read_text()[:200]})")
+    print_syscalls(name, conns, res["requests"], calls)
+
+
+def print_syscalls(name: str, conns: int, n: int, calls: dict[str, int]) -> None:
+    """Prints the syscalls per request, in total and the six most frequent by name."""
+    if not n:
+        raise SystemExit(f"{name}: no request served")
+    calls = {s: c for s, c in calls.items() if c}
     total = sum(calls.values())
     top = ", ".join(f"{c / n:.2f} {s}" for s, c in sorted(calls.items(), key=lambda x: -x[1])[:6])
     print(f"{name + f' x{conns}':>24} {total / n:6.2f} syscalls/request ({n} requests): {top}")
@@ -174,9 +221,13 @@ def main() -> int:
         transport, args = args[1], args[2:]
     elif args[:1] and args[0].startswith("--transport="):
         transport, args = args[0].split("=", 1)[1], args[1:]
-    syscalls = "--syscalls" in args
-    args = [a for a in args if a != "--syscalls"]
-    tools = ["strace"] if syscalls else ["valgrind", "callgrind_control"]
+    syscalls = next((a.removeprefix("--syscalls") for a in args if a.startswith("--syscalls")), None)
+    if syscalls not in (None, "", "=strace", "=perf"):
+        print(f"instructions.py: --syscalls{syscalls}: strace or perf", file=sys.stderr)
+        return 2
+    syscalls = None if syscalls is None else syscalls.removeprefix("=") or "strace"
+    args = [a for a in args if not a.startswith("--syscalls")]
+    tools = [syscalls] if syscalls else ["valgrind", "callgrind_control"]
     if not all(shutil.which(t) for t in tools):
         print(f"instructions.py: {' and '.join(tools)} are needed", file=sys.stderr)
         return 2

@@ -82,6 +82,27 @@ SERVERS: dict[str, dict[str, Any]] = {
         "argv_udp": ["target/release/tokio-echo", "--udp", "{host}", "{port}"],
         "note": "raw tokio, current-thread runtime (the ceiling; on udp recv_from/send_to)",
     },
+    "uring": {
+        "argv": ["target/release/uring-echo", "{host}", "{port}"],
+        "argv_unix": ["target/release/uring-echo", "--unix", "{path}"],
+        "note": "raw io_uring (tests/bench/uring-echo): multi-shot accept and recv from a "
+        "provided-buffer ring, one io_uring_enter per loop (the floor of a ring backend)",
+        "default": False,
+    },
+    "uring-nodefer": {
+        "argv": ["target/release/uring-echo", "--no-defer", "{host}", "{port}"],
+        "argv_unix": ["target/release/uring-echo", "--no-defer", "--unix", "{path}"],
+        "note": "raw io_uring as uring on a ring without DEFER_TASKRUN: completions the kernel "
+        "posted on a way back to user space are handled without entering",
+        "default": False,
+    },
+    "uring-epoll": {
+        "argv": ["target/release/uring-echo", "--epoll", "{host}", "{port}"],
+        "argv_unix": ["target/release/uring-echo", "--epoll", "--unix", "{path}"],
+        "note": "raw io_uring as uring, the loop waiting in epoll_wait on the ring fd and "
+        "submitting with one io_uring_enter that does not wait (a Python/Node-shaped loop)",
+        "default": False,
+    },
     "libuv": {
         "argv": ["build/bench/libuv_echo", "{host}", "{port}"],
         "argv_unix": ["build/bench/libuv_echo", "--unix", "{path}"],
