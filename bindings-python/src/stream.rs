@@ -17,8 +17,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::conn::{
-    Conn, FlushAction, KEEP_WRITE_CAP, Mode, OP_READ, OP_SHUTDOWN, OP_WRITE, callback_failed,
-    close, fatal, force_close, with_driver,
+    Conn, FlushAction, KEEP_WRITE_CAP, Mode, OP_READ, OP_SHUTDOWN, OP_WRITE, PROTOCOL_READ_SIZE,
+    callback_failed, close, fatal, force_close, with_driver,
 };
 use crate::driver::{self, Driver, Kind, op_of, ud};
 use crate::errors::raise;
@@ -154,8 +154,13 @@ impl Conn {
             return Ok(());
         }
         self.limit_paused = false;
+        let cap = if self.is_stream() {
+            READ_SIZE
+        } else {
+            PROTOCOL_READ_SIZE
+        };
         let rt = d.rt().map_err(|_| Status::Shutdown)?;
-        rt.read_multishot(self.h, READ_SIZE, ud(self.id, OP_READ))?;
+        rt.read_multishot(self.h, cap, ud(self.id, OP_READ))?;
         self.reading = true;
         Ok(())
     }

@@ -4,6 +4,7 @@ with asyncio's own loop.create_connection / loop.create_server."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from types import SimpleNamespace
 from typing import Any, Optional
 
@@ -137,6 +138,50 @@ def test_pause_and_resume_writing(compare: Any) -> None:
     # uvloop's own transport never resumes here (pause_reading inside connection_made):
     # compare with asyncio's loop.
     assert compare(scenario, uvloop_reference=False) == [True, True, ["pause", "resume"], True]
+
+
+def test_a_large_message_arrives_in_one_chunk_as_asyncio_reads(compare: Any) -> None:
+    # Reads ask for 256 KiB, as asyncio's transports do: 150 KiB the kernel already holds
+    # when reading resumes come to data_received in one call (64 KiB reads gave three).
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        sinks: list[Any] = []
+
+        class Chunks(Recorder):
+            def __init__(self) -> None:
+                super().__init__()
+                self.sizes: list[int] = []
+
+            def connection_made(self, transport: Any) -> None:
+                super().connection_made(transport)
+                transport.pause_reading()
+                sinks.append(self)
+
+            def data_received(self, data: bytes) -> None:
+                super().data_received(data)
+                self.sizes.append(len(data))
+
+        server = await api.create_server(Chunks, HOST, 0)
+        t, p = await api.create_connection(Recorder, HOST, port_of(server))
+        t.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        msg = b"x" * (150 << 10)
+        t.write(msg)
+        for _ in range(500):
+            if t.get_write_buffer_size() == 0 and sinks:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        sink = sinks[0]
+        sink.transport.resume_reading()
+        for _ in range(500):
+            if len(sink.data) == len(msg):
+                break
+            await asyncio.sleep(0.01)
+        t.close()
+        await asyncio.wait_for(p.lost, 5)
+        await done(server)
+        return [bytes(sink.data) == msg, sink.sizes[0] > 64 << 10]
+
+    assert compare(scenario) == [True, True]
 
 
 def test_pause_reading_stops_data_received(compare: Any) -> None:
