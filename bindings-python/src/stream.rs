@@ -4,9 +4,10 @@
 //!
 //! Reading: one multi-shot core read is armed while there is demand (stream: the buffer is
 //! below twice the limit or a reader waits; protocol: not paused). Writing: `write()`
-//! buffers (a large write with nothing ahead of it goes to the kernel at once); the
-//! driver's flush, once per loop iteration, sends what the kernel takes (`try_write`) and
-//! queues the rest as one core write; water marks drive `pause_writing`/`drain()`.
+//! buffers (a large write with nothing ahead of it goes to the kernel at once; a smaller
+//! `bytes` with nothing ahead is held, not copied); the driver's flush, once per loop
+//! iteration, sends what the kernel takes (`try_write`) and queues the rest as one core
+//! write; water marks drive `pause_writing`/`drain()`.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -45,11 +46,12 @@ fn settle(_: &Bound<'_, Driver>, obj: &Bound<'_, PyAny>, c: Completion) -> PyRes
 
 fn flush(d: &Bound<'_, Driver>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
     let conn = obj.cast::<Conn>()?;
+    let py = obj.py();
     let action = {
         let mut d = d.borrow_mut();
         let Ok(rt) = d.rt() else { return Ok(()) };
         let mut s = conn.borrow_mut();
-        let action = s.flush(rt);
+        let action = s.flush(py, rt);
         if s.wbuf.is_empty() && s.wbuf.capacity() > 0 {
             // Everything went out: the buffer goes back to the driver, not kept idle here.
             d.keep_write_buf(std::mem::take(&mut s.wbuf));

@@ -140,6 +140,53 @@ def test_pause_and_resume_writing(compare: Any) -> None:
     assert compare(scenario, uvloop_reference=False) == [True, True, ["pause", "resume"], True]
 
 
+def test_writes_of_every_size_keep_their_order(compare: Any) -> None:
+    # A held write (bytes, nothing ahead), small copied ones, a bytearray and a large write
+    # that would go to the kernel at once if nothing were ahead of it, in one loop iteration
+    # and again while the peer does not read (the kernel takes part, the rest queues): the
+    # peer gets every byte in the order written; a large write never overtakes a held or
+    # buffered one.
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        sinks: list[Recorder] = []
+
+        def sink() -> Recorder:
+            sinks.append(Recorder())
+            return sinks[-1]
+
+        server = await api.create_server(sink, HOST, 0)
+        t, p = await api.create_connection(Recorder, HOST, port_of(server))
+        want = bytearray()
+        for i in range(3):
+            pieces = [
+                bytes([65 + i]) * 5000,
+                b"small",
+                bytearray(b"m" * 3000),
+                bytes([97 + i]) * (100 << 10),
+                b"tail",
+                bytes([48 + i]) * 9000,
+            ]
+            for piece in pieces:
+                t.write(piece)
+                want += piece
+            if i == 0:
+                sinks[0].transport.pause_reading()
+            elif i == 1:
+                await asyncio.sleep(0.05)
+                sinks[0].transport.resume_reading()
+        t.write_eof()
+        for _ in range(500):
+            if "eof" in sinks[0].events:
+                break
+            await asyncio.sleep(0.01)
+        got = bytes(sinks[0].data)
+        t.close()
+        await asyncio.wait_for(p.lost, 5)
+        await done(server)
+        return [len(got) == len(want), got == want]
+
+    assert compare(scenario) == [True, True]
+
+
 def test_a_large_message_arrives_in_one_chunk_as_asyncio_reads(compare: Any) -> None:
     # Reads ask for 256 KiB, as asyncio's transports do: 150 KiB the kernel already holds
     # when reading resumes come to data_received in one call (64 KiB reads gave three).
