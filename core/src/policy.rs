@@ -4,9 +4,8 @@
 
 use std::fmt;
 
-/// Bytes one stream read asks for (Node's sockets, Python's streams). Python's protocol
-/// transports ask for 256 KiB, as asyncio's and uvloop's do, so that a 100 KiB message is
-/// one `recv`, not two.
+/// Bytes one stream read asks for (Node's sockets, Python's streams; Python's protocol
+/// transports ask for 128 KiB, so that a 100 KiB message is one `recv`, not two).
 pub const READ_SIZE: usize = 64 * 1024;
 /// Default high-water mark of a write backlog (asyncio's).
 pub const HIGH_WATER: usize = 64 * 1024;
