@@ -28,8 +28,6 @@ const WRITE_THROUGH: usize = 16 * 1024;
 /// keeps the core's `READ_SIZE`: its buffer holds the read buffer until the application
 /// takes the bytes (at 256 KiB the same run's peak grew by 45%).
 pub(crate) const PROTOCOL_READ_SIZE: usize = 128 * 1024;
-/// Largest write buffer kept around for reuse.
-pub(crate) const KEEP_WRITE_CAP: usize = 1 << 20;
 
 // The connection's ops under its id (see `driver::ud`).
 pub(crate) const OP_READ: u64 = 0;
@@ -78,7 +76,6 @@ pub struct Conn {
     /// until the flush sends it, with its length; `wbuf` holds what was written after it.
     pub(crate) held: Option<(Py<PyBytes>, usize)>,
     pub(crate) wbuf: Vec<u8>,
-    pub(crate) spare_w: Vec<u8>,
     /// Bytes handed to the core in write ops not yet completed.
     pub(crate) inflight: usize,
     /// Queued for the driver's next flush.
@@ -143,7 +140,6 @@ impl Conn {
             waiter: None,
             held: None,
             wbuf: Vec::new(),
-            spare_w: Vec::new(),
             inflight: 0,
             dirty: false,
             bp: Backpressure::default(),
@@ -278,11 +274,10 @@ impl Conn {
         if !first.is_empty() || !self.wbuf.is_empty() {
             // The rest is one core write op: it goes out in order behind any queued before.
             let v = if first.is_empty() {
-                std::mem::replace(&mut self.wbuf, std::mem::take(&mut self.spare_w))
+                std::mem::take(&mut self.wbuf)
             } else {
                 // The held bytes the kernel did not take, then the buffer: copied now.
-                let mut v = std::mem::take(&mut self.spare_w);
-                v.reserve(first.len() + self.wbuf.len());
+                let mut v = Vec::with_capacity(first.len() + self.wbuf.len());
                 v.extend_from_slice(first);
                 v.extend_from_slice(&self.wbuf);
                 self.wbuf.clear();

@@ -18,8 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::conn::{
-    Conn, FlushAction, KEEP_WRITE_CAP, Mode, OP_READ, OP_SHUTDOWN, OP_WRITE, PROTOCOL_READ_SIZE,
-    callback_failed, close, fatal, force_close, with_driver,
+    Conn, FlushAction, Mode, OP_READ, OP_SHUTDOWN, OP_WRITE, PROTOCOL_READ_SIZE, callback_failed,
+    close, fatal, force_close, with_driver,
 };
 use crate::driver::{self, Driver, Kind, op_of, ud};
 use crate::errors::raise;
@@ -361,12 +361,10 @@ pub fn deliver_stash(c: &Bound<'_, Conn>) -> PyResult<()> {
 fn on_write(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>, partial: bool) -> PyResult<()> {
     {
         let mut s = c.borrow_mut();
-        if let Some(mut v) = buf {
+        if let Some(v) = buf {
             s.inflight = s.inflight.saturating_sub(v.len());
-            if v.capacity() <= KEEP_WRITE_CAP && v.capacity() > s.spare_w.capacity() {
-                v.clear();
-                s.spare_w = v;
-            }
+            // To the driver's few spares, for any connection's next buffered write.
+            with_driver(c.py(), &s.drv, |d| d.keep_write_buf(v));
         }
         if s.lost {
             return Ok(());
