@@ -4,9 +4,10 @@
 //!
 //! Reading: one multi-shot core read is armed while there is demand (stream: the buffer is
 //! below twice the limit or a reader waits; protocol: not paused). Writing: `write()`
-//! buffers (a large write with nothing ahead of it goes to the kernel at once); the
-//! driver's flush, once per loop iteration, sends what the kernel takes (`try_write`) and
-//! queues the rest as one core write; water marks drive `pause_writing`/`drain()`.
+//! buffers (a large write with nothing ahead of it goes to the kernel at once; a smaller
+//! `bytes` with nothing ahead is held, not copied); the driver's flush, once per loop
+//! iteration, sends what the kernel takes (`try_write`) and queues the rest as one core
+//! write; water marks drive `pause_writing`/`drain()`.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -17,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::conn::{
-    Conn, FlushAction, KEEP_WRITE_CAP, Mode, OP_READ, OP_SHUTDOWN, OP_WRITE, callback_failed,
+    Conn, FlushAction, Mode, OP_READ, OP_SHUTDOWN, OP_WRITE, PROTOCOL_READ_SIZE, callback_failed,
     close, fatal, force_close, with_driver,
 };
 use crate::driver::{self, Driver, Kind, op_of, ud};
@@ -45,11 +46,12 @@ fn settle(_: &Bound<'_, Driver>, obj: &Bound<'_, PyAny>, c: Completion) -> PyRes
 
 fn flush(d: &Bound<'_, Driver>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
     let conn = obj.cast::<Conn>()?;
+    let py = obj.py();
     let action = {
         let mut d = d.borrow_mut();
         let Ok(rt) = d.rt() else { return Ok(()) };
         let mut s = conn.borrow_mut();
-        let action = s.flush(rt);
+        let action = s.flush(py, rt);
         if s.wbuf.is_empty() && s.wbuf.capacity() > 0 {
             // Everything went out: the buffer goes back to the driver, not kept idle here.
             d.keep_write_buf(std::mem::take(&mut s.wbuf));
@@ -154,8 +156,13 @@ impl Conn {
             return Ok(());
         }
         self.limit_paused = false;
+        let cap = if self.is_stream() {
+            READ_SIZE
+        } else {
+            PROTOCOL_READ_SIZE
+        };
         let rt = d.rt().map_err(|_| Status::Shutdown)?;
-        rt.read_multishot(self.h, READ_SIZE, ud(self.id, OP_READ))?;
+        rt.read_multishot(self.h, cap, ud(self.id, OP_READ))?;
         self.reading = true;
         Ok(())
     }
@@ -354,12 +361,10 @@ pub fn deliver_stash(c: &Bound<'_, Conn>) -> PyResult<()> {
 fn on_write(c: &Bound<'_, Conn>, result: i64, buf: Option<Vec<u8>>, partial: bool) -> PyResult<()> {
     {
         let mut s = c.borrow_mut();
-        if let Some(mut v) = buf {
+        if let Some(v) = buf {
             s.inflight = s.inflight.saturating_sub(v.len());
-            if v.capacity() <= KEEP_WRITE_CAP && v.capacity() > s.spare_w.capacity() {
-                v.clear();
-                s.spare_w = v;
-            }
+            // To the driver's few spares, for any connection's next buffered write.
+            with_driver(c.py(), &s.drv, |d| d.keep_write_buf(v));
         }
         if s.lost {
             return Ok(());

@@ -57,8 +57,8 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
         let mut added = 0;
         let mut failed = None;
         for data in chunks {
-            if let Ok(b) = data.cast::<PyBytes>() {
-                let b = b.as_bytes();
+            if let Ok(bytes) = data.cast::<PyBytes>() {
+                let b = bytes.as_bytes();
                 added += b.len();
                 let rest = match s.write_through(py, b) {
                     Ok(rest) => rest,
@@ -67,7 +67,11 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
                         break;
                     }
                 };
-                s.buffer_write(py, rest);
+                if rest.len() == b.len() {
+                    s.buffer_bytes(py, bytes);
+                } else {
+                    s.buffer_write(py, rest);
+                }
             } else {
                 let v = bytes_of(data)?;
                 added += v.len();
@@ -78,7 +82,7 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
             drop(s);
             return fatal(c, i64::from(st.code()));
         }
-        if added == 0 || s.lost || (s.wbuf.is_empty() && !s.eof_requested) {
+        if added == 0 || s.lost || (!s.has_buffered() && !s.eof_requested) {
             return Ok(()); // nothing left to flush: it all went out at once
         }
         mark_dirty(c, &mut s)?;

@@ -4,6 +4,7 @@ with asyncio's own loop.create_connection / loop.create_server."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from types import SimpleNamespace
 from typing import Any, Optional
 
@@ -137,6 +138,97 @@ def test_pause_and_resume_writing(compare: Any) -> None:
     # uvloop's own transport never resumes here (pause_reading inside connection_made):
     # compare with asyncio's loop.
     assert compare(scenario, uvloop_reference=False) == [True, True, ["pause", "resume"], True]
+
+
+def test_writes_of_every_size_keep_their_order(compare: Any) -> None:
+    # A held write (bytes, nothing ahead), small copied ones, a bytearray and a large write
+    # that would go to the kernel at once if nothing were ahead of it, in one loop iteration
+    # and again while the peer does not read (the kernel takes part, the rest queues): the
+    # peer gets every byte in the order written; a large write never overtakes a held or
+    # buffered one.
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        sinks: list[Recorder] = []
+
+        def sink() -> Recorder:
+            sinks.append(Recorder())
+            return sinks[-1]
+
+        server = await api.create_server(sink, HOST, 0)
+        t, p = await api.create_connection(Recorder, HOST, port_of(server))
+        want = bytearray()
+        for i in range(3):
+            pieces = [
+                bytes([65 + i]) * 5000,
+                b"small",
+                bytearray(b"m" * 3000),
+                bytes([97 + i]) * (100 << 10),
+                b"tail",
+                bytes([48 + i]) * 9000,
+            ]
+            for piece in pieces:
+                t.write(piece)
+                want += piece
+            if i == 0:
+                sinks[0].transport.pause_reading()
+            elif i == 1:
+                await asyncio.sleep(0.05)
+                sinks[0].transport.resume_reading()
+        t.write_eof()
+        for _ in range(500):
+            if "eof" in sinks[0].events:
+                break
+            await asyncio.sleep(0.01)
+        got = bytes(sinks[0].data)
+        t.close()
+        await asyncio.wait_for(p.lost, 5)
+        await done(server)
+        return [len(got) == len(want), got == want]
+
+    assert compare(scenario) == [True, True]
+
+
+def test_a_large_message_arrives_in_one_chunk_as_asyncio_reads(compare: Any) -> None:
+    # Reads ask for more than 64 KiB (polyio 128 KiB, asyncio 256 KiB): of 150 KiB the
+    # kernel already holds when reading resumes, data_received gets more than 64 KiB at once.
+    async def scenario(api: SimpleNamespace) -> list[Any]:
+        sinks: list[Any] = []
+
+        class Chunks(Recorder):
+            def __init__(self) -> None:
+                super().__init__()
+                self.sizes: list[int] = []
+
+            def connection_made(self, transport: Any) -> None:
+                super().connection_made(transport)
+                transport.pause_reading()
+                sinks.append(self)
+
+            def data_received(self, data: bytes) -> None:
+                super().data_received(data)
+                self.sizes.append(len(data))
+
+        server = await api.create_server(Chunks, HOST, 0)
+        t, p = await api.create_connection(Recorder, HOST, port_of(server))
+        t.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        msg = b"x" * (150 << 10)
+        t.write(msg)
+        for _ in range(500):
+            if t.get_write_buffer_size() == 0 and sinks:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        sink = sinks[0]
+        sink.transport.resume_reading()
+        for _ in range(500):
+            if len(sink.data) == len(msg):
+                break
+            await asyncio.sleep(0.01)
+        t.close()
+        await asyncio.wait_for(p.lost, 5)
+        await done(server)
+        return [bytes(sink.data) == msg, sink.sizes[0] > 64 << 10]
+
+    assert compare(scenario) == [True, True]
 
 
 def test_pause_reading_stops_data_received(compare: Any) -> None:

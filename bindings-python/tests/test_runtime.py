@@ -237,6 +237,47 @@ def test_a_write_the_kernel_takes_at_once_still_resumes_a_paused_writer(run: Any
     run(main())
 
 
+def test_a_held_write_counts_in_the_write_buffer_until_the_flush(run: Any) -> None:
+    # bytes under the write-through size, with nothing ahead, are held (not copied) until
+    # the loop's flush: they count in get_write_buffer_size and pause a writer above its
+    # high-water mark, and the flush that sends them resumes it.
+    async def main() -> None:
+        server = await polyio.start_server(echo, HOST, 0)
+        calls: list[str] = []
+
+        class Writer(asyncio.Protocol):
+            def __init__(self) -> None:
+                self.data = bytearray()
+
+            def data_received(self, data: bytes) -> None:
+                self.data += data
+
+            def pause_writing(self) -> None:
+                calls.append("pause")
+
+            def resume_writing(self) -> None:
+                calls.append("resume")
+
+        t, p = await polyio.create_connection(Writer, HOST, port_of(server))
+        t.set_write_buffer_limits(high=4000)
+        held = b"h" * 5000
+        t.write(held)
+        assert t.get_write_buffer_size() == 5000 and calls == ["pause"]
+        t.write(b"after")
+        assert t.get_write_buffer_size() == 5005
+        for _ in range(100):
+            if len(p.data) == 5005:
+                break
+            await asyncio.sleep(0.01)
+        assert bytes(p.data) == held + b"after"
+        assert calls == ["pause", "resume"] and t.get_write_buffer_size() == 0
+        t.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
 def test_a_reader_that_does_not_read_stops_reading_ahead(run: Any) -> None:
     # Reading runs ahead of the StreamReader (one multi-shot core read) until 2 * limit bytes
     # are buffered, then stops: the peer's writes back up into its own buffer, and no byte

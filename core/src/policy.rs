@@ -4,9 +4,8 @@
 
 use std::fmt;
 
-/// Bytes one read asks for. (256 KiB, what asyncio's transports ask for, measured slower
-/// here: at 100 KiB messages the kernel's copy into the larger buffer cost twice the system
-/// time.)
+/// Bytes one stream read asks for (Node's sockets, Python's streams; Python's protocol
+/// transports ask for 128 KiB, so that a 100 KiB message is one `recv`, not two).
 pub const READ_SIZE: usize = 64 * 1024;
 /// Default high-water mark of a write backlog (asyncio's).
 pub const HIGH_WATER: usize = 64 * 1024;

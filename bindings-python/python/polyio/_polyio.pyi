@@ -166,7 +166,8 @@ class Conn:
     def write(self, data: _Buffer) -> None:
         """Buffers ``data``; the loop iteration's flush sends it. A ``bytes`` of 16 KiB or more
         with nothing buffered or queued goes to the kernel at once; only what the kernel does
-        not take is buffered."""
+        not take is buffered. A smaller ``bytes`` with nothing ahead of it is held, not
+        copied, until the flush."""
     def writelines(self, list_of_data: Iterable[_Buffer]) -> None: ...
     def write_eof(self) -> None:
         """Shuts down the write side once the buffer is flushed."""
