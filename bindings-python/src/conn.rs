@@ -106,7 +106,7 @@ impl std::fmt::Debug for Conn {
             .field("handle", &self.h)
             .field("mode", &self.mode)
             .field("buffered", &self.avail())
-            .field("write_size", &self.write_size())
+            .field("write_backlog", &self.backlog())
             .field("closing", &self.closing)
             .field("lost", &self.lost)
             .finish()
@@ -158,9 +158,23 @@ impl Conn {
         self.rbuf.avail()
     }
 
-    /// The write backlog: buffered here plus handed to the core and not yet written.
-    pub(crate) fn write_size(&self) -> usize {
+    /// Buffered here plus handed to the core in writes not yet completed.
+    fn backlog(&self) -> usize {
         self.wbuf.len() + self.inflight
+    }
+
+    /// The write backlog asyncio's `get_write_buffer_size` reports: buffered here plus what
+    /// the kernel has not yet taken of the writes handed to the core (a queued write the
+    /// kernel took part of counts its rest).
+    pub(crate) fn write_size(&self, py: Python<'_>) -> usize {
+        if self.inflight == 0 {
+            return self.wbuf.len();
+        }
+        let unsent = self.drv.as_ref().and_then(|d| {
+            let d = d.bind(py).try_borrow().ok()?;
+            Some(d.runtime()?.unsent_bytes(self.h))
+        });
+        self.wbuf.len() + unsent.unwrap_or(self.inflight)
     }
 
     pub(crate) fn is_stream(&self) -> bool {
@@ -305,7 +319,7 @@ impl Conn {
 
     /// Nothing left to send: no backlog, no shutdown on the way, no flush queued.
     pub(crate) fn drained(&self) -> bool {
-        self.write_size() == 0 && !self.shutdown_pending && !self.dirty
+        self.backlog() == 0 && !self.shutdown_pending && !self.dirty
     }
 }
 
