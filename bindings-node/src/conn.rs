@@ -1084,6 +1084,14 @@ impl Connection {
     /// Bytes accepted by `write()` and not yet handed to the kernel.
     #[napi(getter)]
     pub fn write_queue_size(&self) -> u32 {
-        self.inner.queued.get().min(u32::MAX as usize) as u32
+        let queued = self.inner.queued.get();
+        // A queued write the kernel took part of counts its rest (libuv's write_queue_size).
+        let unsent = match queued {
+            0 => 0,
+            _ => state()
+                .and_then(|st| Some(st.rt.try_borrow().ok()?.unsent_bytes(self.inner.handle)))
+                .unwrap_or(queued),
+        };
+        unsent.min(u32::MAX as usize) as u32
     }
 }
