@@ -7,6 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
+const { once } = require('node:events');
 const { polyio } = require('./helpers.js');
 
 const CHUNK = 4 << 10;
@@ -163,5 +164,44 @@ test('writeQueueSize counts what the kernel has not taken of a large queued writ
   assert.equal(got, big.length);
   conn.destroy();
   s.destroy();
+  await peer.close();
+});
+
+test('the pages of a drained write backlog go back to the system', async () => {
+  // The writer is a fresh process (nothing freed earlier to reuse), writing the same Buffer
+  // 512 times (no garbage of its own): its RSS grows by the backlog's copies, then falls
+  // back once the peer (this process) has read them.
+  const { spawn } = require('node:child_process');
+  const peer = await stillPeer();
+  const writerSrc = `
+    const polyio = require(${JSON.stringify(require.resolve('..'))});
+    const turns = (n) => new Promise((r) => setTimeout(r, 10 * n));
+    (async () => {
+      const conn = await polyio.connect({ host: '127.0.0.1', port: ${peer.port} });
+      const buf = Buffer.alloc(64 << 10, 5);
+      await turns(2);
+      const before = process.memoryUsage().rss;
+      const writes = [];
+      for (let i = 0; i < 512; i++) writes.push(conn.write(buf));
+      const held = process.memoryUsage().rss - before;
+      console.log('held');
+      await Promise.all(writes);
+      while (conn.writeQueueSize > 0) await turns(1);
+      await turns(2);
+      const kept = process.memoryUsage().rss - before;
+      await conn.end();
+      await conn.close();
+      console.log(JSON.stringify({ held, kept }));
+    })();`;
+  const child = spawn(process.execPath, ['-e', writerSrc], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  while (!out.includes('held')) await turns(1);
+  const reading = peer.drain();
+  assert.equal((await reading).length, 512 * (64 << 10));
+  await once(child, 'exit');
+  const { held, kept } = JSON.parse(out.split('\n')[1]);
+  assert.ok(held > 16 << 20, `the backlog's copies: ${held} bytes`);
+  assert.ok(kept < held / 4, `kept ${kept} of ${held} bytes after the backlog drained`);
   await peer.close();
 });
