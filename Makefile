@@ -19,6 +19,11 @@ MDBOOK_VERSION := 0.5.4
 MDBOOK := $(TOOLS)/bin/mdbook
 BUILD := $(CURDIR)/build
 
+# The fault tests' LD_PRELOAD interposer (tests/faults/inject.c): makes sends fail with a
+# chosen errno (ENOBUFS, ...); each suite also builds it itself when run on its own.
+# Defined before the rules that name it as a prerequisite (expanded as they are read).
+INJECT_SO := $(BUILD)/faults/libpolyio_inject.so
+
 # Python: a venv inside the repo (gitignored); maturin gets its own target dir, because pyo3
 # rebuilds whenever maturin and plain cargo share one.
 PYTHON ?= python3
@@ -183,10 +188,6 @@ check-versions: ## Fail unless Cargo.toml, the header, the package.json files an
 
 # ---- test ----------------------------------------------------------------------------
 
-# The fault tests' LD_PRELOAD interposer (tests/faults/inject.c): makes sends fail with a
-# chosen errno (ENOBUFS, ...); each suite also builds it itself when run on its own.
-INJECT_SO := $(BUILD)/faults/libpolyio_inject.so
-
 $(INJECT_SO): tests/faults/inject.c
 	@mkdir -p $(dir $@)
 	$(CC) -Wall -Wextra -Werror -O1 -shared -fPIC -o $@ $< -ldl
@@ -278,12 +279,13 @@ fuzz: $(CARGO_FUZZ) ## Fuzz the C ABI under libFuzzer + AddressSanitizer, FUZZ_S
 	    | grep -E '^(Done|stat::|==[0-9]+==|thread .* panicked|.*fuzz/artifacts/)' ; \
 	done
 
-soak: examples-release node-build python-release $(INJECT_SO) ## Soak: exactly-once at SOAK_EVENTS events, the fault tests in release with a byte a second, exits (EXITS_PYTHON / EXITS_NODE processes), SOAK_CONNS echo connections for SOAK_SECS through SOAK_SERVERS; writes target/soak/
+soak: examples-release node-build python-release $(INJECT_SO) ## Soak: exactly-once at SOAK_EVENTS events, the fault tests in release with a byte a second, exits (EXITS_PYTHON / EXITS_NODE processes), SOAK_CONNS echo connections for SOAK_SECS through SOAK_SERVERS, slow readers (64 MiB); writes target/soak/
 	POLYIO_EVENTS=$(SOAK_EVENTS) $(CARGO) test --release -p polyio-core --test exactly_once -- --nocapture
 	POLYIO_TRICKLE_MS=1000 POLYIO_INJECT_SO=$(INJECT_SO) $(CARGO) test --release -p polyio-core --test faults -- --nocapture
 	python3 tests/exits/exits.py --python $(EXITS_PYTHON) --node $(EXITS_NODE) --json target/soak/exits.json
 	$(CARGO) build --release -p polyio-loadgen
 	python3 tests/soak/soak.py --conns $(SOAK_CONNS) --secs $(SOAK_SECS) --servers $(SOAK_SERVERS) --out target/soak
+	python3 tests/bench/slow_reader.py --out target/soak
 
 test-exits: python-dev node-build ## Short exits test: 24 Python and 24 Node processes exit with polyio work pending, no crash, no hang
 	python3 tests/exits/exits.py --python 24 --node 24
@@ -339,6 +341,10 @@ bench: bench-build ## Echo benchmark side by side over TCP, Unix sockets and UDP
 .PHONY: bench-idle
 bench-idle: bench-build ## Server RSS per idle connection (4,000 connections, one round trip each, then idle), polyio beside uvloop, net and libuv (BENCH_IDLE_CONNS, BENCH_IDLE_REPEATS); writes target/bench/idle.{json,md}
 	python3 tests/bench/idle.py $(SERVERS)
+
+.PHONY: bench-slow-reader
+bench-slow-reader: python-release node-build ## Slow readers and memory: a server writes SLOW_READER_MIB (64) MiB without waiting, then awaiting drain, to a client that reads late; writer RSS beside the bytes handed over for polyio (Python streams and protocol, Node), asyncio, uvloop and net; writes target/bench/slow_reader.{json,md,svg}
+	python3 tests/bench/slow_reader.py
 
 .PHONY: bench-node-http
 bench-node-http: deps-bench node-build ## Node's http "hello" server fed by net and by polyio.serve(), loaded by wrk (keep-alive), 3 rounds side by side with server CPU per request (BENCH_HTTP_SECS, BENCH_HTTP_CONNS, BENCH_HTTP_REPEATS narrow it); writes target/bench/http.{json,md}

@@ -17,7 +17,7 @@ use polyio_core::{
 };
 
 use crate::args::{parse_signal, raw};
-use crate::env::{EnvState, Op, Settle, close_when_collected, rooted, state, state_or_throw};
+use crate::env::{self, EnvState, Op, Settle, close_when_collected, rooted, state, state_or_throw};
 use crate::js::{self, RawEnv, Value};
 
 // The connection's ops (`Op::tag`).
@@ -29,6 +29,8 @@ const OP_WRITE: u8 = 2;
 const OP_SHUTDOWN: u8 = 3;
 /// The multi-shot read `__readStart()` keeps armed: each chunk goes to its callback.
 const OP_FLOW: u8 = 4;
+/// A write backlog at least this large, once drained, gives its freed buffers' pages back.
+const TRIM_AFTER: usize = 4 << 20;
 
 pub(crate) struct ConnState {
     /// This state's own `Rc` (for the reads `__readStart()` submits from a completion).
@@ -42,6 +44,8 @@ pub(crate) struct ConnState {
     shut: Cell<bool>,
     /// Bytes handed to the core and not yet written.
     queued: Cell<usize>,
+    /// The largest `queued` since the queue was last empty.
+    queued_peak: Cell<usize>,
     /// Write promises waiting for the queue to drain below the low-water mark.
     drain: RefCell<Vec<sys::napi_deferred>>,
     /// `close()` promises waiting for the queue to empty.
@@ -98,6 +102,11 @@ impl ConnState {
                     },
                 );
             }
+        }
+        if queued == 0 && self.queued_peak.replace(0) >= TRIM_AFTER {
+            // A large backlog was copied into many write buffers, now all freed: give their
+            // pages back to the system, which the allocator would keep for the process.
+            env::release_free_memory();
         }
         if queued == 0 || broken {
             let waiters = std::mem::take(&mut *self.flush.borrow_mut());
@@ -486,6 +495,7 @@ impl Connection {
                 eof: Cell::new(false),
                 shut: Cell::new(false),
                 queued: Cell::new(0),
+                queued_peak: Cell::new(0),
                 drain: RefCell::new(Vec::new()),
                 flush: RefCell::new(Vec::new()),
                 error: Cell::new(None),
@@ -776,6 +786,9 @@ impl Connection {
             return js::settled(env, Err(js::errno_error(env, s, "write")));
         }
         inner.queued.set(inner.queued.get() + len);
+        inner
+            .queued_peak
+            .set(inner.queued_peak.get().max(inner.queued.get()));
         let op = Op {
             tag: OP_WRITE,
             arg: len as u64,
@@ -1084,6 +1097,14 @@ impl Connection {
     /// Bytes accepted by `write()` and not yet handed to the kernel.
     #[napi(getter)]
     pub fn write_queue_size(&self) -> u32 {
-        self.inner.queued.get().min(u32::MAX as usize) as u32
+        let queued = self.inner.queued.get();
+        // A queued write the kernel took part of counts its rest (libuv's write_queue_size).
+        let unsent = match queued {
+            0 => 0,
+            _ => state()
+                .and_then(|st| Some(st.rt.try_borrow().ok()?.unsent_bytes(self.inner.handle)))
+                .unwrap_or(queued),
+        };
+        unsent.min(u32::MAX as usize) as u32
     }
 }

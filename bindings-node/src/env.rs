@@ -715,3 +715,14 @@ impl EnvState {
         }
     }
 }
+
+/// Gives the pages of freed memory back to the system (glibc keeps freed heap memory for the
+/// process unless it sits at the top of the heap). A walk of the heap: for rare moments, such
+/// as a large write backlog just drained.
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and only releases memory the allocator holds free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

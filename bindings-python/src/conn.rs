@@ -114,7 +114,7 @@ impl std::fmt::Debug for Conn {
             .field("handle", &self.h)
             .field("mode", &self.mode)
             .field("buffered", &self.avail())
-            .field("write_size", &self.write_size())
+            .field("write_backlog", &self.backlog())
             .field("closing", &self.closing)
             .field("lost", &self.lost)
             .finish()
@@ -166,11 +166,6 @@ impl Conn {
         self.rbuf.avail()
     }
 
-    /// The write backlog: buffered here plus handed to the core and not yet written.
-    pub(crate) fn write_size(&self) -> usize {
-        self.held.as_ref().map_or(0, |(_, n)| *n) + self.wbuf.len() + self.inflight
-    }
-
     /// Nothing buffered here, held or handed to the core: a write now would be first.
     fn nothing_ahead(&self) -> bool {
         self.held.is_none() && self.wbuf.is_empty() && self.inflight == 0
@@ -179,6 +174,31 @@ impl Conn {
     /// Something buffered or held for the next flush.
     pub(crate) fn has_buffered(&self) -> bool {
         self.held.is_some() || !self.wbuf.is_empty()
+    }
+
+    /// Held or buffered here, plus handed to the core in writes not yet completed.
+    fn backlog(&self) -> usize {
+        self.held_len() + self.wbuf.len() + self.inflight
+    }
+
+    /// The bytes of a held write.
+    fn held_len(&self) -> usize {
+        self.held.as_ref().map_or(0, |(_, n)| *n)
+    }
+
+    /// The write backlog asyncio's `get_write_buffer_size` reports: held or buffered here,
+    /// plus what the kernel has not yet taken of the writes handed to the core (a queued
+    /// write the kernel took part of counts its rest).
+    pub(crate) fn write_size(&self, py: Python<'_>) -> usize {
+        let here = self.held_len() + self.wbuf.len();
+        if self.inflight == 0 {
+            return here;
+        }
+        let unsent = self.drv.as_ref().and_then(|d| {
+            let d = d.bind(py).try_borrow().ok()?;
+            Some(d.runtime()?.unsent_bytes(self.h))
+        });
+        here + unsent.unwrap_or(self.inflight)
     }
 
     pub(crate) fn is_stream(&self) -> bool {
@@ -350,7 +370,7 @@ impl Conn {
 
     /// Nothing left to send: no backlog, no shutdown on the way, no flush queued.
     pub(crate) fn drained(&self) -> bool {
-        self.write_size() == 0 && !self.shutdown_pending && !self.dirty
+        self.backlog() == 0 && !self.shutdown_pending && !self.dirty
     }
 }
 

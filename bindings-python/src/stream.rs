@@ -393,7 +393,7 @@ fn wrote(c: &Bound<'_, Conn>) -> PyResult<()> {
         if s.lost {
             return Ok(());
         }
-        let size = s.write_size();
+        let size = s.write_size(py);
         let resume = s.bp.shrank(size);
         let waiters = if resume {
             std::mem::take(&mut s.drain_waiters)

@@ -86,7 +86,7 @@ fn append_write(c: &Bound<'_, Conn>, chunks: &[Bound<'_, PyAny>]) -> PyResult<()
             return Ok(()); // nothing left to flush: it all went out at once
         }
         mark_dirty(c, &mut s)?;
-        let size = s.write_size();
+        let size = s.write_size(py);
         if s.bp.grew(size) {
             s.protocol(py)
         } else {
@@ -200,8 +200,8 @@ impl Conn {
         !self.user_paused && !self.closing
     }
 
-    fn get_write_buffer_size(&self) -> usize {
-        self.write_size()
+    fn get_write_buffer_size(&self, py: Python<'_>) -> usize {
+        self.write_size(py)
     }
 
     #[pyo3(signature = (high=None, low=None))]

@@ -54,7 +54,8 @@ impl WaterMarks {
     /// (or [`HIGH_WATER`] when both are missing), a missing `low` a quarter of `high`.
     pub fn new(high: Option<i64>, low: Option<i64>) -> Result<WaterMarks, BadWaterMarks> {
         let high = high.unwrap_or_else(|| low.map_or(HIGH_WATER as i64, |l| l.saturating_mul(4)));
-        let low = low.unwrap_or(high / 4);
+        // Python's floor division, as asyncio computes it (`-1 // 4 == -1`).
+        let low = low.unwrap_or(high.div_euclid(4));
         if high >= low && low >= 0 {
             Ok(WaterMarks {
                 high: high as usize,
@@ -129,6 +130,9 @@ mod tests {
         let e = WaterMarks::new(Some(10), Some(20)).unwrap_err();
         assert_eq!(e.to_string(), "high (10) must be >= low (20) must be >= 0");
         assert!(WaterMarks::new(Some(-4), None).is_err());
+        // The derived low mark rounds down, as Python's `//`: asyncio's message names it.
+        let e = WaterMarks::new(Some(-1), None).unwrap_err();
+        assert_eq!(e.to_string(), "high (-1) must be >= low (-1) must be >= 0");
     }
 
     #[test]

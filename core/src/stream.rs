@@ -206,6 +206,26 @@ impl Runtime {
         }
     }
 
+    /// Bytes of the writes queued on connection `h` that the kernel has not taken yet (a
+    /// queued write the kernel took part of counts its rest): with what the binding still
+    /// buffers, the backlog asyncio's `get_write_buffer_size` and libuv's
+    /// `write_queue_size` report. 0 for a stale handle.
+    pub fn unsent_bytes(&self, h: Handle) -> usize {
+        let Some(Resource::Conn(c)) = self.resources.get(h) else {
+            return 0;
+        };
+        c.writes
+            .iter()
+            .filter_map(|&id| match self.q.op(id) {
+                Some(Op {
+                    state: OpState::Write { buf, done },
+                    ..
+                }) => Some(buf.len() - done),
+                _ => None,
+            })
+            .sum()
+    }
+
     /// Accepts one connection on `listener`. Completes with `result = 0` and the new
     /// connection's handle. Several accepts may be queued; they complete in order.
     pub fn accept(&mut self, listener: Handle, user_data: u64) -> Result<(), Status> {

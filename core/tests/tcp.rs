@@ -328,6 +328,46 @@ fn pending_writes_counts_what_the_kernel_has_not_taken() {
 }
 
 #[test]
+fn unsent_bytes_counts_what_the_kernel_has_not_taken_of_queued_writes() {
+    let mut rt = runtime(BACKENDS[0]);
+    let mut r = Reaper::new();
+    let (c, s, _l) = pair(&mut rt, &mut r);
+    rt.write(c, WriteBuf::from_vec(b"small".to_vec()), 10)
+        .unwrap();
+    assert_eq!(rt.unsent_bytes(c), 0); // completed inline
+    assert_eq!(r.wait(&mut rt, 10).result, 5);
+    // The peer does not read: the kernel takes part of a large write, the rest stays queued.
+    let big = 64 << 20;
+    rt.write(c, WriteBuf::from_vec(vec![7; big]), 11).unwrap();
+    rt.write(c, WriteBuf::from_vec(vec![8; 1000]), 12).unwrap();
+    let unsent = rt.unsent_bytes(c);
+    assert!(unsent > 1000 && unsent < big + 1000, "{unsent}");
+    // The peer reads 1 MiB: the kernel takes that much more of the queued write.
+    let mut got = 0;
+    while got < 1 << 20 {
+        rt.read(s, ReadBuf::with_capacity((1 << 20) - got), 13)
+            .unwrap();
+        got += r.wait(&mut rt, 13).result as usize;
+    }
+    let mut later = rt.unsent_bytes(c);
+    for _ in 0..1000 {
+        if later < unsent {
+            break;
+        }
+        let mut out = Vec::new();
+        rt.reap(&mut out, 64, Some(std::time::Duration::from_millis(10)));
+        r.backlog.extend(out);
+        later = rt.unsent_bytes(c);
+    }
+    assert!(
+        later < unsent,
+        "{later} after the peer read, {unsent} before"
+    );
+    rt.close(c).unwrap();
+    assert_eq!(rt.unsent_bytes(c), 0); // stale handle
+}
+
+#[test]
 fn try_write_sends_now_without_a_completion_and_never_overtakes_a_queued_write() {
     for backend in BACKENDS {
         let mut rt = runtime(backend);

@@ -159,17 +159,28 @@ def soak_one(name: str, args: argparse.Namespace) -> Dict[str, Any]:
     return report
 
 
-def svg_chart(reports: List[Dict[str, Any]], key: str, label: str, scale: float) -> str:
-    """A small line chart of `key` over time, one line per server."""
+def svg_chart(
+    reports: List[Dict[str, Any]],
+    key: str,
+    label: str,
+    scale: float,
+    title: Optional[str] = None,
+    colors: Optional[Dict[str, str]] = None,
+) -> str:
+    """A small line chart of `key` over time, one line per server (`title` replaces the
+    default "LABEL over time (N connections)"; `colors` maps server names to colours)."""
     w, h, pad = 640, 280, 50
-    colors = {"c": "#1f77b4", "python": "#2ca02c", "node": "#d62728", "asyncio": "#98df8a", "node-net": "#ff9896"}
+    if colors is None:
+        colors = {"c": "#1f77b4", "python": "#2ca02c", "node": "#d62728", "asyncio": "#98df8a", "node-net": "#ff9896"}
+    if title is None:
+        title = f"{label} over time ({reports[0]['conns']} connections)"
     pts = [(s["t"], (s[key] or 0) / scale) for r in reports for s in r["samples"]]
     tmax = max((t for t, _ in pts), default=1) or 1
     vmax = max((v for _, v in pts), default=1) * 1.1 or 1
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
         f'<rect width="{w}" height="{h}" fill="white"/>',
-        f'<text x="{w / 2}" y="18" text-anchor="middle">{label} over time ({reports[0]["conns"]} connections)</text>',
+        f'<text x="{w / 2}" y="18" text-anchor="middle">{title}</text>',
         f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="black"/>',
         f'<line x1="{pad}" y1="30" x2="{pad}" y2="{h - pad}" stroke="black"/>',
         f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle">seconds</text>',
