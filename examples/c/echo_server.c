@@ -1,6 +1,10 @@
 /*
  * echo_server.c: a TCP (or Unix socket) echo server on polyio.
  *
+ * Each connection has one multi-shot read (polyio_read_multishot, as libuv's
+ * uv_read_start): every chunk arrives in a payload polyio lends, is sent back straight from
+ * it, and is released once sent, so an idle connection holds no buffer.
+ *
  * By default it blocks in polyio_reap(). With --poll it embeds polyio in its own poll()
  * loop instead: it watches polyio_runtime_backend_fd(), sleeps at most
  * polyio_runtime_next_timeout_ms(), and runs polyio_turn(), which is how any foreign event
@@ -30,17 +34,21 @@
 
 #include "polyio.h"
 
-#define BUF_SIZE (64 * 1024)
+/* The most one read takes (a chunk that fills only a little of it comes in a small
+ * buffer: polyio keeps the large one). */
+#define READ_CAP (64 * 1024)
 #define BATCH 128
 #define MAX_THREADS 64
 
 struct worker;
 
-/* One client connection. Its address is the user_data of its reads and writes. */
+/* One client connection. Its address is the user_data of its multi-shot read and of its
+ * shutdown; a write's user_data is the id of the payload it sends. It holds no buffer: each
+ * chunk read comes in a payload polyio lends until it is released, so an idle connection
+ * costs this struct and polyio's own share. */
 typedef struct conn {
     struct worker *w;
     polyio_handle handle;
-    uint8_t buf[BUF_SIZE];
 } conn;
 
 /* One thread's share: its own runtime and listener, and what it served. */
@@ -80,13 +88,22 @@ static void drop_conn(conn *c) {
     free(c);
 }
 
-static void start_read(conn *c) {
-    if (stopping) { /* a write that finished as the server stops: no more reads */
-        drop_conn(c);
-        return;
+/* Sends a chunk back from its lent payload: what the kernel takes now, then the rest as a
+ * write whose completion releases the payload. Writes go out in order (polyio_try_write
+ * takes nothing while writes are queued). */
+static void echo(worker *w, const polyio_completion *cp) {
+    size_t sent = 0;
+    polyio_status s = polyio_try_write(w->rt, cp->handle, cp->payload, cp->payload_len, &sent);
+    if (s == POLYIO_STATUS_OK && sent < cp->payload_len) {
+        s = polyio_write(w->rt, cp->handle, cp->payload + sent, cp->payload_len - sent, cp->payload_id);
+        if (s == POLYIO_STATUS_OK)
+            return;
     }
-    if (check(polyio_read(c->w->rt, c->handle, c->buf, sizeof c->buf, (uint64_t)(uintptr_t)c), "read") != 0)
-        drop_conn(c);
+    polyio_buffer_release(cp->payload_id);
+    if (s != POLYIO_STATUS_OK) { /* the read ends CANCELED, which frees the connection */
+        w->n_failed++;
+        polyio_close(w->rt, cp->handle);
+    }
 }
 
 /* Handles one completion; returns -1 on a fatal error. */
@@ -110,35 +127,50 @@ static int handle(worker *w, const polyio_completion *cp) {
         c->handle = cp->handle;
         w->n_conns++;
         polyio_tcp_nodelay(w->rt, c->handle, true);
-        start_read(c);
+        if (check(polyio_read_multishot(w->rt, c->handle, READ_CAP, (uint64_t)(uintptr_t)c), "read") != 0)
+            drop_conn(c);
         return 0;
     }
     case POLYIO_OP_READ: {
         conn *c = (conn *)(uintptr_t)cp->user_data;
-        if (cp->result <= 0) { /* 0: the client closed; < 0: an error or CANCELED */
-            if (cp->result < 0 && cp->result != POLYIO_STATUS_CANCELED)
-                w->n_failed++;
-            if (cp->result != POLYIO_STATUS_CANCELED)
-                drop_conn(c);
+        if (cp->flags & POLYIO_COMPLETION_MORE) { /* a chunk; the read stays armed */
+            w->n_bytes += (uint64_t)cp->result;
+            if (cp->payload_id == 0)
+                return 0;
+            if (stopping)
+                polyio_buffer_release(cp->payload_id);
             else
-                free(c); /* canceled by polyio_runtime_shutdown: the handle is gone */
+                echo(w, cp);
             return 0;
         }
-        w->n_bytes += (uint64_t)cp->result;
-        if (check(polyio_write(w->rt, c->handle, c->buf, (size_t)cp->result, cp->user_data), "write") != 0)
+        /* The read ended: 0 at end of stream, an error, or CANCELED (polyio_close after a
+         * failed write, or polyio_runtime_shutdown: the handle is gone). */
+        if (cp->result == POLYIO_STATUS_CANCELED) {
+            free(c);
+        } else if (cp->result == 0 && !stopping) {
+            /* The client is done sending: shut down once the queued echoes are out. */
+            if (check(polyio_shutdown(w->rt, c->handle, cp->user_data), "shutdown") != 0)
+                drop_conn(c);
+        } else {
+            if (cp->result < 0)
+                w->n_failed++;
             drop_conn(c);
+        }
         return 0;
     }
-    case POLYIO_OP_WRITE: {
-        conn *c = (conn *)(uintptr_t)cp->user_data;
-        if (cp->result < 0) {
-            if (cp->result != POLYIO_STATUS_CANCELED)
-                drop_conn(c);
-            else
-                free(c);
-            return 0;
+    case POLYIO_OP_WRITE: /* the rest of a chunk: its payload goes back */
+        polyio_buffer_release(cp->user_data);
+        if (cp->result < 0 && cp->result != POLYIO_STATUS_CANCELED) {
+            w->n_failed++;
+            polyio_close(w->rt, cp->handle); /* the read ends CANCELED */
         }
-        start_read(c);
+        return 0;
+    case POLYIO_OP_SHUTDOWN: {
+        conn *c = (conn *)(uintptr_t)cp->user_data;
+        if (cp->result == POLYIO_STATUS_CANCELED)
+            free(c); /* closed already */
+        else
+            drop_conn(c);
         return 0;
     }
     default:
@@ -166,8 +198,9 @@ static void *serve(void *arg) {
         for (size_t i = 0; i < n && w->rc == 0; i++)
             w->rc = handle(w, &done[i]) == 0 ? 0 : 1;
     }
-    /* Cancel what is in flight and free each connection's state as its read or write
-     * completes with CANCELED; then free the runtime. */
+    /* Cancel what is in flight, free each connection as its read (or shutdown) completes
+     * with CANCELED and release the payloads of writes still pending; then free the
+     * runtime. */
     polyio_runtime_shutdown(w->rt);
     size_t n;
     while ((n = polyio_turn(w->rt, done, BATCH)) > 0)
