@@ -40,16 +40,10 @@
 #define BATCH 128
 #define MAX_THREADS 64
 
-struct worker;
-
-/* One client connection. Its address is the user_data of its multi-shot read and of its
- * shutdown; a write's user_data is the id of the payload it sends. It holds no buffer: each
- * chunk read comes in a payload polyio lends until it is released, so an idle connection
- * costs this struct and polyio's own share. */
-typedef struct conn {
-    struct worker *w;
-    polyio_handle handle;
-} conn;
+/* A connection needs no state of its own here: its completions carry its handle. Its
+ * multi-shot read and its shutdown are submitted with user_data 0; a write's user_data is the
+ * id of the payload it sends. Each chunk read comes in a payload polyio lends until it is
+ * released, so an idle connection holds no buffer, only polyio's own share. */
 
 /* One thread's share: its own runtime and listener, and what it served. */
 typedef struct worker {
@@ -83,11 +77,6 @@ static int check(polyio_status s, const char *what) {
     return 0;
 }
 
-static void drop_conn(conn *c) {
-    polyio_close(c->w->rt, c->handle);
-    free(c);
-}
-
 /* Sends a chunk back from its lent payload: what the kernel takes now, then the rest as a
  * write whose completion releases the payload. Writes go out in order (polyio_try_write
  * takes nothing while writes are queued). */
@@ -109,7 +98,7 @@ static void echo(worker *w, const polyio_completion *cp) {
 /* Handles one completion; returns -1 on a fatal error. */
 static int handle(worker *w, const polyio_completion *cp) {
     switch (cp->op) {
-    case POLYIO_OP_ACCEPT: {
+    case POLYIO_OP_ACCEPT:
         if (cp->result == POLYIO_STATUS_CANCELED) /* the runtime is shutting down */
             return 0;
         if (!stopping && check(polyio_accept(w->rt, w->listener, 0), "accept") != 0)
@@ -118,21 +107,12 @@ static int handle(worker *w, const polyio_completion *cp) {
             fprintf(stderr, "echo_server: accept failed: %s\n", polyio_strerror((int32_t)cp->result));
             return 0;
         }
-        conn *c = malloc(sizeof *c);
-        if (c == NULL) {
-            polyio_close(w->rt, cp->handle);
-            return 0;
-        }
-        c->w = w;
-        c->handle = cp->handle;
         w->n_conns++;
-        polyio_tcp_nodelay(w->rt, c->handle, true);
-        if (check(polyio_read_multishot(w->rt, c->handle, READ_CAP, (uint64_t)(uintptr_t)c), "read") != 0)
-            drop_conn(c);
+        polyio_tcp_nodelay(w->rt, cp->handle, true);
+        if (check(polyio_read_multishot(w->rt, cp->handle, READ_CAP, 0), "read") != 0)
+            polyio_close(w->rt, cp->handle);
         return 0;
-    }
-    case POLYIO_OP_READ: {
-        conn *c = (conn *)(uintptr_t)cp->user_data;
+    case POLYIO_OP_READ:
         if (cp->flags & POLYIO_COMPLETION_MORE) { /* a chunk; the read stays armed */
             w->n_bytes += (uint64_t)cp->result;
             if (cp->payload_id == 0)
@@ -144,20 +124,17 @@ static int handle(worker *w, const polyio_completion *cp) {
             return 0;
         }
         /* The read ended: 0 at end of stream, an error, or CANCELED (polyio_close after a
-         * failed write, or polyio_runtime_shutdown: the handle is gone). */
-        if (cp->result == POLYIO_STATUS_CANCELED) {
-            free(c);
-        } else if (cp->result == 0 && !stopping) {
+         * failed write, or polyio_runtime_shutdown: the handle is gone either way). */
+        if (cp->result == 0 && !stopping) {
             /* The client is done sending: shut down once the queued echoes are out. */
-            if (check(polyio_shutdown(w->rt, c->handle, cp->user_data), "shutdown") != 0)
-                drop_conn(c);
-        } else {
+            if (check(polyio_shutdown(w->rt, cp->handle, 0), "shutdown") != 0)
+                polyio_close(w->rt, cp->handle);
+        } else if (cp->result != POLYIO_STATUS_CANCELED) {
             if (cp->result < 0)
                 w->n_failed++;
-            drop_conn(c);
+            polyio_close(w->rt, cp->handle);
         }
         return 0;
-    }
     case POLYIO_OP_WRITE: /* the rest of a chunk: its payload goes back */
         polyio_buffer_release(cp->user_data);
         if (cp->result < 0 && cp->result != POLYIO_STATUS_CANCELED) {
@@ -165,14 +142,10 @@ static int handle(worker *w, const polyio_completion *cp) {
             polyio_close(w->rt, cp->handle); /* the read ends CANCELED */
         }
         return 0;
-    case POLYIO_OP_SHUTDOWN: {
-        conn *c = (conn *)(uintptr_t)cp->user_data;
-        if (cp->result == POLYIO_STATUS_CANCELED)
-            free(c); /* closed already */
-        else
-            drop_conn(c);
+    case POLYIO_OP_SHUTDOWN: /* the echoes are out (or CANCELED: closed already) */
+        if (cp->result != POLYIO_STATUS_CANCELED)
+            polyio_close(w->rt, cp->handle);
         return 0;
-    }
     default:
         return 0;
     }
@@ -198,9 +171,8 @@ static void *serve(void *arg) {
         for (size_t i = 0; i < n && w->rc == 0; i++)
             w->rc = handle(w, &done[i]) == 0 ? 0 : 1;
     }
-    /* Cancel what is in flight, free each connection as its read (or shutdown) completes
-     * with CANCELED and release the payloads of writes still pending; then free the
-     * runtime. */
+    /* Cancel what is in flight and release the payloads of writes still pending as they
+     * complete with CANCELED; then free the runtime. */
     polyio_runtime_shutdown(w->rt);
     size_t n;
     while ((n = polyio_turn(w->rt, done, BATCH)) > 0)
