@@ -3,7 +3,6 @@
 //! truncation flag), multicast membership and the IP options. Each datagram is one
 //! completion; a UDP socket keeps a receive queue and a send queue of op ids, in order.
 
-use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +17,7 @@ use tokio::net::UdpSocket;
 use crate::buf::{ReadBuf, ReadInner, WriteBuf};
 use crate::handle::Handle;
 use crate::op::{FLAG_TRUNC, Key, Op, OpCode, OpState};
+use crate::opqueue::OpQueue;
 use crate::runtime::Runtime;
 use crate::socket::{ErrorWatch, Resource, Udp};
 use crate::status::Status;
@@ -71,8 +71,8 @@ impl Runtime {
             .insert(Resource::Udp(Udp {
                 socket: Arc::new(socket),
                 errors: None,
-                recvs: VecDeque::new(),
-                sends: VecDeque::new(),
+                recvs: OpQueue::new(),
+                sends: OpQueue::new(),
                 recv_waker: noop.clone(),
                 send_waker: noop,
             }))
@@ -354,7 +354,7 @@ impl Runtime {
         };
         let q = &mut self.q;
         let mut burst = 0;
-        while let Some(&id) = u.recvs.front() {
+        while let Some(id) = u.recvs.front() {
             let multi = match q.op(id) {
                 Some(Op {
                     state: OpState::Recv(_),
@@ -453,7 +453,7 @@ impl Runtime {
             return;
         };
         let q = &mut self.q;
-        while let Some(&id) = u.sends.front() {
+        while let Some(id) = u.sends.front() {
             let Some(Op {
                 state: OpState::Send { buf, to },
                 ..
