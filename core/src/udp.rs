@@ -139,7 +139,15 @@ impl Runtime {
             return Err(Status::InvalidArgument);
         }
         self.udp_mut(h)?;
-        let id = self.new_op(user_data, OpCode::Send, h, OpState::Send { buf, to })?;
+        let id = self.new_op(
+            user_data,
+            OpCode::Send,
+            h,
+            OpState::Send {
+                buf,
+                to: to.map(Box::new),
+            },
+        )?;
         let u = self.udp_mut(h)?;
         u.sends.push_back(id);
         if u.sends.len() == 1 {
@@ -472,7 +480,7 @@ impl Runtime {
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            match send_to(&u.socket, buf.as_slice(), *to) {
+            match send_to(&u.socket, buf.as_slice(), to.as_deref().copied()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => {
                     u.sends.pop_front();

@@ -506,7 +506,12 @@ impl Runtime {
         code: OpCode,
         fut: TaskFuture,
     ) -> Result<(), Status> {
-        let id = self.new_op(user_data, code, Handle::NONE, OpState::Task(Task::new(fut)))?;
+        let id = self.new_op(
+            user_data,
+            code,
+            Handle::NONE,
+            OpState::Task(Box::new(Task::new(fut))),
+        )?;
         let w = self.waker_for(Key::Task(id));
         if let Some(Op {
             state: OpState::Task(task),
