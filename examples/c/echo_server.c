@@ -3,7 +3,10 @@
  *
  * Each connection has one multi-shot read (polyio_read_multishot, as libuv's
  * uv_read_start): every chunk arrives in a payload polyio lends, is sent back straight from
- * it, and is released once sent, so an idle connection holds no buffer.
+ * it, and is released once sent, so an idle connection holds no buffer. Like libuv's echo
+ * it reads on while echoes wait to go out: a server facing clients that send without
+ * reading would stop its read (polyio_cancel) when polyio_try_write leaves bytes over and
+ * read again once their write completes.
  *
  * By default it blocks in polyio_reap(). With --poll it embeds polyio in its own poll()
  * loop instead: it watches polyio_runtime_backend_fd(), sleeps at most
@@ -89,7 +92,7 @@ static void echo(worker *w, const polyio_completion *cp) {
             return;
     }
     polyio_buffer_release(cp->payload_id);
-    if (s != POLYIO_STATUS_OK) { /* the read ends CANCELED, which frees the connection */
+    if (s != POLYIO_STATUS_OK) { /* the read then ends CANCELED */
         w->n_failed++;
         polyio_close(w->rt, cp->handle);
     }
