@@ -364,7 +364,7 @@ impl Queue {
             return;
         };
         if let Some(k) = op.deadline {
-            self.timers.remove(&k);
+            self.timers.remove(&*k);
         }
         let mut stat = None;
         let (buf, moved) = match op.state {
