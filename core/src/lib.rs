@@ -26,6 +26,7 @@ mod fs;
 mod handle;
 mod idmap;
 mod op;
+mod opqueue;
 mod policy;
 mod pool;
 mod resolve;

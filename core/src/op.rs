@@ -108,8 +108,10 @@ pub(crate) enum OpState {
     Shutdown,
     /// A listener's accept.
     Accept,
-    /// Work that is a future rather than readiness (connect, name lookup).
-    Task(Task),
+    /// Work that is a future rather than readiness (connect, name lookup). Boxed, as the
+    /// send's address is, so that every op's slot is as small as a stream op needs (an idle
+    /// connection's armed read holds one).
+    Task(Box<Task>),
     /// A timer op.
     Timer(TimerKey),
     /// A datagram receive into the submitter's buffer.
@@ -117,10 +119,11 @@ pub(crate) enum OpState {
     /// A multi-shot datagram receive: each datagram (its first `cap` bytes) completes with
     /// FLAG_MORE.
     RecvMulti { cap: usize },
-    /// A datagram send, to `to` or (`None`) to the connected peer.
+    /// A datagram send, to `to` or (`None`) to the connected peer (queued only when the
+    /// socket could not take it at once: the bindings try first).
     Send {
         buf: WriteBuf,
-        to: Option<SocketAddr>,
+        to: Option<Box<SocketAddr>>,
     },
     /// A file op in the io_uring ring: `tag` names its submission there (the memory the
     /// kernel uses is held by the ring, not here).
@@ -136,7 +139,8 @@ pub(crate) struct Op {
     /// The resource whose queue holds this op (`NONE` for tasks and timers).
     pub(crate) target: Handle,
     pub(crate) state: OpState,
-    pub(crate) deadline: Option<TimerKey>,
+    /// The timer of a `deadline` on it; boxed, as deadlines are rare, to keep every op small.
+    pub(crate) deadline: Option<Box<TimerKey>>,
     /// The previous and next op submitted with the same `user_data` (an intrusive list, so
     /// that cancel and deadline find them in O(1)); `NONE` at the ends.
     pub(crate) prev_same: Handle,
@@ -237,5 +241,11 @@ mod tests {
             assert_eq!(Key::decode(k.encode(), 7), Some(k));
         }
         assert_eq!(Key::decode(7, 7), None);
+    }
+
+    #[test]
+    fn an_op_slot_stays_small() {
+        // Every op in flight holds one (an idle connection's armed read, too).
+        assert!(size_of::<Op>() <= 88, "{}", size_of::<Op>());
     }
 }

@@ -3,7 +3,6 @@
 //! stream ops in `stream.rs` are written once for all of them, as libuv's `stream.c` is.
 //! UDP sockets are a resource of their own, with receive and send queues.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -17,7 +16,7 @@ use socket2::SockRef;
 use tokio::io::{Interest, Ready};
 use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 
-use crate::handle::Handle;
+use crate::opqueue::OpQueue;
 
 /// A connected stream socket of any kind.
 pub(crate) enum StreamSocket {
@@ -147,8 +146,8 @@ impl Drop for SocketFile {
 /// the wakers that queue its read and write keys.
 pub(crate) struct Conn {
     pub(crate) stream: StreamSocket,
-    pub(crate) reads: VecDeque<Handle>,
-    pub(crate) writes: VecDeque<Handle>,
+    pub(crate) reads: OpQueue,
+    pub(crate) writes: OpQueue,
     pub(crate) read_waker: Waker,
     pub(crate) write_waker: Waker,
 }
@@ -156,7 +155,7 @@ pub(crate) struct Conn {
 /// A listener: its socket, its queued accepts and the waker that queues its accept key.
 pub(crate) struct Listener {
     pub(crate) socket: ListenSocket,
-    pub(crate) accepts: VecDeque<Handle>,
+    pub(crate) accepts: OpQueue,
     pub(crate) waker: Waker,
 }
 
@@ -167,8 +166,8 @@ pub(crate) struct Listener {
 pub(crate) struct Udp {
     pub(crate) socket: Arc<UdpSocket>,
     pub(crate) errors: Option<ErrorWatch>,
-    pub(crate) recvs: VecDeque<Handle>,
-    pub(crate) sends: VecDeque<Handle>,
+    pub(crate) recvs: OpQueue,
+    pub(crate) sends: OpQueue,
     pub(crate) recv_waker: Waker,
     pub(crate) send_waker: Waker,
 }

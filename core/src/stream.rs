@@ -4,7 +4,6 @@
 //! `stream.c` serves `tcp.c` and `pipe.c`. Each connection keeps a read queue and a write
 //! queue of op ids, in order.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -17,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use crate::buf::{ReadBuf, ReadInner, WriteBuf};
 use crate::handle::Handle;
 use crate::op::{Key, Op, OpCode, OpState};
+use crate::opqueue::OpQueue;
 use crate::runtime::Runtime;
 use crate::socket::{Conn, ListenSocket, Listener, Resource, StreamSocket};
 use crate::status::Status;
@@ -216,7 +216,7 @@ impl Runtime {
         };
         c.writes
             .iter()
-            .filter_map(|&id| match self.q.op(id) {
+            .filter_map(|id| match self.q.op(id) {
                 Some(Op {
                     state: OpState::Write { buf, done },
                     ..
@@ -312,7 +312,7 @@ impl Runtime {
             .resources
             .insert(Resource::Listener(Listener {
                 socket,
-                accepts: VecDeque::new(),
+                accepts: OpQueue::new(),
                 waker: Waker::noop().clone(),
             }))
             .ok_or(Status::QueueFull)?;
@@ -330,8 +330,8 @@ impl Runtime {
             .resources
             .insert(Resource::Conn(Conn {
                 stream,
-                reads: VecDeque::new(),
-                writes: VecDeque::new(),
+                reads: OpQueue::new(),
+                writes: OpQueue::new(),
                 read_waker: noop.clone(),
                 write_waker: noop,
             }))
@@ -401,7 +401,7 @@ impl Runtime {
         };
         let q = &mut self.q;
         let mut bursts = 0;
-        while let Some(&id) = conn.reads.front() {
+        while let Some(id) = conn.reads.front() {
             let multi = match q.op(id) {
                 Some(Op {
                     state: OpState::Read(_),
@@ -487,7 +487,7 @@ impl Runtime {
             return;
         };
         let q = &mut self.q;
-        while let Some(&id) = conn.writes.front() {
+        while let Some(id) = conn.writes.front() {
             let Some(op) = q.op_mut(id) else {
                 conn.writes.pop_front();
                 continue;
@@ -519,7 +519,7 @@ impl Runtime {
             }
             // Gather the queued writes (up to the first shutdown) into one sendmsg.
             let mut iov = Iovecs::new();
-            for &wid in &conn.writes {
+            for wid in conn.writes.iter() {
                 match q.op(wid) {
                     Some(Op {
                         state: OpState::Write { buf, done },
@@ -541,7 +541,7 @@ impl Runtime {
                 }
                 Ok(mut n) => {
                     while n > 0 {
-                        let Some(&wid) = conn.writes.front() else {
+                        let Some(wid) = conn.writes.front() else {
                             break;
                         };
                         let Some(Op {
@@ -571,7 +571,7 @@ impl Runtime {
                 return;
             };
             // Skip accepts cancelled while further back in the queue.
-            let Some(&id) = l.accepts.front() else { return };
+            let Some(id) = l.accepts.front() else { return };
             if self.q.op(id).is_none() {
                 l.accepts.pop_front();
                 continue;

@@ -3,7 +3,6 @@
 //! truncation flag), multicast membership and the IP options. Each datagram is one
 //! completion; a UDP socket keeps a receive queue and a send queue of op ids, in order.
 
-use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +17,7 @@ use tokio::net::UdpSocket;
 use crate::buf::{ReadBuf, ReadInner, WriteBuf};
 use crate::handle::Handle;
 use crate::op::{FLAG_TRUNC, Key, Op, OpCode, OpState};
+use crate::opqueue::OpQueue;
 use crate::runtime::Runtime;
 use crate::socket::{ErrorWatch, Resource, Udp};
 use crate::status::Status;
@@ -71,8 +71,8 @@ impl Runtime {
             .insert(Resource::Udp(Udp {
                 socket: Arc::new(socket),
                 errors: None,
-                recvs: VecDeque::new(),
-                sends: VecDeque::new(),
+                recvs: OpQueue::new(),
+                sends: OpQueue::new(),
                 recv_waker: noop.clone(),
                 send_waker: noop,
             }))
@@ -139,7 +139,15 @@ impl Runtime {
             return Err(Status::InvalidArgument);
         }
         self.udp_mut(h)?;
-        let id = self.new_op(user_data, OpCode::Send, h, OpState::Send { buf, to })?;
+        let id = self.new_op(
+            user_data,
+            OpCode::Send,
+            h,
+            OpState::Send {
+                buf,
+                to: to.map(Box::new),
+            },
+        )?;
         let u = self.udp_mut(h)?;
         u.sends.push_back(id);
         if u.sends.len() == 1 {
@@ -354,7 +362,7 @@ impl Runtime {
         };
         let q = &mut self.q;
         let mut burst = 0;
-        while let Some(&id) = u.recvs.front() {
+        while let Some(id) = u.recvs.front() {
             let multi = match q.op(id) {
                 Some(Op {
                     state: OpState::Recv(_),
@@ -453,7 +461,7 @@ impl Runtime {
             return;
         };
         let q = &mut self.q;
-        while let Some(&id) = u.sends.front() {
+        while let Some(id) = u.sends.front() {
             let Some(Op {
                 state: OpState::Send { buf, to },
                 ..
@@ -472,7 +480,7 @@ impl Runtime {
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            match send_to(&u.socket, buf.as_slice(), *to) {
+            match send_to(&u.socket, buf.as_slice(), to.as_deref().copied()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => {
                     u.sends.pop_front();

@@ -1,6 +1,13 @@
 /*
  * echo_server.c: a TCP (or Unix socket) echo server on polyio.
  *
+ * Each connection has one multi-shot read (polyio_read_multishot, as libuv's
+ * uv_read_start): every chunk arrives in a payload polyio lends, is sent back straight from
+ * it, and is released once sent, so an idle connection holds no buffer. Like libuv's echo
+ * it reads on while echoes wait to go out: a server facing clients that send without
+ * reading would stop its read (polyio_cancel) when polyio_try_write leaves bytes over and
+ * read again once their write completes.
+ *
  * By default it blocks in polyio_reap(). With --poll it embeds polyio in its own poll()
  * loop instead: it watches polyio_runtime_backend_fd(), sleeps at most
  * polyio_runtime_next_timeout_ms(), and runs polyio_turn(), which is how any foreign event
@@ -30,18 +37,16 @@
 
 #include "polyio.h"
 
-#define BUF_SIZE (64 * 1024)
+/* The most one read takes (a chunk that fills only a little of it comes in a small
+ * buffer: polyio keeps the large one). */
+#define READ_CAP (64 * 1024)
 #define BATCH 128
 #define MAX_THREADS 64
 
-struct worker;
-
-/* One client connection. Its address is the user_data of its reads and writes. */
-typedef struct conn {
-    struct worker *w;
-    polyio_handle handle;
-    uint8_t buf[BUF_SIZE];
-} conn;
+/* A connection needs no state of its own here: its completions carry its handle. Its
+ * multi-shot read and its shutdown are submitted with user_data 0; a write's user_data is the
+ * id of the payload it sends. Each chunk read comes in a payload polyio lends until it is
+ * released, so an idle connection holds no buffer, only polyio's own share. */
 
 /* One thread's share: its own runtime and listener, and what it served. */
 typedef struct worker {
@@ -75,24 +80,28 @@ static int check(polyio_status s, const char *what) {
     return 0;
 }
 
-static void drop_conn(conn *c) {
-    polyio_close(c->w->rt, c->handle);
-    free(c);
-}
-
-static void start_read(conn *c) {
-    if (stopping) { /* a write that finished as the server stops: no more reads */
-        drop_conn(c);
-        return;
+/* Sends a chunk back from its lent payload: what the kernel takes now, then the rest as a
+ * write whose completion releases the payload. Writes go out in order (polyio_try_write
+ * takes nothing while writes are queued). */
+static void echo(worker *w, const polyio_completion *cp) {
+    size_t sent = 0;
+    polyio_status s = polyio_try_write(w->rt, cp->handle, cp->payload, cp->payload_len, &sent);
+    if (s == POLYIO_STATUS_OK && sent < cp->payload_len) {
+        s = polyio_write(w->rt, cp->handle, cp->payload + sent, cp->payload_len - sent, cp->payload_id);
+        if (s == POLYIO_STATUS_OK)
+            return;
     }
-    if (check(polyio_read(c->w->rt, c->handle, c->buf, sizeof c->buf, (uint64_t)(uintptr_t)c), "read") != 0)
-        drop_conn(c);
+    polyio_buffer_release(cp->payload_id);
+    if (s != POLYIO_STATUS_OK) { /* the read then ends CANCELED */
+        w->n_failed++;
+        polyio_close(w->rt, cp->handle);
+    }
 }
 
 /* Handles one completion; returns -1 on a fatal error. */
 static int handle(worker *w, const polyio_completion *cp) {
     switch (cp->op) {
-    case POLYIO_OP_ACCEPT: {
+    case POLYIO_OP_ACCEPT:
         if (cp->result == POLYIO_STATUS_CANCELED) /* the runtime is shutting down */
             return 0;
         if (!stopping && check(polyio_accept(w->rt, w->listener, 0), "accept") != 0)
@@ -101,46 +110,45 @@ static int handle(worker *w, const polyio_completion *cp) {
             fprintf(stderr, "echo_server: accept failed: %s\n", polyio_strerror((int32_t)cp->result));
             return 0;
         }
-        conn *c = malloc(sizeof *c);
-        if (c == NULL) {
-            polyio_close(w->rt, cp->handle);
-            return 0;
-        }
-        c->w = w;
-        c->handle = cp->handle;
         w->n_conns++;
-        polyio_tcp_nodelay(w->rt, c->handle, true);
-        start_read(c);
+        polyio_tcp_nodelay(w->rt, cp->handle, true);
+        if (check(polyio_read_multishot(w->rt, cp->handle, READ_CAP, 0), "read") != 0)
+            polyio_close(w->rt, cp->handle);
         return 0;
-    }
-    case POLYIO_OP_READ: {
-        conn *c = (conn *)(uintptr_t)cp->user_data;
-        if (cp->result <= 0) { /* 0: the client closed; < 0: an error or CANCELED */
-            if (cp->result < 0 && cp->result != POLYIO_STATUS_CANCELED)
+    case POLYIO_OP_READ:
+        if (cp->flags & POLYIO_COMPLETION_MORE) { /* a chunk; the read stays armed */
+            w->n_bytes += (uint64_t)cp->result;
+            if (cp->payload_id == 0)
+                return 0;
+            if (stopping)
+                polyio_buffer_release(cp->payload_id);
+            else
+                echo(w, cp);
+            return 0;
+        }
+        /* The read ended: 0 at end of stream, an error, or CANCELED (polyio_close after a
+         * failed write, or polyio_runtime_shutdown: the handle is gone either way). */
+        if (cp->result == 0 && !stopping) {
+            /* The client is done sending: shut down once the queued echoes are out. */
+            if (check(polyio_shutdown(w->rt, cp->handle, 0), "shutdown") != 0)
+                polyio_close(w->rt, cp->handle);
+        } else if (cp->result != POLYIO_STATUS_CANCELED) {
+            if (cp->result < 0)
                 w->n_failed++;
-            if (cp->result != POLYIO_STATUS_CANCELED)
-                drop_conn(c);
-            else
-                free(c); /* canceled by polyio_runtime_shutdown: the handle is gone */
-            return 0;
+            polyio_close(w->rt, cp->handle);
         }
-        w->n_bytes += (uint64_t)cp->result;
-        if (check(polyio_write(w->rt, c->handle, c->buf, (size_t)cp->result, cp->user_data), "write") != 0)
-            drop_conn(c);
         return 0;
-    }
-    case POLYIO_OP_WRITE: {
-        conn *c = (conn *)(uintptr_t)cp->user_data;
-        if (cp->result < 0) {
-            if (cp->result != POLYIO_STATUS_CANCELED)
-                drop_conn(c);
-            else
-                free(c);
-            return 0;
+    case POLYIO_OP_WRITE: /* the rest of a chunk: its payload goes back */
+        polyio_buffer_release(cp->user_data);
+        if (cp->result < 0 && cp->result != POLYIO_STATUS_CANCELED) {
+            w->n_failed++;
+            polyio_close(w->rt, cp->handle); /* the read ends CANCELED */
         }
-        start_read(c);
         return 0;
-    }
+    case POLYIO_OP_SHUTDOWN: /* the echoes are out (or CANCELED: closed already) */
+        if (cp->result != POLYIO_STATUS_CANCELED)
+            polyio_close(w->rt, cp->handle);
+        return 0;
     default:
         return 0;
     }
@@ -166,8 +174,8 @@ static void *serve(void *arg) {
         for (size_t i = 0; i < n && w->rc == 0; i++)
             w->rc = handle(w, &done[i]) == 0 ? 0 : 1;
     }
-    /* Cancel what is in flight and free each connection's state as its read or write
-     * completes with CANCELED; then free the runtime. */
+    /* Cancel what is in flight and release the payloads of writes still pending as they
+     * complete with CANCELED; then free the runtime. */
     polyio_runtime_shutdown(w->rt);
     size_t n;
     while ((n = polyio_turn(w->rt, done, BATCH)) > 0)

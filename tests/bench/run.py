@@ -114,7 +114,8 @@ SERVERS: dict[str, dict[str, Any]] = {
         "argv": ["build/release/examples/echo_server", "{host}", "{port}"],
         "argv_unix": ["build/release/examples/echo_server", "--unix", "{path}"],
         "argv_udp": ["build/release/examples/udp_echo_server", "--quiet", "{host}", "{port}"],
-        "note": "polyio C example, blocking in polyio_reap (on udp udp_echo_server: one "
+        "note": "polyio C example, blocking in polyio_reap, one polyio_read_multishot per "
+        "connection, each chunk sent back from its lent payload (on udp udp_echo_server: one "
         "multi-shot receive, each datagram sent back from its lent payload)",
         "peers": ["tokio", "libuv"],
     },

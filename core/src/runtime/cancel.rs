@@ -5,6 +5,7 @@
 use super::Runtime;
 use crate::handle::Handle;
 use crate::op::Key;
+use crate::opqueue::OpQueue;
 use crate::socket::Resource;
 use crate::status::Status;
 
@@ -94,13 +95,10 @@ impl Runtime {
 
 /// Pops the ids at the front of `queue` whose op is gone. True when it popped some and a
 /// live op now heads the queue.
-fn pop_stale(
-    queue: &mut std::collections::VecDeque<Handle>,
-    live: impl Fn(&Handle) -> bool,
-) -> bool {
+fn pop_stale(queue: &mut OpQueue, live: impl Fn(&Handle) -> bool) -> bool {
     let mut popped = false;
     while let Some(front) = queue.front() {
-        if live(front) {
+        if live(&front) {
             return popped;
         }
         queue.pop_front();

@@ -506,7 +506,12 @@ impl Runtime {
         code: OpCode,
         fut: TaskFuture,
     ) -> Result<(), Status> {
-        let id = self.new_op(user_data, code, Handle::NONE, OpState::Task(Task::new(fut)))?;
+        let id = self.new_op(
+            user_data,
+            code,
+            Handle::NONE,
+            OpState::Task(Box::new(Task::new(fut))),
+        )?;
         let w = self.waker_for(Key::Task(id));
         if let Some(Op {
             state: OpState::Task(task),
@@ -567,9 +572,9 @@ impl Runtime {
     pub fn close(&mut self, h: Handle) -> Result<(), Status> {
         let resource = self.resources.remove(h).ok_or(Status::BadHandle)?;
         let pending: Vec<Handle> = match &resource {
-            Resource::Conn(c) => c.reads.iter().chain(c.writes.iter()).copied().collect(),
-            Resource::Listener(l) => l.accepts.iter().copied().collect(),
-            Resource::Udp(u) => u.recvs.iter().chain(u.sends.iter()).copied().collect(),
+            Resource::Conn(c) => c.reads.iter().chain(c.writes.iter()).collect(),
+            Resource::Listener(l) => l.accepts.iter().collect(),
+            Resource::Udp(u) => u.recvs.iter().chain(u.sends.iter()).collect(),
             // Its ops in flight finish on their own: the kernel holds the file once they are
             // submitted, so submit the ones still queued before the fd closes.
             Resource::File(_) => {

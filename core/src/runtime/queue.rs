@@ -12,6 +12,7 @@ use crate::fs::types::FsBackend;
 use crate::handle::{Handle, Table};
 use crate::idmap::IdMap;
 use crate::op::{Completion, FLAG_INLINE, FLAG_MORE, FLAG_PARTIAL, Op, OpCode, OpState, TimerKey};
+use crate::opqueue::OpQueue;
 use crate::resolve::AddrInfo;
 use crate::status::Status;
 
@@ -100,8 +101,8 @@ impl Queue {
 
     /// How many of the op ids in `ids` (a resource's queue, which may still hold ids of
     /// cancelled ops) are in flight.
-    pub(crate) fn live_count(&self, ids: &VecDeque<Handle>) -> usize {
-        ids.iter().filter(|id| self.ops.get(**id).is_some()).count()
+    pub(crate) fn live_count(&self, ids: &OpQueue) -> usize {
+        ids.iter().filter(|id| self.ops.get(*id).is_some()).count()
     }
 
     /// Every op in flight.
@@ -363,7 +364,7 @@ impl Queue {
             return;
         };
         if let Some(k) = op.deadline {
-            self.timers.remove(&k);
+            self.timers.remove(&*k);
         }
         let mut stat = None;
         let (buf, moved) = match op.state {

@@ -41,10 +41,18 @@ impl Runtime {
         }
         for id in ids {
             let old = self.q.op_mut(id).and_then(|op| op.deadline.take());
-            if let Some(k) = old {
-                self.q.timers.remove(&k);
+            if let Some(k) = &old {
+                self.q.timers.remove(&**k);
             }
             let k = self.q.add_timer(at, TimerTarget::Deadline(id));
+            // A replaced deadline's box takes the new timer.
+            let k = match old {
+                Some(mut b) => {
+                    *b = k;
+                    b
+                }
+                None => Box::new(k),
+            };
             if let Some(op) = self.q.op_mut(id) {
                 op.deadline = Some(k);
             }
