@@ -87,6 +87,8 @@ pub unsafe extern "C" fn polyio_udp_bind(
 /// dissolves that association. While connected, `polyio_udp_send` with a NULL address sends
 /// to the peer, only the peer's datagrams are received, and an ICMP port unreachable for a
 /// datagram sent to it completes a pending receive with CONNECTION_REFUSED. Synchronous.
+/// The unspecified address (`"0.0.0.0"`, `"::"`) means this host, as Linux takes it: the
+/// peer reads back as `127.0.0.1` or `::1` (so does Node's `socket.remoteAddress()`).
 ///
 /// Errors: INVALID_ARGUMENT (`rt` NULL, `ip` not an IP literal, `port` 0 with an `ip`, `h`
 /// not a UDP socket), BAD_HANDLE, an OS error (NETWORK_UNREACHABLE, ...).

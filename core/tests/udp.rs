@@ -266,6 +266,16 @@ fn a_connected_socket_sends_to_its_peer_and_ignores_other_senders() {
         assert_eq!(rt.udp_connect(h, Some(zero)), Err(Status::InvalidArgument));
         assert_eq!(rt.peer_addr(h), Ok(paddr));
 
+        // The unspecified address means this host, as Linux (and Node's dgram) take it: the
+        // peer reads back as loopback, and datagrams reach the peer there (found by the
+        // fuzzer, whose rule expected 0.0.0.0 back).
+        let any = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), paddr.port());
+        rt.udp_connect(h, Some(any)).unwrap();
+        assert_eq!(rt.peer_addr(h), Ok(paddr));
+        assert_eq!(rt.udp_try_send(h, b"any", None), Ok(true));
+        let (n, _) = p.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"any");
+
         // Dissolved, it needs an address again.
         rt.udp_connect(h, None).unwrap();
         assert_eq!(rt.peer_addr(h), Err(Status::NotConnected));
