@@ -333,10 +333,29 @@ def _gai_rejected(service: Optional[str], family: int, type: int, flags: int) ->
     return socket.gaierror(socket.EAI_BADFLAGS, "Bad value for ai_flags")
 
 
+def _port_arg(port: object, call: str = "connect") -> int:
+    """A port as asyncio takes it: an int in 0-65535 (``OverflowError`` outside, worded as
+    ``socket``'s `call` words it), or a str or bytes of digits (``socket.gaierror`` for a
+    service name, ``OSError`` for any other type, as asyncio's getaddrinfo)."""
+    if isinstance(port, (str, bytes)):
+        digits = port.decode("ascii", "replace") if isinstance(port, bytes) else port
+        digits.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, as getaddrinfo
+        if not (digits.isascii() and digits.isdigit()):
+            raise socket.gaierror(socket.EAI_SERVICE, "Servname not supported for ai_socktype")
+        port = int(digits)
+    if not isinstance(port, int):
+        raise OSError("Int or String expected")
+    if not 0 <= port <= 65535:
+        raise OverflowError(f"{call}(): port must be 0-65535.")
+    return int(port)
+
+
 def _check_host_port(host: Optional[str], port: Optional[int]) -> tuple[str, int]:
     if host is None or port is None:
         raise ValueError("host and port must be given")
-    return str(host), int(port)
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    return str(host), _port_arg(port)
 
 
 class Transport(asyncio.Transport):
@@ -891,13 +910,16 @@ async def _listen(
     host; a name binds every address it resolves to. IPv6 listeners are IPv6-only."""
     if host is None and port is None:
         raise ValueError("Neither host/port nor sock were specified")
-    port = int(port or 0)
+    port = _port_arg(0 if port is None else port, "bind")
     if host is None or host == "":
         hosts: list[Optional[str]] = [None]
     elif isinstance(host, str) or not isinstance(host, Iterable):
         hosts = [host]
     else:
         hosts = list(host)
+    for h in hosts:
+        if h is not None and not isinstance(h, str):
+            raise TypeError(f"host must be a str or a sequence of str, not {type(h).__name__}")
     addrs: list[tuple[str, bool]] = []  # (IP literal, skip if the family is unavailable)
     for h in hosts:
         if h is None or h == "":
