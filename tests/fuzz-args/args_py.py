@@ -1087,6 +1087,10 @@ def parent(argv: list[str], timeout: float) -> int:
         print(p.stderr[-4000:])
         print(f"FINDING: {bad[0]}")
         return 1
+    if "\npy_args: " not in "\n" + p.stdout:
+        print(p.stderr[-4000:])
+        print(f"FINDING: the fuzzing process ended (status {p.returncode}) before its summary")
+        return 1
     if p.returncode != 0:
         print(p.stderr[-4000:])
     return p.returncode
