@@ -173,3 +173,32 @@ def test_read_text_decodes_as_the_builtin_open(tmp_path: Path) -> None:
         assert await polyio.read_text(path) == path.read_text() == "line one\n"
 
     run(main())
+
+
+class _LyingLen:
+    """An iterable of hosts whose __len__ claims 2**62 items."""
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __iter__(self) -> Any:
+        return iter(["127.0.0.1"])
+
+
+def test_hosts_with_a_lying_len_are_read_item_by_item() -> None:
+    # list(hosts) took __len__ as the size to allocate: MemoryError (found by atheris).
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for make in (
+            lambda: polyio.create_server(asyncio.Protocol, _LyingLen(), 0),  # type: ignore[arg-type]
+            lambda: loop.create_server(asyncio.Protocol, _LyingLen(), 0),  # type: ignore[arg-type]
+        ):
+            server = await make()
+            try:
+                assert len(server.sockets) == 1
+            finally:
+                server.close()
+                await server.wait_closed()
+
+    with asyncio.Runner(loop_factory=polyio.new_event_loop) as r:
+        r.run(main())

@@ -916,7 +916,7 @@ async def _listen(
     elif isinstance(host, str) or not isinstance(host, Iterable):
         hosts = [host]
     else:
-        hosts = list(host)
+        hosts = [h for h in host]  # noqa: C416 - list() would trust a __len__ as a size
     for h in hosts:
         if h is not None and not isinstance(h, str):
             raise TypeError(f"host must be a str or a sequence of str, not {type(h).__name__}")

@@ -294,7 +294,9 @@ class _PolyioNetworking(asyncio.AbstractEventLoop):
         **kwargs: Any,
     ) -> asyncio.AbstractServer:
         if isinstance(host, Iterable) and not isinstance(host, (str, bytes, Sequence)):
-            host = list(host)  # an iterator of hosts, read once: by the check and the bind
+            # An iterator of hosts, read once: by the check and the bind (appended one by one:
+            # list() would trust a __len__ as an allocation size).
+            host = [h for h in host]  # noqa: C416
         if _serves_server(host, port, kwargs):
             p = None if port is None else int(port)
             return await _api.create_server(protocol_factory, host, p, **kwargs)
