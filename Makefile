@@ -277,9 +277,10 @@ $(VENV)/.fuzz-stamp: $(VENV)/.tools-stamp
 
 .PHONY: fuzz-args test-fuzz-args
 fuzz-args: python-dev node-build $(VENV)/.fuzz-stamp ## Fuzz Python's and Node's argument conversion for FUZZ_SECS seconds each (Python under atheris, Node seeded); prints executions and findings
-	@mkdir -p target/fuzz-corpus/py_args
+	@mkdir -p target/fuzz-corpus/py_args target/fuzz-artifacts/py_args
 	@echo "== fuzzing py_args for $(FUZZ_SECS) s (atheris)"
 	$(VPY) tests/fuzz-args/args_py.py --atheris -max_total_time=$(FUZZ_SECS) -timeout=60 -print_final_stats=1 \
+	  -artifact_prefix=target/fuzz-artifacts/py_args/ \
 	  target/fuzz-corpus/py_args fuzz/corpus/py_args 2>&1 | tee target/fuzz-py_args.log \
 	  | grep -aE '^(Done|stat::number_of_executed_units|FINDING|=== Uncaught|.*crash-)' || true
 	@echo "== fuzzing node_args for $(FUZZ_SECS) s (seeded, --strict)"
@@ -289,7 +290,7 @@ fuzz-args: python-dev node-build $(VENV)/.fuzz-stamp ## Fuzz Python's and Node's
 
 test-fuzz-args: python-dev node-build ## Short seeded argument fuzzing of Python and Node (the committed corpus plus random inputs): no crash, no hang, no leaked fd, Python's exceptions as asyncio's
 	$(VPY) tests/fuzz-args/args_py.py --seed 1 --runs 150
-	$(NODE) tests/fuzz-args/args_node.js --seed 1 --runs 100 | grep -aE '^(node_args:|FINDING)'
+	$(NODE) tests/fuzz-args/args_node.js --strict --seed 1 --runs 100
 
 .PHONY: fuzz soak test-exits
 fuzz: $(CARGO_FUZZ) fuzz-args ## Fuzz the C ABI under libFuzzer + AddressSanitizer, FUZZ_SECS seconds per target (needs a nightly toolchain); new inputs go to target/fuzz-corpus/
