@@ -635,7 +635,8 @@ function polyioApi(binding) {
   // fs's writeFile data: a string (encoded), or an ArrayBufferView.
   const dataOf = (data, encoding) => {
     if (typeof data === 'string') return Buffer.from(data, encoding || 'utf8');
-    if (ArrayBuffer.isView(data)) return data;
+    // Any view (a DataView, a Float64Array, ...) as its bytes.
+    if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     throw invalidType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data);
   };
 

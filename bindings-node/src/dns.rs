@@ -226,6 +226,11 @@ pub fn lookup(
     if let Err(e) = st.unless_aborted(signal) {
         return reject(env, e);
     }
+    // As Node: libuv gets the name cut at its first NUL, and an empty one is EINVAL (a NUL
+    // further on leaves a name polyio's host rule refuses: ENOTFOUND, below).
+    if host.starts_with('\0') {
+        return reject(env, js::lookup_error(env, Status::InvalidArgument, &host));
+    }
     // As Node: an empty name gives no address, an IP literal itself, without a lookup.
     if host.is_empty() {
         let fam = if family == 6 { 6 } else { 4 };

@@ -243,6 +243,8 @@ const UV_EAI_AGAIN: f64 = -3001.0;
 pub fn lookup_error(env: RawEnv, status: Status, hostname: &str) -> Value {
     let (code, errno) = match status {
         Status::NameTryAgain => ("EAI_AGAIN", UV_EAI_AGAIN),
+        // A name getaddrinfo cannot be handed (a NUL in it), as libuv refuses it.
+        Status::InvalidArgument => ("EINVAL", -f64::from(libc::EINVAL)),
         _ => ("ENOTFOUND", UV_EAI_NONAME),
     };
     let e = error(env, code, &format!("getaddrinfo {code} {hostname}"));

@@ -42,6 +42,12 @@ test('lookup: a falsy hostname finds no address, as in dns', async () => {
   }
 });
 
+test('lookup: a name starting with a NUL is EINVAL, as dns says', async () => {
+  // Was ENOTFOUND.
+  assert.equal(await sameAsNode(() => polyio.lookup('\0x'), () => dns.promises.lookup('\0x')), 'EINVAL');
+  assert.equal(await sameAsNode(() => polyio.lookup('a\0b'), () => dns.promises.lookup('a\0b')), 'ENOTFOUND');
+});
+
 test('lookup: an options getter that throws rejects with its error', async () => {
   const boom = new Error('getter');
   const options = { get family() { throw boom; } };
@@ -66,6 +72,8 @@ test('readFile / writeFile / open: arguments checked as fs/promises checks them'
     [(f) => f.writeFile(path.join(dir, 'w'), 'x', { mode: 1.5 })],
     [(f) => f.writeFile(path.join(dir, 'w'), 5)],
     [(f) => f.writeFile(path.join(dir, 'w'), 'x', { flag: '' })],
+    [(f) => f.writeFile(path.join(dir, 'w'), new DataView(new ArrayBuffer(4)))],
+    [(f) => f.writeFile(path.join(dir, 'w'), new Float64Array([1.5]))],
     [(f) => f.open(path.join(dir, 'a\0b'))],
     [(f) => f.open(file, Infinity)],
     [(f) => f.open(file, 1.5)],
