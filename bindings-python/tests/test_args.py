@@ -202,3 +202,20 @@ def test_hosts_with_a_lying_len_are_read_item_by_item() -> None:
 
     with asyncio.Runner(loop_factory=polyio.new_event_loop) as r:
         r.run(main())
+
+
+def test_nul_in_a_host_is_value_error() -> None:
+    # Was socket.gaierror (the core's host rule refused it); socket.getaddrinfo, and so
+    # asyncio, says ValueError (found by atheris).
+    async def main() -> None:
+        for call in (
+            lambda: polyio.open_connection("a\0b", 80),
+            lambda: polyio.start_server(lambda r, w: None, "\0x", 0),
+            lambda: polyio.create_server(asyncio.Protocol, ["127.0.0.1", "a\0"], 0),
+            lambda: polyio.getaddrinfo("a\0b", 80),
+            lambda: asyncio.open_connection("a\0b", 80),
+        ):
+            with pytest.raises(ValueError, match="embedded null"):
+                await call()
+
+    run(main())

@@ -271,7 +271,7 @@ async def getaddrinfo(
     if host is None:
         h: Optional[str] = None
     elif isinstance(host, str):
-        h = host.encode("idna").decode("ascii")  # as socket.getaddrinfo encodes it
+        h = _host_arg(host).encode("idna").decode("ascii")  # as socket.getaddrinfo encodes it
     elif isinstance(host, (bytes, bytearray)):
         h = bytes(host).decode("ascii", "replace")
     else:
@@ -333,6 +333,13 @@ def _gai_rejected(service: Optional[str], family: int, type: int, flags: int) ->
     return socket.gaierror(socket.EAI_BADFLAGS, "Bad value for ai_flags")
 
 
+def _host_arg(host: str) -> str:
+    """A host str as ``socket.getaddrinfo`` takes it: no NUL (ValueError, as there)."""
+    if "\0" in host:
+        raise ValueError("embedded null character")
+    return host
+
+
 def _port_arg(port: object, call: str = "connect") -> int:
     """A port as asyncio takes it: an int in 0-65535 (``OverflowError`` outside, worded as
     ``socket``'s `call` words it), or a str or bytes of digits (``socket.gaierror`` for a
@@ -355,7 +362,7 @@ def _check_host_port(host: Optional[str], port: Optional[int]) -> tuple[str, int
         raise ValueError("host and port must be given")
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
-    return str(host), _port_arg(port)
+    return _host_arg(str(host)), _port_arg(port)
 
 
 class Transport(asyncio.Transport):
@@ -920,6 +927,8 @@ async def _listen(
     for h in hosts:
         if h is not None and not isinstance(h, str):
             raise TypeError(f"host must be a str or a sequence of str, not {type(h).__name__}")
+        if h is not None:
+            _host_arg(h)
     addrs: list[tuple[str, bool]] = []  # (IP literal, skip if the family is unavailable)
     for h in hosts:
         if h is None or h == "":
