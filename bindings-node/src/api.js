@@ -640,6 +640,20 @@ function polyioApi(binding) {
     throw invalidType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data);
   };
 
+  // fs's writeFile data, with its iterables (an array, a generator, an async iterable) of
+  // strings and views, gathered into one buffer.
+  const dataOrChunksOf = async (data, encoding) => {
+    const iterable =
+      data !== null &&
+      typeof data === 'object' &&
+      !ArrayBuffer.isView(data) &&
+      (data[Symbol.iterator] !== undefined || data[Symbol.asyncIterator] !== undefined);
+    if (!iterable) return dataOf(data, encoding);
+    const parts = [];
+    for await (const chunk of data) parts.push(dataOf(chunk, encoding));
+    return Buffer.concat(parts);
+  };
+
   class Stats {
     constructor(o) {
       Object.assign(this, o);
@@ -731,7 +745,7 @@ function polyioApi(binding) {
     }
     async writeFile(data, options) {
       const { encoding } = optionsOf(options, { encoding: 'utf8' });
-      const bytes = dataOf(data, encoding);
+      const bytes = await dataOrChunksOf(data, encoding);
       let done = 0;
       while (done < bytes.length) {
         const h = await this.#h('write');
@@ -807,7 +821,7 @@ function polyioApi(binding) {
   };
   binding.writeFile = async function writeFile(path, data, options) {
     const o = optionsOf(options, { encoding: 'utf8', mode: 0o666, flag: 'w' });
-    const bytes = dataOf(data, o.encoding);
+    const bytes = await dataOrChunksOf(data, o.encoding);
     const p = pathOf(path);
     const flags = flagsOf(o.flag || 'w', 'w');
     await binding.__fsWriteFile(p, bytes, flags, modeOf(o.mode), {

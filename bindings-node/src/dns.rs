@@ -228,7 +228,8 @@ pub fn lookup(
     }
     // As Node: libuv gets the name cut at its first NUL, and an empty one is EINVAL (a NUL
     // further on leaves a name polyio's host rule refuses: ENOTFOUND, below).
-    if host.starts_with('\0') {
+    // So is a name past 255 bytes (libuv's limit).
+    if host.starts_with('\0') || host.len() > 255 {
         return reject(env, js::lookup_error(env, Status::InvalidArgument, &host));
     }
     // As Node: an empty name gives no address, an IP literal itself, without a lookup.

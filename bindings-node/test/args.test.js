@@ -46,6 +46,9 @@ test('lookup: a name starting with a NUL is EINVAL, as dns says', async () => {
   // Was ENOTFOUND.
   assert.equal(await sameAsNode(() => polyio.lookup('\0x'), () => dns.promises.lookup('\0x')), 'EINVAL');
   assert.equal(await sameAsNode(() => polyio.lookup('a\0b'), () => dns.promises.lookup('a\0b')), 'ENOTFOUND');
+  // And a name past 255 bytes (was ENOTFOUND).
+  const long = 'a'.repeat(256);
+  assert.equal(await sameAsNode(() => polyio.lookup(long), () => dns.promises.lookup(long)), 'EINVAL');
 });
 
 test('lookup: an options getter that throws rejects with its error', async () => {
@@ -86,6 +89,16 @@ test('readFile / writeFile / open: arguments checked as fs/promises checks them'
     const code = await sameAsNode(() => call(polyio), () => call(fsp));
     assert.notEqual(code, undefined, String(call));
   }
+  // Iterables of chunks, as fs/promises writeFile takes them (were ERR_INVALID_ARG_TYPE).
+  async function* gen() {
+    yield 'a';
+    yield Buffer.from('b');
+  }
+  for (const data of [[], ['x', Buffer.from('y')], gen()]) {
+    await polyio.writeFile(path.join(dir, 'it'), data);
+  }
+  assert.equal(fs.readFileSync(path.join(dir, 'it'), 'utf8'), 'ab');
+  await assert.rejects(polyio.writeFile(path.join(dir, 'it'), [1]), { code: 'ERR_INVALID_ARG_TYPE' });
   // A flag that creates: 'a+' makes the file, as open(2) with it does.
   assert.equal((await polyio.readFile(path.join(dir, 'new'), { flag: 'a+' })).length, 0);
   assert.ok(fs.existsSync(path.join(dir, 'new')));

@@ -346,6 +346,11 @@ async function oneInput(polyio, peer, tgts, data, stats) {
   const file = path.join(dir, 'data.bin');
   fs.writeFileSync(file, 'line one\nline two\n');
   const c = { dir, file, port: peer.port, udpPort: peer.udpPort, unixPath: peer.unixPath };
+  // The reference calls get a directory of their own, laid out alike (what polyio's call
+  // created must not change what fs finds).
+  const refDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pfn-ref-'));
+  fs.writeFileSync(path.join(refDir, 'data.bin'), 'line one\nline two\n');
+  const cRef = { ...c, dir: refDir, file: path.join(refDir, 'data.bin') };
   const s = new Session(polyio, peer);
   s.ctx = c;
   const findings = [];
@@ -391,8 +396,10 @@ async function oneInput(polyio, peer, tgts, data, stats) {
         (['open', 'readFile', 'writeFile'].includes(t.name) && (notInt32(hostile) || (typeof hostile === 'number' && hostile >= 2 ** 31))) ||
         (['lookup', 'open', 'readFile', 'writeFile'].includes(t.name) && Object.is(hostile, -0));
       if (ref && !nodeAborts && !(typeof a[0] === 'number') && !(call.value === "'x'.repeat(1e6)")) {
-        const ra = args(c, call);
+        const ra = args(cRef, call);
+        process.chdir(refDir);
         const rr = await invoke(() => ref(...ra));
+        process.chdir(dir);
         if (rr.ok !== undefined) s.own(rr.ok);
         const pc = r.err === undefined ? (r.waited ? 'waited' : 'ok') : r.err.code;
         const rc = rr.err === undefined ? (rr.waited ? 'waited' : 'ok') : rr.err.code;
@@ -411,6 +418,7 @@ async function oneInput(polyio, peer, tgts, data, stats) {
     await s.cleanup();
     process.chdir(cwd);
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(refDir, { recursive: true, force: true });
   }
   return findings;
 }
