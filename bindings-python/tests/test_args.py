@@ -130,6 +130,8 @@ def test_file_method_arguments_checked_as_io(tmp_path: Path) -> None:
                     (lambda: t.seek(0, 2**31), lambda: u.seek(0, 2**31), OverflowError),
                     (lambda: t.read(0.5), lambda: u.read(0.5), TypeError),
                     (lambda: t.readline(float("inf")), lambda: u.readline(float("inf")), TypeError),
+                    # None is no size for a text readline (found by atheris; was accepted).
+                    (lambda: t.readline(None), lambda: u.readline(None), TypeError),
                 ):
                     with pytest.raises(exc):
                         ref()

@@ -508,7 +508,7 @@ class TextFile(_FileBase[str]):
 
     async def readline(self, size: int = -1) -> str:
         self._check_readable()
-        size = _size_arg(size)
+        size = _offset_arg(size)  # no None here, as io's TextIOWrapper.readline
         while True:
             line = self._split_line(size)
             if line is not None:
