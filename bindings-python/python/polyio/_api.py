@@ -271,7 +271,7 @@ async def getaddrinfo(
     if host is None:
         h: Optional[str] = None
     elif isinstance(host, str):
-        h = _host_arg(host).encode("idna").decode("ascii")  # as socket.getaddrinfo encodes it
+        h = host.encode("idna").decode("ascii")  # as socket.getaddrinfo encodes it
     elif isinstance(host, (bytes, bytearray)):
         h = bytes(host).decode("ascii", "replace")
     else:
@@ -334,7 +334,8 @@ def _gai_rejected(service: Optional[str], family: int, type: int, flags: int) ->
 
 
 def _host_arg(host: str) -> str:
-    """A host str as ``socket.getaddrinfo`` takes it: no NUL (ValueError, as there)."""
+    """A host str to connect to or bind: no NUL (ValueError, as asyncio's check of an IP
+    literal, ``socket.inet_pton``, says; a lookup of one is gaierror)."""
     if "\0" in host:
         raise ValueError("embedded null character")
     return host
