@@ -225,3 +225,16 @@ def test_nul_in_a_host_is_value_error() -> None:
                 await lookup("\0", 80)
 
     run(main())
+
+
+def test_backlog_past_a_c_int_is_overflow_error(tmp_path: Path) -> None:
+    # Was OSError(EINVAL) for a Unix server; socket.listen, and so asyncio, says
+    # OverflowError (found by atheris; asyncio's own start_unix_server leaves its socket
+    # unclosed then, so it is not called here).
+    async def main() -> None:
+        with pytest.raises(OverflowError):
+            await polyio.start_unix_server(lambda r, w: None, str(tmp_path / "s"), backlog=2**31)
+        with pytest.raises(OverflowError):
+            await polyio.start_server(lambda r, w: None, "127.0.0.1", 0, backlog=2**31)
+
+    run(main())

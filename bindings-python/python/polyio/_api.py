@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import operator
 import socket
 import threading
 import warnings
@@ -339,6 +340,16 @@ def _host_arg(host: str) -> str:
     if "\0" in host:
         raise ValueError("embedded null character")
     return host
+
+
+def _backlog_arg(backlog: object) -> int:
+    """A backlog as ``socket.listen`` takes it: an integer that fits a C int."""
+    n = operator.index(backlog)  # type: ignore[arg-type]
+    if n > 2**31 - 1:
+        raise OverflowError("signed integer is greater than maximum")
+    if n < -(2**31):
+        raise OverflowError("signed integer is less than minimum")
+    return n
 
 
 def _port_arg(port: object, call: str = "connect") -> int:
@@ -950,7 +961,9 @@ async def _listen(
     try:
         for ip, optional in dict.fromkeys(addrs):
             try:
-                handles.append(drv.listen(ip, port, backlog, bool(reuse_port), True))
+                handles.append(
+                    drv.listen(ip, port, _backlog_arg(backlog), bool(reuse_port), True)
+                )
             except OSError as e:
                 if optional and e.errno not in (errno.EADDRINUSE, errno.EACCES):
                     continue  # no IPv6 on this machine: asyncio skips it too
