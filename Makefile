@@ -193,7 +193,7 @@ $(INJECT_SO): tests/faults/inject.c
 	$(CC) -Wall -Wextra -Werror -O1 -shared -fPIC -o $@ $< -ldl
 
 .PHONY: test test-rust lint check-links test-c test-install test-python test-python-conformance
-test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits test-threads test-soak ## Run every test suite (what CI runs)
+test: deps-test check-header check-versions check-links lint test-rust test-c test-install test-python test-node test-matrix test-dist test-docs test-exits test-threads test-soak test-fuzz-args ## Run every test suite (what CI runs)
 	@echo "make test: all suites passed"
 
 check-links: ## Fail if a link in README.md or docs/*.md names no tracked file of this repository
@@ -268,8 +268,32 @@ EXITS_NODE ?= 2000
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root $(TOOLS) --quiet
 
+# Python's argument fuzzer runs under atheris (coverage-guided), in .venv beside the test tools.
+FUZZ_PY_TOOLS := atheris==3.0.0
+
+$(VENV)/.fuzz-stamp: $(VENV)/.tools-stamp
+	$(VPY) -m pip install -q $(FUZZ_PY_TOOLS)
+	@touch $@
+
+.PHONY: fuzz-args test-fuzz-args
+fuzz-args: python-dev node-build $(VENV)/.fuzz-stamp ## Fuzz Python's and Node's argument conversion for FUZZ_SECS seconds each (Python under atheris, Node seeded); prints executions and findings
+	@mkdir -p target/fuzz-corpus/py_args target/fuzz-artifacts/py_args
+	@echo "== fuzzing py_args for $(FUZZ_SECS) s (atheris)"
+	$(VPY) tests/fuzz-args/args_py.py --atheris -max_total_time=$(FUZZ_SECS) -timeout=60 -print_final_stats=1 \
+	  -artifact_prefix=target/fuzz-artifacts/py_args/ \
+	  target/fuzz-corpus/py_args fuzz/corpus/py_args 2>&1 | tee target/fuzz-py_args.log \
+	  | grep -aE '^(Done|stat::number_of_executed_units|FINDING|=== Uncaught|.*crash-)' || true
+	@echo "== fuzzing node_args for $(FUZZ_SECS) s (seeded, --strict)"
+	FUZZ_CHILD_TIMEOUT=$$(( $(FUZZ_SECS) + 600 )) $(NODE) tests/fuzz-args/args_node.js --strict --seed $$RANDOM --runs 0 --secs $(FUZZ_SECS) \
+	  > target/fuzz-node_args.log 2>&1 || true
+	@grep -aE '^(node_args:|FINDING:)' target/fuzz-node_args.log; grep -acE '^(FINDING|DIVERGENCE) in' target/fuzz-node_args.log | sed 's/^/node_args findings: /'
+
+test-fuzz-args: python-dev node-build ## Short seeded argument fuzzing of Python and Node (the committed corpus plus random inputs): no crash, no hang, no leaked fd, Python's exceptions as asyncio's
+	$(VPY) tests/fuzz-args/args_py.py --seed 1 --runs 150
+	$(NODE) tests/fuzz-args/args_node.js --strict --seed 1 --runs 100
+
 .PHONY: fuzz soak test-exits
-fuzz: $(CARGO_FUZZ) ## Fuzz the C ABI under libFuzzer + AddressSanitizer, FUZZ_SECS seconds per target (needs a nightly toolchain); new inputs go to target/fuzz-corpus/
+fuzz: $(CARGO_FUZZ) fuzz-args ## Fuzz the C ABI under libFuzzer + AddressSanitizer, FUZZ_SECS seconds per target (needs a nightly toolchain); new inputs go to target/fuzz-corpus/
 	@rustup toolchain list | grep -q '^nightly' || { echo "make fuzz needs a nightly toolchain: rustup toolchain install nightly"; exit 1; }
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p target/fuzz-corpus/$$t; \

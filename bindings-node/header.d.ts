@@ -62,6 +62,12 @@ export interface LookupOptions {
   family?: number
   /** Resolve with every address (an array) instead of the first. */
   all?: boolean
+  /** `getaddrinfo` flags: `dns.ADDRCONFIG`, `dns.V4MAPPED`, `dns.ALL` (or-ed). */
+  hints?: number
+  /** `'verbatim'` (default: the resolver's order), `'ipv4first'` or `'ipv6first'`. */
+  order?: 'verbatim' | 'ipv4first' | 'ipv6first'
+  /** `false` is `order: 'ipv4first'` (as Node's). */
+  verbatim?: boolean
   /** Abort the lookup: rejects with an `AbortError` and cancels it. */
   signal?: AbortSignal
 }

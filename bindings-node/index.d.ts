@@ -62,6 +62,12 @@ export interface LookupOptions {
   family?: number
   /** Resolve with every address (an array) instead of the first. */
   all?: boolean
+  /** `getaddrinfo` flags: `dns.ADDRCONFIG`, `dns.V4MAPPED`, `dns.ALL` (or-ed). */
+  hints?: number
+  /** `'verbatim'` (default: the resolver's order), `'ipv4first'` or `'ipv6first'`. */
+  order?: 'verbatim' | 'ipv4first' | 'ipv6first'
+  /** `false` is `order: 'ipv4first'` (as Node's). */
+  verbatim?: boolean
   /** Abort the lookup: rejects with an `AbortError` and cancels it. */
   signal?: AbortSignal
 }
@@ -517,17 +523,27 @@ export declare class UdpSocket {
    * `'ERR_SOCKET_DGRAM_NOT_CONNECTED'` when not connected.
    */
   remoteAddress(): { address: string, family: 'IPv4' | 'IPv6', port: number }
-  /** Allows or forbids sends to a broadcast address (`SO_BROADCAST`). */
+  /**
+   * Allows or forbids sends to a broadcast address (`SO_BROADCAST`); `flag` is taken for
+   * its truthiness, as `dgram`'s.
+   */
   setBroadcast(flag: boolean): void
-  /** Sets the unicast TTL (1 to 255); returns it. Throws `'EINVAL'` out of range. */
+  /**
+   * Sets the unicast TTL (1 to 255); returns it. Throws `'ERR_INVALID_ARG_TYPE'` for a
+   * value that is not a number, `'EINVAL'` out of range, as `dgram`'s.
+   */
   setTTL(ttl: number): number
-  /** Sets the multicast TTL (0 to 255); returns it. */
+  /** Sets the multicast TTL (0 to 255); returns it. Errors as `setTTL`. */
   setMulticastTTL(ttl: number): number
-  /** Whether multicast sends loop back to this host; returns `flag`. */
+  /**
+   * Whether multicast sends loop back to this host (`flag` taken for its truthiness);
+   * returns `flag`.
+   */
   setMulticastLoopback(flag: boolean): boolean
   /**
    * Joins multicast group `multicastAddress` on the interface with address
-   * `multicastInterface` (default: the system's choice).
+   * `multicastInterface` (default: the system's choice). Throws `'ERR_MISSING_ARGS'`
+   * without a group and `'EINVAL'` for one that is not an IP address, as `dgram`'s.
    */
   addMembership(multicastAddress: string, multicastInterface?: string | undefined | null): void
   /** Leaves a group joined with `addMembership`. */
@@ -585,8 +601,10 @@ export declare function listen(options?: ListenOptions): Promise<Server>
 /**
  * Resolves `hostname` as `dns.promises.lookup` does: the first address as
  * `{ address, family }`, or with `all: true` every address (in the resolver's order, as
- * Node's default `verbatim`). `family` is 0 (default), 4 or 6; an IP literal resolves to
- * itself. Runs `getaddrinfo(3)` on polyio's pool of lookup threads,
+ * Node's default `verbatim`; `order: 'ipv4first'` / `'ipv6first'` or `verbatim: false`
+ * sort them). `family` is 0 (default), 4 or 6; `hints` is `getaddrinfo` flags
+ * (`dns.ADDRCONFIG`, `dns.V4MAPPED`, `dns.ALL`); an IP literal resolves to itself. The
+ * options are checked as Node checks them (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`). Runs `getaddrinfo(3)` on polyio's pool of lookup threads,
  * never on the loop thread. Rejects with an `Error` whose `code` is `'ENOTFOUND'` (no
  * such name, or a malformed one) or `'EAI_AGAIN'` (a temporary failure), with `syscall`
  * `'getaddrinfo'` and `hostname`; with an `AbortError` when `signal` aborts (the lookup is

@@ -15,6 +15,7 @@ pub enum polyio_status {
     OperationNotPermitted = -1,
     NotFound = -2,
     IoError = -5,
+    NoSuchDevice = -6,
     BadHandle = -9,
     TryAgain = -11,
     NoMemory = -12,

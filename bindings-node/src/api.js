@@ -10,6 +10,14 @@ function polyioApi(binding) {
   const watchers = new Map(); // op id -> [signal, listener]
   const reasons = new Map(); // op id -> signal.reason, for ops whose signal fired
 
+  // What polyio takes for an AbortSignal (as the addon's check): it calls both listeners.
+  const isSignal = (s) =>
+    s !== null &&
+    typeof s === 'object' &&
+    typeof s.aborted === 'boolean' &&
+    typeof s.addEventListener === 'function' &&
+    typeof s.removeEventListener === 'function';
+
   function makeAbortError(reason) {
     const err = new Error('The operation was aborted', reason === undefined ? undefined : { cause: reason });
     err.name = 'AbortError';
@@ -393,6 +401,12 @@ function polyioApi(binding) {
       o.keepAliveInitialDelay = server.keepAliveInitialDelay * 1000;
     }
     const { signal } = o;
+    // Checked before anything listens: a bad signal leaves no listener behind.
+    if (signal !== undefined && !isSignal(signal)) {
+      const err = new TypeError('The "options.signal" property must be an instance of AbortSignal');
+      err.code = 'ERR_INVALID_ARG_TYPE';
+      throw err;
+    }
     if (signal?.aborted) throw abortError(signal);
     delete o.signal;
     const listener = await binding.listen(o);
@@ -496,9 +510,73 @@ function polyioApi(binding) {
 
   // ---- files: readFile / writeFile / stat / open() -> FileHandle, as fs/promises --------
   const { constants: fsc } = process.getBuiltinModule('node:fs');
+  const { inspect } = process.getBuiltinModule('node:util');
+  // fs's argument errors, with its codes and words.
+  const invalidValue = (name, value, reason = 'is invalid') => {
+    const what = name.includes('.') ? 'property' : 'argument';
+    const err = new TypeError(`The ${what} '${name}' ${reason}. Received ${inspect(value)}`);
+    err.code = 'ERR_INVALID_ARG_VALUE';
+    return err;
+  };
+  const invalidType = (name, expected, value) => {
+    const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${value === null ? 'null' : typeof value === 'object' || typeof value === 'function' ? `an instance of ${value.constructor?.name ?? 'Object'}` : `type ${typeof value} (${inspect(value)})`}`);
+    err.code = 'ERR_INVALID_ARG_TYPE';
+    return err;
+  };
+  const outOfRange = (name, range, value) => {
+    const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`);
+    err.code = 'ERR_OUT_OF_RANGE';
+    return err;
+  };
+  // fs's getOptions: a string is the encoding; an object's encoding and signal are checked.
+  const optionsOf = (options, defaults) => {
+    if (options === null || options === undefined || typeof options === 'function') return defaults;
+    if (typeof options === 'string') options = { ...defaults, encoding: options };
+    else if (typeof options !== 'object') throw invalidType('options', 'one of type string or object', options);
+    if (options.encoding !== 'buffer' && options.encoding && !Buffer.isEncoding(options.encoding)) {
+      throw invalidValue('encoding', options.encoding, 'is invalid encoding');
+    }
+    if (options.signal !== undefined && !isSignal(options.signal)) {
+      throw invalidType('options.signal', 'an instance of AbortSignal', options.signal);
+    }
+    return options;
+  };
+  // fs's parseFileMode: a uint32, or a string of octal digits.
+  const modeOf = (mode, name = 'mode') => {
+    if (mode === undefined || mode === null) return 0o666;
+    if (typeof mode === 'string') {
+      if (!/^[0-7]+$/.test(mode)) throw invalidValue(name, mode, 'must be a 32-bit unsigned integer or an octal string');
+      return parseInt(mode, 8);
+    }
+    if (typeof mode !== 'number') throw invalidType(name, 'of type number', mode);
+    if (!Number.isInteger(mode)) throw outOfRange(name, 'an integer', mode);
+    if (mode < 0 || mode > 4294967295) throw outOfRange(name, '>= 0 and <= 4294967295', mode);
+    return mode;
+  };
+  // An integer argument of FileHandle.read / write, as fs's validateInteger.
+  const integerOf = (value, name, min = 0, max = Number.MAX_SAFE_INTEGER) => {
+    if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+    if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value);
+    if (value < min || value > max) throw outOfRange(name, `>= ${min} && <= ${max}`, value);
+    return value;
+  };
+  // A position as FileHandle.read / write take it: a bigint is checked; a number that is not
+  // a safe integer >= 0 (and null, undefined) means the file's own position.
+  const positionOf = (position) => {
+    if (typeof position === 'bigint') {
+      if (position < -1n || position > BigInt(Number.MAX_SAFE_INTEGER)) throw outOfRange('position', `>= -1 && <= ${Number.MAX_SAFE_INTEGER}`, position);
+      return Number(position);
+    }
+    return Number.isSafeInteger(position) && position >= 0 ? position : -1;
+  };
   const flagsOf = (flag, fallback) => {
     if (flag === undefined || flag === null) flag = fallback;
-    if (typeof flag === 'number') return flag;
+    if (typeof flag === 'number') {
+      if (!Number.isInteger(flag)) throw outOfRange('flags', 'an integer', flag);
+      if (flag < -2147483648 || flag > 2147483647) throw outOfRange('flags', '>= -2147483648 && <= 2147483647', flag);
+      return flag;
+    }
+    if (typeof flag !== 'string') throw invalidValue('flags', flag);
     const table = {
       r: fsc.O_RDONLY,
       'r+': fsc.O_RDWR,
@@ -522,17 +600,27 @@ function polyioApi(binding) {
       'as+': fsc.O_APPEND | fsc.O_CREAT | fsc.O_RDWR | fsc.O_SYNC,
       'sa+': fsc.O_APPEND | fsc.O_CREAT | fsc.O_RDWR | fsc.O_SYNC,
     };
-    const f = table[flag];
-    if (f === undefined) {
-      const err = new TypeError(`The value "${String(flag)}" is invalid for option "flags"`);
-      err.code = 'ERR_INVALID_ARG_VALUE';
-      throw err;
-    }
+    const f = Object.hasOwn(table, flag) ? table[flag] : undefined;
+    if (f === undefined) throw invalidValue('flags', flag);
     return f;
   };
-  const pathOf = (path) => {
-    if (path instanceof URL) return process.getBuiltinModule('node:url').fileURLToPath(path);
-    if (Buffer.isBuffer(path)) return path.toString();
+  // fs's getValidatedPath: a string, a Uint8Array or a file: URL, without NUL bytes.
+  const pathOf = (path, name = 'path') => {
+    if (path instanceof URL) {
+      if (path.protocol !== 'file:') {
+        const err = new TypeError('The URL must be of scheme file');
+        err.code = 'ERR_INVALID_URL_SCHEME';
+        throw err;
+      }
+      path = process.getBuiltinModule('node:url').fileURLToPath(path);
+    } else if (path instanceof Uint8Array) {
+      path = Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString();
+    } else if (typeof path !== 'string') {
+      throw invalidType(name, 'of type string or an instance of Buffer or URL', path);
+    }
+    if (path.includes('\0')) {
+      throw invalidValue(name, path, 'must be a string, Uint8Array, or URL without null bytes');
+    }
     return path;
   };
   // Node's shape for a failed file call: "ENOENT: no such file ..., open '/x'", with path.
@@ -544,8 +632,27 @@ function polyioApi(binding) {
     }
     throw err;
   };
-  const dataOf = (data, encoding) =>
-    typeof data === 'string' ? Buffer.from(data, encoding || 'utf8') : data;
+  // fs's writeFile data: a string (encoded), or an ArrayBufferView.
+  const dataOf = (data, encoding) => {
+    if (typeof data === 'string') return Buffer.from(data, encoding || 'utf8');
+    // Any view (a DataView, a Float64Array, ...) as its bytes.
+    if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    throw invalidType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data);
+  };
+
+  // fs's writeFile data, with its iterables (an array, a generator, an async iterable) of
+  // strings and views, gathered into one buffer.
+  const dataOrChunksOf = async (data, encoding) => {
+    const iterable =
+      data !== null &&
+      typeof data === 'object' &&
+      !ArrayBuffer.isView(data) &&
+      (data[Symbol.iterator] !== undefined || data[Symbol.asyncIterator] !== undefined);
+    if (!iterable) return dataOf(data, encoding);
+    const parts = [];
+    for await (const chunk of data) parts.push(dataOf(chunk, encoding));
+    return Buffer.concat(parts);
+  };
 
   class Stats {
     constructor(o) {
@@ -567,8 +674,10 @@ function polyioApi(binding) {
   }
 
   const HANDLE = Symbol('polyio.fileHandle');
+  const BUILD = Symbol('polyio.fileHandle.build');
   class FileHandle {
-    constructor(handle) {
+    constructor(token, handle) {
+      if (token !== BUILD) throw new TypeError('Illegal constructor');
       this[HANDLE] = handle;
     }
     #h(syscall) {
@@ -589,10 +698,11 @@ function polyioApi(binding) {
         ({ buffer, offset, length, position } = buffer);
       }
       buffer ??= Buffer.alloc(16384);
-      offset ??= 0;
-      length ??= buffer.byteLength - offset;
+      if (!ArrayBuffer.isView(buffer)) throw invalidType('buffer', 'an instance of Buffer, TypedArray, or DataView', buffer);
+      offset = integerOf(offset ?? 0, 'offset', 0, buffer.byteLength);
+      length = integerOf(length ?? buffer.byteLength - offset, 'length', 0, buffer.byteLength - offset);
+      const pos = positionOf(position);
       const h = await this.#h('read');
-      const pos = position === null || position === undefined || position < 0 ? -1 : Number(position);
       const got = await binding.__fsRead(h, length, pos);
       got.copy(Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength), offset);
       return { bytesRead: got.length, buffer };
@@ -603,21 +713,26 @@ function polyioApi(binding) {
       let bytes;
       let position;
       if (typeof data === 'string') {
+        if (b !== undefined && b !== null && (typeof b !== 'string' || !Buffer.isEncoding(b))) {
+          throw invalidValue('encoding', b, 'is invalid encoding');
+        }
         bytes = Buffer.from(data, typeof b === 'string' ? b : 'utf8');
         position = a;
-      } else {
-        const offset = a ?? 0;
-        const length = b ?? data.byteLength - offset;
+      } else if (ArrayBuffer.isView(data)) {
+        const offset = integerOf(a ?? 0, 'offset', 0, data.byteLength);
+        const length = integerOf(b ?? data.byteLength - offset, 'length', 0, data.byteLength - offset);
         bytes = Buffer.from(data.buffer, data.byteOffset + offset, length);
         position = c;
+      } else {
+        throw invalidType('buffer', 'of type string or an instance of Buffer, TypedArray, or DataView', data);
       }
+      const pos = positionOf(position);
       const h = await this.#h('write');
-      const pos = position === null || position === undefined || position < 0 ? -1 : Number(position);
       const n = await binding.__fsWrite(h, bytes, pos);
       return { bytesWritten: n, buffer: data };
     }
     async readFile(options) {
-      const encoding = typeof options === 'string' ? options : options?.encoding;
+      const { encoding } = optionsOf(options, {});
       const parts = [];
       for (;;) {
         const h = await this.#h('read');
@@ -629,8 +744,8 @@ function polyioApi(binding) {
       return encoding ? all.toString(encoding) : all;
     }
     async writeFile(data, options) {
-      const encoding = typeof options === 'string' ? options : options?.encoding;
-      const bytes = dataOf(data, encoding);
+      const { encoding } = optionsOf(options, { encoding: 'utf8' });
+      const bytes = await dataOrChunksOf(data, encoding);
       let done = 0;
       while (done < bytes.length) {
         const h = await this.#h('write');
@@ -647,7 +762,8 @@ function polyioApi(binding) {
       await binding.__fsSync(await this.#h('fdatasync'), true);
     }
     async truncate(len = 0) {
-      await binding.__fsTruncate(await this.#h('ftruncate'), len);
+      integerOf(len, 'len', Number.MIN_SAFE_INTEGER);
+      await binding.__fsTruncate(await this.#h('ftruncate'), Math.max(len, 0));
     }
     async close() {
       const h = this[HANDLE];
@@ -661,22 +777,54 @@ function polyioApi(binding) {
   }
 
   binding.FileHandle = FileHandle;
+
+  // The classes polyio hands out (connect(), listen(), bindUdp(), open()) are not built by
+  // callers: `new` throws Node's TypeError for that, with its code, as `new AbortSignal()`.
+  const illegal = () => {
+    const err = new TypeError('Illegal constructor');
+    err.code = 'ERR_ILLEGAL_CONSTRUCTOR';
+    return err;
+  };
+  for (const name of ['Connection', 'Server', 'UdpSocket', 'FileHandle']) {
+    binding[name] = new Proxy(binding[name], {
+      construct() {
+        throw illegal();
+      },
+      apply() {
+        throw illegal();
+      },
+    });
+  }
   binding.open = async function open(path, flags, mode) {
     const p = pathOf(path);
-    const h = await binding.__fsOpen(p, flagsOf(flags, 'r'), mode ?? 0o666).catch(withPath(p));
-    return new FileHandle(h);
+    const f = flagsOf(flags, 'r');
+    const h = await binding.__fsOpen(p, f, modeOf(mode)).catch(withPath(p));
+    return new FileHandle(BUILD, h);
   };
   binding.readFile = async function readFile(path, options) {
-    const encoding = typeof options === 'string' ? options : options?.encoding;
+    const o = optionsOf(options, { flag: 'r' });
     const p = pathOf(path);
-    const data = await binding.__fsReadFile(p, { signal: options?.signal }).catch(withPath(p));
-    return encoding ? data.toString(encoding) : data;
+    const flags = flagsOf(o.flag || 'r', 'r');
+    let data;
+    if (flags === fsc.O_RDONLY) {
+      data = await binding.__fsReadFile(p, { signal: o.signal }).catch(withPath(p));
+    } else {
+      // Another flag ('a+', 'w+', O_DIRECTORY, ...) means what it means to open(2), as in fs.
+      const fh = await binding.open(p, flags);
+      try {
+        data = await fh.readFile({ signal: o.signal });
+      } finally {
+        await fh.close();
+      }
+    }
+    return o.encoding && o.encoding !== 'buffer' ? data.toString(o.encoding) : data;
   };
   binding.writeFile = async function writeFile(path, data, options) {
-    const o = typeof options === 'string' ? { encoding: options } : options ?? {};
+    const o = optionsOf(options, { encoding: 'utf8', mode: 0o666, flag: 'w' });
+    const bytes = await dataOrChunksOf(data, o.encoding);
     const p = pathOf(path);
-    const flags = flagsOf(o.flag, 'w');
-    await binding.__fsWriteFile(p, dataOf(data, o.encoding), flags, o.mode ?? 0o666, {
+    const flags = flagsOf(o.flag || 'w', 'w');
+    await binding.__fsWriteFile(p, bytes, flags, modeOf(o.mode), {
       signal: o.signal,
     }).catch(withPath(p));
   };

@@ -38,7 +38,7 @@ pub fn options_object(
 
 /// A port: an integer (or a string of digits) in `min..=65535`.
 pub fn port_of(env: RawEnv, o: Value, min: u16, default: Option<u16>) -> Result<u16, Value> {
-    let Some(v) = js::get(env, o, "port") else {
+    let Some(v) = js::get_opt(env, o, "port")? else {
         return default.ok_or_else(|| bad_type(env, "options.port", "of type number"));
     };
     let n = match (js::as_f64(env, v), js::as_string(env, v)) {
@@ -61,7 +61,7 @@ pub fn port_of(env: RawEnv, o: Value, min: u16, default: Option<u16>) -> Result<
 }
 
 pub fn string_opt(env: RawEnv, o: Value, key: &str) -> Result<Option<String>, Value> {
-    match js::get(env, o, key) {
+    match js::get_opt(env, o, key)? {
         None => Ok(None),
         Some(v) => js::as_string(env, v)
             .map(Some)
@@ -70,7 +70,7 @@ pub fn string_opt(env: RawEnv, o: Value, key: &str) -> Result<Option<String>, Va
 }
 
 pub fn bool_opt(env: RawEnv, o: Value, key: &str) -> Result<Option<bool>, Value> {
-    match js::get(env, o, key) {
+    match js::get_opt(env, o, key)? {
         None => Ok(None),
         Some(v) => js::as_bool(env, v)
             .map(Some)
@@ -95,7 +95,7 @@ pub fn number_in(env: RawEnv, v: Value, what: &str, max: f64) -> Result<f64, Val
 }
 
 pub fn number_opt(env: RawEnv, o: Value, key: &str, max: f64) -> Result<Option<f64>, Value> {
-    js::get(env, o, key)
+    js::get_opt(env, o, key)?
         .map(|v| number_in(env, v, &format!("options.{key}"), max))
         .transpose()
 }
@@ -119,16 +119,18 @@ pub fn parse_signal(
     signal_of(env, o, what)
 }
 
-/// `options.signal`, checked to look like an AbortSignal.
+/// `options.signal`, checked to look like an AbortSignal (`aborted`, `addEventListener` and
+/// `removeEventListener`: polyio calls both).
 pub fn signal_of(env: RawEnv, o: Value, what: &str) -> Result<Option<Value>, Value> {
-    let Some(sig) = js::get(env, o, "signal") else {
+    let Some(sig) = js::get_opt(env, o, "signal")? else {
         return Ok(None);
     };
     let looks_right = js::type_of(env, sig) == sys::ValueType::napi_object
-        && js::get(env, sig, "aborted")
+        && js::get_opt(env, sig, "aborted")?
             .and_then(|a| js::as_bool(env, a))
             .is_some()
-        && js::get(env, sig, "addEventListener").is_some();
+        && is_function(env, js::get_opt(env, sig, "addEventListener")?)
+        && is_function(env, js::get_opt(env, sig, "removeEventListener")?);
     if looks_right {
         Ok(Some(sig))
     } else {
@@ -138,6 +140,10 @@ pub fn signal_of(env: RawEnv, o: Value, what: &str) -> Result<Option<Value>, Val
             &format!("The \"{what}.signal\" property must be an instance of AbortSignal"),
         ))
     }
+}
+
+fn is_function(env: RawEnv, v: Option<Value>) -> bool {
+    v.is_some_and(|f| js::type_of(env, f) == sys::ValueType::napi_function)
 }
 
 /// An address family as `net.connect` and `dns.promises.lookup` take it: 0, 4 or 6.

@@ -159,9 +159,29 @@ pub fn settle(env: RawEnv, d: sys::napi_deferred, result: Result<Value, Value>) 
 
 /// A promise already settled with `result`.
 pub fn settled(env: RawEnv, result: Result<Value, Value>) -> napi::Result<Value> {
+    // The caller's own exception (a getter of its options object that threw while they were
+    // read) comes before whatever the reading made of the missing value.
+    let result = match take_exception(env) {
+        Some(e) => Err(e),
+        None => result,
+    };
     let (d, p) = promise(env)?;
     settle(env, d, result);
     Ok(p)
+}
+
+/// The pending JS exception, cleared, if there is one.
+pub fn take_exception(env: RawEnv) -> Option<Value> {
+    let mut pending = false;
+    // SAFETY: valid env.
+    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+    if !pending {
+        return None;
+    }
+    let mut e = ptr::null_mut();
+    // SAFETY: an exception is pending; this takes it.
+    unsafe { sys::napi_get_and_clear_last_exception(env, &mut e) };
+    Some(e)
 }
 
 fn make_error(
@@ -223,6 +243,8 @@ const UV_EAI_AGAIN: f64 = -3001.0;
 pub fn lookup_error(env: RawEnv, status: Status, hostname: &str) -> Value {
     let (code, errno) = match status {
         Status::NameTryAgain => ("EAI_AGAIN", UV_EAI_AGAIN),
+        // A name getaddrinfo cannot be handed (a NUL in it), as libuv refuses it.
+        Status::InvalidArgument => ("EINVAL", -f64::from(libc::EINVAL)),
         _ => ("ENOTFOUND", UV_EAI_NONAME),
     };
     let e = error(env, code, &format!("getaddrinfo {code} {hostname}"));
@@ -276,6 +298,23 @@ pub fn is_nullish(env: RawEnv, v: Value) -> bool {
 }
 
 /// `obj[key]`, or None when it is undefined or null.
+/// `obj[key]` of a caller's object, None when null or undefined; Err(the exception) when
+/// reading it threw (a getter, a Proxy), so that parsing stops there.
+pub fn get_opt(env: RawEnv, obj: Value, key: &str) -> Result<Option<Value>, Value> {
+    let Ok(ckey) = CString::new(key) else {
+        return Ok(None);
+    };
+    let mut v = ptr::null_mut();
+    // SAFETY: `obj` is an object of this env; `ckey` is NUL-terminated.
+    let st = unsafe { sys::napi_get_named_property(env, obj, ckey.as_ptr(), &mut v) };
+    if st != sys::Status::napi_ok {
+        return Err(take_exception(env).unwrap_or_else(|| {
+            type_error(env, "ERR_INVALID_ARG_TYPE", &format!("cannot read {key}"))
+        }));
+    }
+    Ok((!is_nullish(env, v)).then_some(v))
+}
+
 pub fn get(env: RawEnv, obj: Value, key: &str) -> Option<Value> {
     let key = CString::new(key).ok()?;
     let mut v = ptr::null_mut();
@@ -306,6 +345,34 @@ pub fn as_bool(env: RawEnv, v: Value) -> Option<bool> {
     // SAFETY: `v` is a boolean.
     unsafe { sys::napi_get_value_bool(env, v, &mut b) };
     Some(b)
+}
+
+/// `Boolean(v)`: JS truthiness.
+pub fn truthy(env: RawEnv, v: Value) -> bool {
+    let mut b = ptr::null_mut();
+    // SAFETY: valid env and value; coercing to a boolean cannot throw.
+    let st = unsafe { sys::napi_coerce_to_bool(env, v, &mut b) };
+    st == sys::Status::napi_ok && as_bool(env, b).unwrap_or(false)
+}
+
+/// `String(v)` (None, with the JS exception pending, when that throws: a Symbol, or an
+/// object whose `toString` throws).
+pub fn to_string(env: RawEnv, v: Value) -> Option<String> {
+    let mut s = ptr::null_mut();
+    // SAFETY: valid env and value.
+    let st = unsafe { sys::napi_coerce_to_string(env, v, &mut s) };
+    if st != sys::Status::napi_ok {
+        return None;
+    }
+    as_string(env, s)
+}
+
+/// `v | 0` for a number (JS `ToInt32`).
+pub fn to_int32(n: f64) -> i32 {
+    if !n.is_finite() {
+        return 0;
+    }
+    n.trunc().rem_euclid(4_294_967_296.0) as u32 as i32
 }
 
 pub fn as_string(env: RawEnv, v: Value) -> Option<String> {

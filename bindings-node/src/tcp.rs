@@ -94,7 +94,7 @@ pub(crate) fn connect(st: &EnvState, o: Value) -> napi::Result<Value> {
         let tcp = tcp_options(env, o, 60000.0)?;
         let timeout = number_opt(env, o, "timeout", MAX_MS)?;
         let signal = signal_of(env, o, "options")?;
-        let family = js::get(env, o, "family")
+        let family = js::get_opt(env, o, "family")?
             .map(|f| family_of(env, f))
             .transpose()?;
         let auto = bool_opt(env, o, "autoSelectFamily")?.unwrap_or(true);

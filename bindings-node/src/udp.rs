@@ -176,7 +176,7 @@ pub fn bind_udp(env: Env, options: Option<Unknown>) -> napi::Result<Value> {
                 ));
             }
         };
-        let port = match js::get(env, o, "port") {
+        let port = match js::get_opt(env, o, "port")? {
             Some(v) => port_arg(env, Some(v), 0)?,
             None => 0,
         };
@@ -533,58 +533,90 @@ impl UdpSocket {
         self.addr_of(env.raw(), true)
     }
 
-    /// Allows or forbids sends to a broadcast address (`SO_BROADCAST`).
-    #[napi(js_name = "setBroadcast")]
-    pub fn set_broadcast(&self, env: Env, flag: bool) {
+    /// Allows or forbids sends to a broadcast address (`SO_BROADCAST`); `flag` is taken for
+    /// its truthiness, as `dgram`'s.
+    #[napi(js_name = "setBroadcast", ts_args_type = "flag: boolean")]
+    pub fn set_broadcast(&self, env: Env, flag: Unknown) {
+        let on = js::truthy(env.raw(), flag.raw());
         self.option(env.raw(), "setBroadcast", |rt, h| {
-            rt.udp_set_broadcast(h, flag)
+            rt.udp_set_broadcast(h, on)
         });
     }
 
-    /// Sets the unicast TTL (1 to 255); returns it. Throws `'EINVAL'` out of range.
-    #[napi(js_name = "setTTL")]
-    pub fn set_ttl(&self, env: Env, ttl: u32) -> u32 {
-        self.option(env.raw(), "setTTL", |rt, h| rt.udp_set_ttl(h, ttl));
+    /// Sets the unicast TTL (1 to 255); returns it. Throws `'ERR_INVALID_ARG_TYPE'` for a
+    /// value that is not a number, `'EINVAL'` out of range, as `dgram`'s.
+    #[napi(
+        js_name = "setTTL",
+        ts_args_type = "ttl: number",
+        ts_return_type = "number"
+    )]
+    pub fn set_ttl(&self, env: Env, ttl: Unknown) -> Value {
+        let env = env.raw();
+        let ttl = ttl.raw();
+        if let Some(n) = ttl_of(env, ttl) {
+            self.option(env, "setTTL", |rt, h| rt.udp_set_ttl(h, n));
+        }
         ttl
     }
 
-    /// Sets the multicast TTL (0 to 255); returns it.
-    #[napi(js_name = "setMulticastTTL")]
-    pub fn set_multicast_ttl(&self, env: Env, ttl: u32) -> u32 {
-        self.option(env.raw(), "setMulticastTTL", |rt, h| {
-            rt.udp_set_multicast_ttl(h, ttl)
-        });
+    /// Sets the multicast TTL (0 to 255); returns it. Errors as `setTTL`.
+    #[napi(
+        js_name = "setMulticastTTL",
+        ts_args_type = "ttl: number",
+        ts_return_type = "number"
+    )]
+    pub fn set_multicast_ttl(&self, env: Env, ttl: Unknown) -> Value {
+        let env = env.raw();
+        let ttl = ttl.raw();
+        if let Some(n) = ttl_of(env, ttl) {
+            self.option(env, "setMulticastTTL", |rt, h| {
+                rt.udp_set_multicast_ttl(h, n)
+            });
+        }
         ttl
     }
 
-    /// Whether multicast sends loop back to this host; returns `flag`.
-    #[napi(js_name = "setMulticastLoopback")]
-    pub fn set_multicast_loopback(&self, env: Env, flag: bool) -> bool {
+    /// Whether multicast sends loop back to this host (`flag` taken for its truthiness);
+    /// returns `flag`.
+    #[napi(
+        js_name = "setMulticastLoopback",
+        ts_args_type = "flag: boolean",
+        ts_return_type = "boolean"
+    )]
+    pub fn set_multicast_loopback(&self, env: Env, flag: Unknown) -> Value {
+        let on = js::truthy(env.raw(), flag.raw());
         self.option(env.raw(), "setMulticastLoopback", |rt, h| {
-            rt.udp_set_multicast_loop(h, flag)
+            rt.udp_set_multicast_loop(h, on)
         });
-        flag
+        flag.raw()
     }
 
     /// Joins multicast group `multicastAddress` on the interface with address
-    /// `multicastInterface` (default: the system's choice).
-    #[napi(js_name = "addMembership")]
+    /// `multicastInterface` (default: the system's choice). Throws `'ERR_MISSING_ARGS'`
+    /// without a group and `'EINVAL'` for one that is not an IP address, as `dgram`'s.
+    #[napi(
+        js_name = "addMembership",
+        ts_args_type = "multicastAddress: string, multicastInterface?: string | undefined | null"
+    )]
     pub fn add_membership(
         &self,
         env: Env,
-        multicast_address: String,
-        multicast_interface: Option<String>,
+        multicast_address: Option<Unknown>,
+        multicast_interface: Option<Unknown>,
     ) {
         self.membership(env.raw(), multicast_address, multicast_interface, true);
     }
 
     /// Leaves a group joined with `addMembership`.
-    #[napi(js_name = "dropMembership")]
+    #[napi(
+        js_name = "dropMembership",
+        ts_args_type = "multicastAddress: string, multicastInterface?: string | undefined | null"
+    )]
     pub fn drop_membership(
         &self,
         env: Env,
-        multicast_address: String,
-        multicast_interface: Option<String>,
+        multicast_address: Option<Unknown>,
+        multicast_interface: Option<Unknown>,
     ) {
         self.membership(env.raw(), multicast_address, multicast_interface, false);
     }
@@ -607,6 +639,26 @@ impl UdpSocket {
     pub fn closed(&self) -> bool {
         self.inner.closed.get()
     }
+}
+
+/// A TTL as `dgram`'s `setTTL` takes it: a number (`ERR_INVALID_ARG_TYPE` thrown and None
+/// otherwise), then `ttl | 0`; one outside 0..=255 goes on to the core, which says EINVAL.
+fn ttl_of(env: RawEnv, v: Value) -> Option<u32> {
+    let Some(n) = js::as_f64(env, v) else {
+        js::throw(env, bad_type(env, "ttl", "of type number"));
+        return None;
+    };
+    Some(u32::try_from(js::to_int32(n)).unwrap_or(u32::MAX))
+}
+
+/// `String(v)` for an address argument; a Symbol (which has none) is ERR_INVALID_ARG_TYPE,
+/// a `toString` that throws passes its exception on. None once something is thrown.
+fn address_string(env: RawEnv, v: Value, what: &str) -> Option<String> {
+    if js::type_of(env, v) == sys::ValueType::napi_symbol {
+        js::throw(env, bad_type(env, what, "of type string"));
+        return None;
+    }
+    js::to_string(env, v)
 }
 
 impl UdpSocket {
@@ -638,29 +690,49 @@ impl UdpSocket {
         }
     }
 
-    fn membership(&self, env: RawEnv, group: String, iface: Option<String>, join: bool) {
+    fn membership(&self, env: RawEnv, group: Option<Unknown>, iface: Option<Unknown>, join: bool) {
+        let syscall = if join {
+            "addMembership"
+        } else {
+            "dropMembership"
+        };
+        // As dgram: a missing (falsy) group is ERR_MISSING_ARGS; any other value is taken as
+        // its string (C++'s ToString there), and one that is not an IP address is EINVAL.
+        let group = match group.map(|g| g.raw()).filter(|g| js::truthy(env, *g)) {
+            None => {
+                js::throw(
+                    env,
+                    js::type_error(
+                        env,
+                        "ERR_MISSING_ARGS",
+                        "The \"multicastAddress\" argument must be specified",
+                    ),
+                );
+                return;
+            }
+            Some(g) => match address_string(env, g, "multicastAddress") {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        let iface = match iface.map(|i| i.raw()).filter(|i| !js::is_nullish(env, *i)) {
+            None => None,
+            Some(i) => match address_string(env, i, "multicastInterface") {
+                Some(s) => Some(s),
+                None => return,
+            },
+        };
         let Ok(group) = group.parse::<IpAddr>() else {
-            js::throw(
-                env,
-                js::status_error(env, Status::InvalidArgument, "addMembership"),
-            );
+            js::throw(env, js::status_error(env, Status::InvalidArgument, syscall));
             return;
         };
         let iface = match iface.map(|i| i.parse::<IpAddr>()) {
             None => None,
             Some(Ok(i)) => Some(i),
             Some(Err(_)) => {
-                js::throw(
-                    env,
-                    js::status_error(env, Status::InvalidArgument, "addMembership"),
-                );
+                js::throw(env, js::status_error(env, Status::InvalidArgument, syscall));
                 return;
             }
-        };
-        let syscall = if join {
-            "addMembership"
-        } else {
-            "dropMembership"
         };
         self.option(env, syscall, |rt, h| {
             if join {

@@ -22,6 +22,7 @@ macro_rules! status_table {
             (OperationNotPermitted, -1, "EPERM", "operation not permitted"),
             (NotFound, -2, "ENOENT", "not found (no operation or entry matches)"),
             (IoError, -5, "EIO", "input/output error"),
+            (NoSuchDevice, -6, "ENXIO", "no such device or address (a socket or device file with no one behind it)"),
             (BadHandle, -9, "EBADF", "bad handle (stale, closed, foreign or never issued)"),
             (TryAgain, -11, "EAGAIN", "resource temporarily unavailable (try again)"),
             (NoMemory, -12, "ENOMEM", "out of memory"),

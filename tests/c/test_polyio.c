@@ -596,6 +596,7 @@ static const int32_t ALL_STATUSES[] = {
     POLYIO_STATUS_OK,
     POLYIO_STATUS_NOT_FOUND,
     POLYIO_STATUS_IO_ERROR,
+    POLYIO_STATUS_NO_SUCH_DEVICE,
     POLYIO_STATUS_BAD_HANDLE,
     POLYIO_STATUS_TRY_AGAIN,
     POLYIO_STATUS_NO_MEMORY,
@@ -647,7 +648,7 @@ static void test_status_strings(void) {
     CHECK(strcmp(polyio_status_name(POLYIO_STATUS_TIMED_OUT), "ETIMEDOUT") == 0);
     CHECK(strcmp(polyio_status_name(POLYIO_STATUS_SHUTDOWN), "POLYIO_SHUTDOWN") == 0);
 
-    static const int32_t unknown[] = {1, 7, -6, -3, 12345, -3999, -4000, -4099, -99999, INT32_MIN, INT32_MAX};
+    static const int32_t unknown[] = {1, 7, -8, -3, 12345, -3999, -4000, -4099, -99999, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *msg = polyio_strerror(unknown[i]), *name = polyio_status_name(unknown[i]);
         if (CHECK(msg != NULL) && !CHECK(strcmp(msg, "unknown status") == 0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import operator
 import socket
 import threading
 import warnings
@@ -333,10 +334,47 @@ def _gai_rejected(service: Optional[str], family: int, type: int, flags: int) ->
     return socket.gaierror(socket.EAI_BADFLAGS, "Bad value for ai_flags")
 
 
+def _host_arg(host: str) -> str:
+    """A host str to connect to or bind: no NUL (ValueError, as asyncio's check of an IP
+    literal, ``socket.inet_pton``, says; a lookup of one is gaierror)."""
+    if "\0" in host:
+        raise ValueError("embedded null character")
+    return host
+
+
+def _backlog_arg(backlog: object) -> int:
+    """A backlog as ``socket.listen`` takes it: an integer that fits a C int."""
+    n = operator.index(backlog)  # type: ignore[arg-type]
+    if n > 2**31 - 1:
+        raise OverflowError("signed integer is greater than maximum")
+    if n < -(2**31):
+        raise OverflowError("signed integer is less than minimum")
+    return n
+
+
+def _port_arg(port: object, call: str = "connect") -> int:
+    """A port as asyncio takes it: an int in 0-65535 (``OverflowError`` outside, worded as
+    ``socket``'s `call` words it), or a str or bytes of digits (``socket.gaierror`` for a
+    service name, ``OSError`` for any other type, as asyncio's getaddrinfo)."""
+    if isinstance(port, (str, bytes)):
+        digits = port.decode("ascii", "replace") if isinstance(port, bytes) else port
+        digits.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, as getaddrinfo
+        if not (digits.isascii() and digits.isdigit()):
+            raise socket.gaierror(socket.EAI_SERVICE, "Servname not supported for ai_socktype")
+        port = int(digits)
+    if not isinstance(port, int):
+        raise OSError("Int or String expected")
+    if not 0 <= port <= 65535:
+        raise OverflowError(f"{call}(): port must be 0-65535.")
+    return int(port)
+
+
 def _check_host_port(host: Optional[str], port: Optional[int]) -> tuple[str, int]:
     if host is None or port is None:
         raise ValueError("host and port must be given")
-    return str(host), int(port)
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    return _host_arg(str(host)), _port_arg(port)
 
 
 class Transport(asyncio.Transport):
@@ -891,13 +929,18 @@ async def _listen(
     host; a name binds every address it resolves to. IPv6 listeners are IPv6-only."""
     if host is None and port is None:
         raise ValueError("Neither host/port nor sock were specified")
-    port = int(port or 0)
+    port = _port_arg(0 if port is None else port, "bind")
     if host is None or host == "":
         hosts: list[Optional[str]] = [None]
     elif isinstance(host, str) or not isinstance(host, Iterable):
         hosts = [host]
     else:
-        hosts = list(host)
+        hosts = [h for h in host]  # noqa: C416 - list() would trust a __len__ as a size
+    for h in hosts:
+        if h is not None and not isinstance(h, str):
+            raise TypeError(f"host must be a str or a sequence of str, not {type(h).__name__}")
+        if h is not None:
+            _host_arg(h)
     addrs: list[tuple[str, bool]] = []  # (IP literal, skip if the family is unavailable)
     for h in hosts:
         if h is None or h == "":
@@ -918,7 +961,9 @@ async def _listen(
     try:
         for ip, optional in dict.fromkeys(addrs):
             try:
-                handles.append(drv.listen(ip, port, backlog, bool(reuse_port), True))
+                handles.append(
+                    drv.listen(ip, port, _backlog_arg(backlog), bool(reuse_port), True)
+                )
             except OSError as e:
                 if optional and e.errno not in (errno.EADDRINUSE, errno.EACCES):
                     continue  # no IPv6 on this machine: asyncio skips it too

@@ -14,6 +14,7 @@ import asyncio
 import codecs
 import io
 import locale
+import operator
 import os
 import stat as stat_module
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
@@ -31,6 +32,55 @@ _Buffer = Union[bytes, bytearray, memoryview]
 
 #: Bytes one buffered read asks for (``readline``, ``read()`` of a file of unknown size).
 CHUNK = 64 * 1024
+
+_SSIZE_MIN = -(2**63)
+_SSIZE_MAX = 2**63 - 1
+
+
+def _size_arg(size: Any) -> int:
+    """A size, count or hint as ``io`` checks it: None is -1, anything else an integer
+    (``__index__``) that fits ``Py_ssize_t``, or TypeError / OverflowError."""
+    if size is None:
+        return -1
+    if not hasattr(type(size), "__index__"):
+        raise TypeError(f"argument should be integer or None, not '{type(size).__name__}'")
+    return _offset_arg(size)
+
+
+def _offset_arg(value: Any, seek: bool = False) -> int:
+    """An offset or whence as ``os.pread`` / ``io`` check it: an integer (``__index__``)
+    that fits 64 bits, or TypeError / OverflowError (ValueError for a seek, as ``io``)."""
+    n = operator.index(value)
+    if not _SSIZE_MIN <= n <= _SSIZE_MAX:
+        if seek:
+            raise ValueError(f"cannot fit '{type(value).__name__}' into an offset-sized integer")
+        raise OverflowError(f"cannot fit '{type(value).__name__}' into an index-sized integer")
+    return n
+
+
+def _whence_arg(value: Any) -> int:
+    """A whence (or buffering) as ``io`` checks it: an integer that fits a C int."""
+    n = operator.index(value)
+    if not -(2**31) <= n < 2**31:
+        raise OverflowError("Python int too large to convert to C int")
+    return n
+
+
+def _path(file: Any) -> bytes:
+    """`file` as the bytes the kernel gets, checked as the built-in ``open`` checks a path
+    (a str, bytes or ``os.PathLike``; no NUL byte)."""
+    b = os.fsencode(file)
+    if b"\0" in b:
+        raise ValueError("embedded null byte")
+    return b
+
+
+def _bytes_arg(data: Any) -> bytes:
+    """A bytes-like `data` copied (an int is not a size here: TypeError)."""
+    if isinstance(data, bytes):
+        return data
+    with memoryview(data) as view:
+        return view.tobytes()
 
 
 async def _op(drv: Driver, pending: tuple[asyncio.Future[_T], int]) -> _T:
@@ -131,6 +181,7 @@ class _FileBase(Generic[_S]):
         raise NotImplementedError
 
     async def readlines(self, hint: int = -1) -> list[_S]:
+        limit = _size_arg(hint)
         lines: list[_S] = []
         total = 0
         while True:
@@ -139,7 +190,7 @@ class _FileBase(Generic[_S]):
                 return lines
             lines.append(line)
             total += len(line)
-            if 0 < hint <= total:
+            if 0 < limit <= total:
                 return lines
 
     def __aiter__(self) -> AsyncIterator[_S]:
@@ -237,6 +288,7 @@ class _FileBase(Generic[_S]):
         self._check_writable()
         if size is None:
             size = await self.tell()  # type: ignore[attr-defined]
+        size = _offset_arg(size)
         if size < 0:
             raise OSError(22, os.strerror(22))
         await _op(self._drv, self._drv.fs_truncate(self._handle, size))
@@ -278,8 +330,9 @@ class BinaryFile(_FileBase[bytes]):
 
     async def read(self, size: int = -1) -> bytes:
         self._check_readable()
-        if size is None:
-            size = -1
+        size = _size_arg(size)
+        if size < -1:
+            raise ValueError("read length must be non-negative or -1")
         if self._buf:
             if 0 <= size <= len(self._buf):
                 out, self._buf = self._buf[:size], self._buf[size:]
@@ -291,12 +344,12 @@ class BinaryFile(_FileBase[bytes]):
         return await self._read_raw(size)
 
     async def read1(self, size: int = -1) -> bytes:
+        size = _offset_arg(size)  # no None here, as io's read1
         return await self.read(CHUNK if size < 0 else size)
 
     async def readline(self, size: int = -1) -> bytes:
         self._check_readable()
-        if size is None:
-            size = -1
+        size = _size_arg(size)
         while True:
             end = self._buf.find(b"\n")
             if end >= 0 and (size < 0 or end < size):
@@ -314,7 +367,7 @@ class BinaryFile(_FileBase[bytes]):
 
     async def write(self, b: _Buffer) -> int:
         self._check_writable()
-        data = bytes(b)
+        data = _bytes_arg(b)
         self._drop_buffer()
         if self._append:
             n = await self._pwrite(data, -1)
@@ -325,10 +378,11 @@ class BinaryFile(_FileBase[bytes]):
         return n
 
     async def writelines(self, lines: Iterable[_Buffer]) -> None:
-        await self.write(b"".join(bytes(x) for x in lines))
+        await self.write(b"".join(_bytes_arg(x) for x in lines))
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
+        offset, whence = _offset_arg(offset, seek=True), _whence_arg(whence)
         self._drop_buffer()
         if whence == os.SEEK_SET:
             pos = offset
@@ -350,6 +404,7 @@ class BinaryFile(_FileBase[bytes]):
     async def pread(self, n: int, offset: int) -> bytes:
         """Up to `n` bytes at `offset`, as ``os.pread(fd, n, offset)``; the position stays."""
         self._check_readable()
+        n, offset = _size_arg(n), _offset_arg(offset)
         if n < 0 or offset < 0:
             raise OSError(22, os.strerror(22))
         if not n:
@@ -363,9 +418,10 @@ class BinaryFile(_FileBase[bytes]):
         """Writes `data` at `offset`, as ``os.pwrite(fd, data, offset)`` (one write: the
         count may be short); the position stays."""
         self._check_writable()
+        data, offset = _bytes_arg(data), _offset_arg(offset)
         if offset < 0:
             raise OSError(22, os.strerror(22))
-        return await _op(self._drv, self._drv.fs_write(self._handle, bytes(data), offset))
+        return await _op(self._drv, self._drv.fs_write(self._handle, data, offset))
 
 
 class TextFile(_FileBase[str]):
@@ -439,7 +495,8 @@ class TextFile(_FileBase[str]):
 
     async def read(self, size: int = -1) -> str:
         self._check_readable()
-        if size is None or size < 0:
+        size = _size_arg(size)
+        if size < 0:
             while await self._fill():
                 pass
             out, self._text = self._text, ""
@@ -451,8 +508,7 @@ class TextFile(_FileBase[str]):
 
     async def readline(self, size: int = -1) -> str:
         self._check_readable()
-        if size is None:
-            size = -1
+        size = _offset_arg(size)  # no None here, as io's TextIOWrapper.readline
         while True:
             line = self._split_line(size)
             if line is not None:
@@ -494,6 +550,10 @@ class TextFile(_FileBase[str]):
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
+        offset, whence = operator.index(offset), _whence_arg(whence)
+        if whence == os.SEEK_SET and offset < 0:
+            raise ValueError(f"negative seek position {offset}")
+        offset = _offset_arg(offset, seek=True)
         if whence == os.SEEK_CUR and offset != 0:
             raise io.UnsupportedOperation("can't do nonzero cur-relative seeks")
         if whence == os.SEEK_END and offset != 0:
@@ -547,6 +607,12 @@ def open(  # noqa: A001 - the name is the point
     and returns an async file object: ``await`` its ``read``, ``readline``, ``readlines``,
     ``write``, ``seek``, ``tell``, ``flush``, ``close``; ``async for line in f``; plus
     ``pread`` / ``pwrite`` in binary mode. `buffering` is accepted and ignored."""
+    _whence_arg(buffering)  # accepted and ignored, but a C int, as the built-in's
+    for name, value in (("encoding", encoding), ("errors", errors), ("newline", newline)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"open() argument '{name}' must be str or None, not {type(value).__name__}"
+            )
     flags, binary, _, _ = _flags(mode)
     if binary and encoding is not None:
         raise ValueError("binary mode doesn't take an encoding argument")
@@ -567,7 +633,7 @@ async def _open(
     newline: Optional[str],
 ) -> AsyncFile:
     drv = _driver()
-    path = os.fsencode(file)
+    path = _path(file)
     try:
         handle = await _op(drv, drv.fs_open(path, flags, 0o666))
     except OSError as e:
@@ -597,7 +663,7 @@ async def read_bytes(path: StrOrBytesPath) -> bytes:
     """The whole file, in one op (``pathlib.Path.read_bytes``)."""
     drv = _driver()
     try:
-        return await _op(drv, drv.fs_read_file(os.fsencode(path)))
+        return await _op(drv, drv.fs_read_file(_path(path)))
     except OSError as e:
         raise _with_path(e, path) from None
 
@@ -607,17 +673,20 @@ async def read_text(
 ) -> str:
     """The whole file decoded, with universal newlines (``pathlib.Path.read_text``)."""
     data = await read_bytes(path)
-    text = data.decode(_encoding(encoding), errors if errors is not None else "strict")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    # Decoded by the built-in's own text layer: its codec rules (a UTF-16 file needs its
+    # BOM) and its universal newlines.
+    with io.TextIOWrapper(io.BytesIO(data), _encoding(encoding), errors) as text:
+        return text.read()
 
 
 async def write_bytes(path: StrOrBytesPath, data: _Buffer) -> int:
     """Replaces the file's contents with `data` in one op (``pathlib.Path.write_bytes``);
     returns the count written."""
+    data = _bytes_arg(data)
     drv = _driver()
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        return await _op(drv, drv.fs_write_file(os.fsencode(path), bytes(data), flags, 0o666))
+        return await _op(drv, drv.fs_write_file(_path(path), data, flags, 0o666))
     except OSError as e:
         raise _with_path(e, path) from None
 
@@ -642,6 +711,6 @@ async def stat(path: StrOrBytesPath) -> os.stat_result:
     """``os.stat(path)`` (following symlinks)."""
     drv = _driver()
     try:
-        return _stat_result(await _op(drv, drv.fs_stat(os.fsencode(path))))
+        return _stat_result(await _op(drv, drv.fs_stat(_path(path))))
     except OSError as e:
         raise _with_path(e, path) from None

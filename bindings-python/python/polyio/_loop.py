@@ -14,7 +14,7 @@ import socket
 import ssl
 import sys
 from asyncio import sslproto
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Optional, TypeVar
 
 from polyio import _api, _unix
@@ -293,6 +293,10 @@ class _PolyioNetworking(asyncio.AbstractEventLoop):
         port: Any = None,
         **kwargs: Any,
     ) -> asyncio.AbstractServer:
+        if isinstance(host, Iterable) and not isinstance(host, (str, bytes, Sequence)):
+            # An iterator of hosts, read once: by the check and the bind (appended one by one:
+            # list() would trust a __len__ as an allocation size).
+            host = [h for h in host]  # noqa: C416
         if _serves_server(host, port, kwargs):
             p = None if port is None else int(port)
             return await _api.create_server(protocol_factory, host, p, **kwargs)

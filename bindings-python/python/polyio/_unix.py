@@ -19,6 +19,7 @@ from polyio._api import (
     Server,
     StreamReader,
     StreamWriter,
+    _backlog_arg,
     _attach_protocol,
     _check_limit,
     _check_server_ssl,
@@ -173,6 +174,7 @@ def _listen(
         except OSError as err:
             # The directory may allow creating the socket but not checking it.
             logger.error("Unable to check or remove stale UNIX socket %r: %r", p, err)
+    backlog = _backlog_arg(backlog)
     try:
         return drv.unix_listen(b, backlog, cleanup_socket)
     except OSError as e:
