@@ -46,10 +46,25 @@ NODE_MODES: Dict[str, Set[int]] = {
 CRASH_TEXT = ("panicked", "Fatal Python error", "FATAL ERROR", "Segmentation fault", "core dumped")
 
 
+def default_signals() -> None:
+    """In the child before exec: SIGINT and SIGTERM as a fresh process has them. Started in
+    the background by a shell without job control, this script inherits SIGINT ignored, and
+    so would its children: Python then installs no KeyboardInterrupt handler, asyncio.run no
+    handler of its own, and the sigint mode's own signal does nothing (its child exits 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run_one(cmd: List[str], expected: Set[int], timeout: float, env: Dict[str, str]) -> Tuple[str, str]:
     """Runs one child; returns (outcome, detail) with outcome ok, crash or hang."""
     p = subprocess.Popen(
-        cmd, cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        cwd=HERE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=default_signals,
     )
     try:
         out, _ = p.communicate(timeout=timeout)
