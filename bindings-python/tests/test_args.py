@@ -51,16 +51,22 @@ def test_port_checked_as_asyncio_checks_it(port: Any, exc: type[BaseException]) 
     run(main())
 
 
+async def _assert_one_listener(server: Any) -> None:
+    """`server` listens on exactly one socket; closes it."""
+    try:
+        assert len(server.sockets) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 def test_loop_create_server_reads_an_iterator_of_hosts_once() -> None:
     # The check of what polyio serves consumed the iterator; the server then bound nothing.
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(asyncio.Protocol, iter(["127.0.0.1"]), 0)
-        try:
-            assert len(server.sockets) == 1
-        finally:
-            server.close()
-            await server.wait_closed()
+        await _assert_one_listener(
+            await loop.create_server(asyncio.Protocol, iter(["127.0.0.1"]), 0)
+        )
 
     with asyncio.Runner(loop_factory=polyio.new_event_loop) as r:
         r.run(main())
@@ -195,12 +201,7 @@ def test_hosts_with_a_lying_len_are_read_item_by_item() -> None:
             lambda: polyio.create_server(asyncio.Protocol, _LyingLen(), 0),  # type: ignore[arg-type]
             lambda: loop.create_server(asyncio.Protocol, _LyingLen(), 0),  # type: ignore[arg-type]
         ):
-            server = await make()
-            try:
-                assert len(server.sockets) == 1
-            finally:
-                server.close()
-                await server.wait_closed()
+            await _assert_one_listener(await make())
 
     with asyncio.Runner(loop_factory=polyio.new_event_loop) as r:
         r.run(main())
