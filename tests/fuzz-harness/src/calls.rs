@@ -11,10 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use polyio::completion::{
     POLYIO_COMPLETION_MORE, POLYIO_COMPLETION_PARTIAL, polyio_addr, polyio_buffer_release,
@@ -762,20 +762,7 @@ impl World {
                 let s = self.peers.remove(i);
                 if input.below(2) == 0 {
                     // SO_LINGER 0: closing sends a reset, not a FIN.
-                    let linger = libc::linger {
-                        l_onoff: 1,
-                        l_linger: 0,
-                    };
-                    // SAFETY: a valid socket and a linger struct of the size given.
-                    unsafe {
-                        libc::setsockopt(
-                            s.as_raw_fd(),
-                            libc::SOL_SOCKET,
-                            libc::SO_LINGER,
-                            (&linger as *const libc::linger).cast(),
-                            size_of::<libc::linger>() as libc::socklen_t,
-                        );
-                    }
+                    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
                 }
                 drop(s);
             }
