@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests/soak"))
+import soak  # noqa: E402  (listening_port)
 
 
 def server_argv(kind: str, threads: int) -> List[str]:
@@ -48,17 +50,12 @@ def cell(kind: str, threads: int, conns: int, size: int, secs: float, warmup: fl
     server = subprocess.Popen(
         ["taskset", "-c", server_cpus, *server_argv(kind, threads)], stdout=subprocess.PIPE, text=True
     )
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    m = re.search(r"listening on [^ ]*:(\d+)", line)
-    if not m:
-        server.kill()
-        raise SystemExit(f"{kind}: {line!r}")
+    port = soak.listening_port(server, kind)
     cpu0 = cpu_secs(server.pid)
     out = subprocess.run(
         [
             "taskset", "-c", loadgen_cpu, str(ROOT / "target/release/polyio-loadgen"),
-            "--port", m.group(1), "--conns", str(conns), "--size", str(size),
+            "--port", str(port), "--conns", str(conns), "--size", str(size),
             "--secs", str(secs), "--warmup-secs", str(warmup),
         ],
         capture_output=True, text=True, check=False,

@@ -77,15 +77,21 @@ def fd_count(pid: int) -> Optional[int]:
         return None
 
 
-def soak_one(name: str, args: argparse.Namespace) -> Dict[str, Any]:
-    server = subprocess.Popen(server_cmd(name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def listening_port(server: "subprocess.Popen[str]", name: str) -> int:
+    """The port in the first line an echo example prints ("... listening on HOST:PORT");
+    without one, kills the server and exits with what it printed."""
     assert server.stdout is not None
     line = server.stdout.readline()
     m = re.search(r"listening on [^ ]*:(\d+)", line)
     if not m:
         server.kill()
         raise SystemExit(f"{name}: no 'listening on' line: {line!r} {server.stdout.read()}")
-    port = int(m.group(1))
+    return int(m.group(1))
+
+
+def soak_one(name: str, args: argparse.Namespace) -> Dict[str, Any]:
+    server = subprocess.Popen(server_cmd(name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    port = listening_port(server, name)
     tail: List[str] = []
     drain = threading.Thread(target=lambda: tail.extend(server.stdout or []), daemon=True)
     drain.start()
