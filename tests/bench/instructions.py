@@ -115,9 +115,7 @@ def measure(
         try:
             bench.READY_TIMEOUT_S = max(bench.READY_TIMEOUT_S, 60)  # valgrind starts slowly
             bench.wait_ready(srv, ep, log)
-            lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
-                  "--conns", str(conns), "--size", str(SIZE), "--warmup-secs", "0"]  # fmt: skip
-            subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            lg = warmed_loadgen(ep, conns)
             subprocess.run(["callgrind_control", "-z", str(srv.pid)], capture_output=True)
             res = json.loads(
                 subprocess.run([*lg, "--secs", str(secs)], capture_output=True, text=True,
@@ -142,14 +140,21 @@ def measure(
         print(f"{'':>30}{c / n:7.0f}  {f[:100]}")
 
 
+def warmed_loadgen(ep: bench.Endpoint, conns: int) -> list[str]:
+    """The load generator's command for `conns` connections of BENCH_SIZE-byte echoes to
+    `ep` (add `--secs`), once it has warmed the server up for 2 s."""
+    lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
+          "--conns", str(conns), "--size", str(SIZE), "--warmup-secs", "0"]  # fmt: skip
+    subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return lg
+
+
 def count_syscalls(
     name: str, srv: subprocess.Popen[bytes], ep: bench.Endpoint, secs: float, conns: int, out: Path
 ) -> None:
     """Prints the system calls `srv` makes per request while serving `secs` seconds of
     BENCH_SIZE-byte echoes over `conns` connections, counted by `strace -c -f` attached after a warm-up."""
-    lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
-          "--conns", str(conns), "--size", str(SIZE), "--warmup-secs", "0"]  # fmt: skip
-    subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lg = warmed_loadgen(ep, conns)
     tracer = subprocess.Popen(
         ["strace", "-c", "-f", "-o", str(out), "-p", str(srv.pid)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -177,9 +182,7 @@ def count_syscalls_perf(
 ) -> None:
     """As `count_syscalls`, counted by `perf stat` on the `syscalls:sys_enter_*` tracepoints
     (the server is not stopped at each call, so its batching is a real run's)."""
-    lg = [str(bench.ROOT / "target/release/polyio-loadgen"), *ep.loadgen_args(),
-          "--conns", str(conns), "--size", str(SIZE), "--warmup-secs", "0"]  # fmt: skip
-    subprocess.run([*lg, "--secs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lg = warmed_loadgen(ep, conns)
     tracer = subprocess.Popen(
         ["perf", "stat", "-x,", "-o", str(out), "-e", "syscalls:sys_enter_*", "-p", str(srv.pid)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
